@@ -14,6 +14,7 @@ __all__ = ["main"]
 SUBCOMMANDS = [
     "golden.train_cli",
     "golden.accounting_cli",
+    "sim.cli",
 ]
 
 

@@ -37,8 +37,17 @@ def register(subparsers):
 
 def _spec(args, dataset):
     layers = parse_int_list(args.layers) if args.layers else _default_layers(dataset)
+    _check_fits(layers, dataset)
     conv = parse_int_list(args.conv, "--conv") if args.conv else ()
     return NetSpec(layers, conv=conv, image_shape=dataset.image_shape)
+
+
+def _check_fits(layers, dataset):
+    if layers[0] != dataset.n_inputs:
+        raise ValueError(f"--layers starts with {layers[0]} inputs, but {dataset.name} has {dataset.n_inputs} "
+                         f"({'x'.join(map(str, dataset.image_shape[1:]))} images)")
+    if layers[-1] != dataset.n_classes:
+        raise ValueError(f"--layers ends with {layers[-1]} classes, but {dataset.name} has {dataset.n_classes}")
 
 
 def _default_layers(dataset):
@@ -78,29 +87,32 @@ def run(args):
 
 
 def _run_integer(args, load_dataset):
-    from .integer.train import default_config, train_integer
+    from .integer.config import BASES as INT_BASES, RULES as INT_RULES
+    from .integer.train import default_config, default_epochs, train_integer
 
-    if args.rule not in ("lls", "drtp", "lls-m"):
-        raise ValueError(f"--numerics int supports --rule lls, lls-m and drtp, not {args.rule}")
+    if args.rule not in INT_RULES:
+        raise ValueError(f"--numerics int supports --rule {', '.join(INT_RULES)}, not {args.rule}")
+    if args.basis is not None and args.basis not in INT_BASES:
+        raise ValueError(f"--numerics int supports --basis {', '.join(INT_BASES)}, not {args.basis}")
     if args.batch_size not in (None, 1):
         raise ValueError("--numerics int trains online: --batch-size must be 1 (or left out)")
-    if args.optimizer or args.lr is not None or args.conv:
-        raise ValueError("--numerics int takes its learning rate as a shift in the engine configuration; "
-                         "--optimizer, --lr and --conv do not apply")
+    for flag, value in (("--optimizer", args.optimizer), ("--lr", args.lr), ("--conv", args.conv),
+                        ("--shift", args.shift)):
+        if value is not None:
+            raise ValueError(f"{flag} does not apply to --numerics int (its learning rate is a shift "
+                             "in the engine configuration)")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
     layers = parse_int_list(args.layers) if args.layers else _default_layers(dataset)
+    _check_fits(layers, dataset)
     config = default_config(args.rule, args.basis, layers, seed=args.seed)
-    epochs = args.epochs or config_epochs(config)
+    epochs = args.epochs or default_epochs(args.rule)
     print(f"dataset: {dataset.note}")
-    print(f"numerics=int rule={args.rule} network={'-'.join(map(str, layers))} online (batch 1) "
+    print(f"numerics=int rule={config.rule}{' basis=' + config.basis if config.uses_basis else ''} "
+          f"network={'-'.join(map(str, layers))} activation={config.activation} online (batch 1) "
           f"epochs={epochs} seed={args.seed} config={config.digest()[:12]}")
     history = train_integer(dataset, config, epochs, args.seed,
                             on_epoch=_print_epoch(epochs), progress=_progress_factory(args))
     return _finish(args, history)
-
-
-def config_epochs(config):
-    return getattr(config, "epochs", None) or 1
 
 
 def _print_epoch(epochs):
