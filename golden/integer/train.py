@@ -1,0 +1,211 @@
+"""Online training of the integer model, and the tuned default engine configuration per rule.
+
+The host presents the training samples one at a time in a seeded random order per epoch
+(``torch.randperm`` from a ``torch.Generator`` seeded with the run's seed, one permutation per
+epoch from the same generator); the engine does the rest.
+"""
+
+import math
+import time
+from dataclasses import fields
+from types import SimpleNamespace
+
+import torch
+
+from .config import EngineConfig
+from .network import IntegerNetwork
+
+__all__ = ["accuracy", "default_config", "default_epochs", "flatten", "init_seed", "lr_offset", "train_integer"]
+
+# Per rule: the learning rates 2**-lr_log2 of hidden and output layers in float terms (converted
+# to lr_shift by default_config) and EngineConfig fields. Tuned in docs/results.md: 10 epochs,
+# the learning rate halved after epochs 3, 6 and 8.
+RULE_DEFAULTS = {
+    "lls":   dict(hidden_lr_log2=6, output_lr_log2=6,
+                  fields=dict(activation="relu", epochs=10, lr_decay=(3, 6, 8))),
+    "lls-m": dict(hidden_lr_log2=6, output_lr_log2=6,
+                  fields=dict(activation="relu", epochs=10, lr_decay=(3, 6, 8), mod_lr_shift=11)),
+    # DRTP needs an activation that can go negative; 4-bit B entries beat signs (docs/results.md).
+    "drtp":  dict(hidden_lr_log2=10, output_lr_log2=6,
+                  fields=dict(activation="hardtanh", epochs=10, lr_decay=(3, 6, 8), drtp_bits=4)),
+}
+# Weights span +-2**WEIGHT_RANGE_LOG2 (trained weights stay within +-2.5, docs/results.md).
+WEIGHT_RANGE_LOG2 = 2
+# ReLU activations span [0, 2**RELU_RANGE_LOG2); hardtanh spans +-1.
+RELU_RANGE_LOG2 = 2
+# Output logits, log2 units: a float logit a is a * 2**OUTPUT_GAIN.
+OUTPUT_GAIN = 0
+# Fields that default_config derives; an override of one of them is taken as given.
+DERIVED = ("weight_bits", "weight_frac", "init_bits", "act_shift", "lr_shift")
+
+
+def _largest_weight_bits(fan_in, in_max, in_frac, acc_bits, limit):
+    """Widest weights (<= ``limit``) whose worst-case accumulation fits ``acc_bits``."""
+    for bits in range(limit, 1, -1):
+        worst = (1 << (bits - 1)) * (fan_in * in_max + (1 << in_frac))
+        if worst <= (1 << (acc_bits - 1)) - 1:
+            return bits
+    raise ValueError(f"no weight width fits a fan-in of {fan_in} in {acc_bits} bits")
+
+
+def init_seed(seed):
+    """The weight-initialisation LFSR seed of run ``seed``: odd, so never 0, and bit-balanced."""
+    return (0x9E3779B9 * (2 * seed + 1)) & 0xFFFFFFFF
+
+
+def default_config(rule, basis, layers, seed=0, *, weight_width=16, hidden_lr_log2=None, output_lr_log2=None,
+                   **overrides):
+    """The tuned :class:`EngineConfig` for ``rule`` on a network of ``layers``.
+
+    Formats follow from a few choices: weights of ``weight_width`` bits (narrower where the
+    accumulator bound demands it) spanning ``+-4``; activations spanning ``[0, 4)`` (ReLU) or
+    ``+-1`` (hardtanh); then every shift is derived so that the integer step is the float step
+    with learning rate ``2**-lr_log2``.
+
+    Parameters
+    ----------
+    rule : str
+        ``lls``, ``lls-m`` or ``drtp``.
+    basis : str or None
+        LLS basis (``square`` or ``sin``; ``None`` = ``square``). Must be ``None`` or ``square`` for ``drtp``.
+    layers : tuple of int
+        ``(inputs, hidden..., classes)``.
+    seed : int
+        Selects the initial weights (``init_seed``); the other LFSR seeds stay fixed.
+    weight_width : int
+        Widest weight format.
+    hidden_lr_log2, output_lr_log2 : int, optional
+        Learning rates as ``2**-lr_log2`` (default: the rule's tuned values).
+    **overrides
+        Any :class:`EngineConfig` field. Non-derived fields (e.g. ``act_bits``, ``delta_shift``)
+        are applied before the derivation, derived ones (``weight_bits``, ``weight_frac``,
+        ``init_bits``, ``act_shift``, ``lr_shift``) replace its result.
+    """
+    if rule not in RULE_DEFAULTS:
+        raise ValueError(f"unknown rule {rule!r} for the integer model; choose one of {', '.join(RULE_DEFAULTS)}")
+    if basis is None or rule == "drtp":
+        if basis not in (None, "square"):
+            raise ValueError(f"rule {rule!r} uses no basis, got --basis {basis}")
+        basis = "square"
+    layers = tuple(int(v) for v in layers)
+    d = RULE_DEFAULTS[rule]
+    hidden_lr_log2 = d["hidden_lr_log2"] if hidden_lr_log2 is None else hidden_lr_log2
+    output_lr_log2 = d["output_lr_log2"] if output_lr_log2 is None else output_lr_log2
+    values = dict(layers=layers, rule=rule, basis=basis, init_seed=init_seed(seed),
+                  norm_guard=8 if basis == "square" else 2, **d["fields"])
+    values.update({k: v for k, v in overrides.items() if k not in DERIVED})
+    # The non-derived fields as they will be, for the derivation.
+    base = SimpleNamespace(**{f.name: values.get(f.name, f.default) for f in fields(EngineConfig)})
+    n_layers = len(layers) - 1
+    relu = base.activation == "relu"
+    act_frac = base.act_bits - RELU_RANGE_LOG2 if relu else base.act_bits - 1
+    act_max = (1 << base.act_bits) - 1 if relu else (1 << (base.act_bits - 1)) - 1
+    in_fracs = [base.input_frac] + [act_frac] * (n_layers - 1)
+    in_maxes = [(1 << base.input_bits) - 1] + [act_max] * (n_layers - 1)
+    weight_bits = tuple(_largest_weight_bits(layers[k], in_maxes[k], in_fracs[k], base.acc_bits, weight_width)
+                        for k in range(n_layers))
+    weight_frac = tuple(bits - 1 - WEIGHT_RANGE_LOG2 for bits in weight_bits)
+    # Uniform init bound 2**round(-log2(sqrt(fan_in))), a power of two near PyTorch's 1/sqrt(fan_in).
+    init_bits = tuple(weight_frac[k] - math.floor(math.log2(layers[k]) / 2 + 0.5) for k in range(n_layers))
+    out_fracs = [act_frac] * (n_layers - 1) + [base.logit_frac + OUTPUT_GAIN]
+    act_shift = tuple(in_fracs[k] + weight_frac[k] - out_fracs[k] for k in range(n_layers))
+    lr_shift = []
+    for k in range(n_layers):
+        # (delta x) >> lr_shift, in the weights' format, is 2**-lr_log2 times the float update.
+        align = in_fracs[k] - weight_frac[k]
+        if k == n_layers - 1:
+            lr_shift.append(align + base.prob_frac + output_lr_log2)
+        elif rule == "drtp":
+            lr_shift.append(align + hidden_lr_log2)
+        else:
+            lr_shift.append(align + base.prob_frac + base.delta_shift - act_frac - base.temp_shift
+                            + hidden_lr_log2)
+    values.update(weight_bits=weight_bits, weight_frac=weight_frac, init_bits=init_bits, act_shift=act_shift,
+                  lr_shift=tuple(lr_shift))
+    values.update({k: v for k, v in overrides.items() if k in DERIVED})
+    return EngineConfig(**values)
+
+
+def default_epochs(rule):
+    """Epochs of the documented run of ``rule`` (also ``default_config(...).epochs``)."""
+    if rule not in RULE_DEFAULTS:
+        raise ValueError(f"unknown rule {rule!r} for the integer model; choose one of {', '.join(RULE_DEFAULTS)}")
+    return RULE_DEFAULTS[rule]["fields"]["epochs"]
+
+
+def lr_offset(config, epoch):
+    """The learning-rate offset register during ``epoch`` (1-based): decays already passed."""
+    return sum(1 for e in config.lr_decay if e < epoch)
+
+
+def flatten(images):
+    """``(N, H, W)`` uint8 images to ``(N, H*W)`` int64 engine inputs."""
+    return images.reshape(images.shape[0], -1).to(torch.int64)
+
+
+def accuracy(net, x, y, batch_size=1000):
+    """Fraction of ``x`` that ``net`` classifies as ``y``."""
+    correct = 0
+    for i in range(0, x.shape[0], batch_size):
+        correct += int((net.infer(x[i:i + batch_size]) == y[i:i + batch_size]).sum())
+    return correct / x.shape[0]
+
+
+def train_integer(dataset, config, epochs=None, seed=0, on_epoch=None, progress=None):
+    """Train the integer model online on ``dataset``.
+
+    Parameters
+    ----------
+    dataset : golden.datasets.Dataset
+    config : EngineConfig
+    epochs : int, optional
+        Default: ``config.epochs``.
+    seed : int
+        Seeds the presentation order (the initial weights come from ``config.init_seed``).
+    on_epoch : callable, optional
+        Called with each epoch's record.
+    progress : callable, optional
+        ``progress(total)`` returns an object with ``update(n)`` and ``close()`` (e.g. ``tqdm``).
+
+    Returns
+    -------
+    dict
+        ``{"epochs": [{"epoch", "train_accuracy", "test_accuracy", "seconds"}, ...],
+        "test_accuracy", "train_accuracy", "seconds", "dataset", "config", "config_digest"}``;
+        accuracies are fractions.
+    """
+    if config.layers[0] != dataset.n_inputs or config.n_classes != dataset.n_classes:
+        raise ValueError(f"layers {config.layers} do not fit {dataset.name}: "
+                         f"{dataset.n_inputs} inputs, {dataset.n_classes} classes")
+    epochs = config.epochs if epochs is None else epochs
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(seed)
+    net = IntegerNetwork(config)
+    train_x, train_y = flatten(dataset.train_x), dataset.train_y
+    test_x, test_y = flatten(dataset.test_x), dataset.test_y
+    labels = train_y.tolist()
+    history = {"config": config.to_dict(), "config_digest": config.digest(), "dataset": dataset.name,
+               "epochs": []}
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(len(labels), generator=generator).tolist()
+        net.lr_offset = lr_offset(config, epoch)
+        bar = progress(len(order)) if progress else None
+        for i in order:
+            net.train_step(train_x[i], labels[i])
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        record = {"epoch": epoch,
+                  "train_accuracy": accuracy(net, train_x, train_y),
+                  "test_accuracy": accuracy(net, test_x, test_y),
+                  "seconds": time.perf_counter() - epoch_start}
+        history["epochs"].append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    history["train_accuracy"] = history["epochs"][-1]["train_accuracy"]
+    history["test_accuracy"] = history["epochs"][-1]["test_accuracy"]
+    history["seconds"] = time.perf_counter() - start
+    return history

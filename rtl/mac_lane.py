@@ -1,0 +1,94 @@
+"""One multiply-accumulate lane, written so Yosys packs it into one SB_MAC16 (iCE40 UP5K)."""
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["MACLane"]
+
+
+class MACLane(wiring.Component):
+    """``acc <- acc + a * b`` on signed operands, with a load for starting a new sum.
+
+    The accumulator is the whole datapath of the forward pass (``W x + (b << bias_shift)``,
+    :meth:`golden.integer.network.IntegerNetwork._accumulate`): ``load`` starts a neuron with its
+    shifted bias, then one ``en`` cycle per input adds ``w * x``.
+
+    It is written for Yosys's ``ice40_dsp`` pattern: the accumulator register has no reset (an
+    output-register reset costs ~20 % of Fmax), the sum is ``acc + a * b`` in one assignment, and
+    the load is a multiplexer after the adder, which maps to the SB_MAC16's ``OLOAD`` from
+    its C/D inputs. Hold (neither control) is the output register's ``OHOLD``. On ECP5 Yosys maps
+    the product to a MULT18X18D and builds the adder in fabric.
+
+    The accumulator wraps at ``acc_bits`` like the DSP's; :class:`~golden.integer.config.EngineConfig`
+    guarantees a forward pass never gets there.
+
+    Parameters
+    ----------
+    mult_bits : int
+        Signed operand width (16 for SB_MAC16, 18 for MULT18X18D).
+    acc_bits : int
+        Accumulator width (32 for SB_MAC16).
+    input_regs : bool
+        Register ``a``, ``b`` and the controls first (the DSP's A/B/C/D registers): one more
+        cycle of latency, a shorter path into the multiplier.
+
+    Members
+    -------
+    a, b : In(signed(mult_bits))
+        Operands.
+    en : In(1)
+        Accumulate: ``acc <- acc + a * b``.
+    load : In(1)
+        Start a sum: ``acc <- load_value`` (wins over ``en``; no product is added that cycle).
+    load_value : In(signed(acc_bits))
+        The starting value, e.g. ``b << bias_shift`` or 0.
+    acc : Out(signed(acc_bits))
+        The accumulator: the result of a control appears ``1 + input_regs`` cycles after it.
+        Undefined after reset until the first ``load``.
+    """
+
+    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False):
+        if mult_bits < 2 or acc_bits < 2:
+            raise ValueError(f"MACLane widths must be >= 2, got mult_bits={mult_bits}, acc_bits={acc_bits}")
+        self.mult_bits = mult_bits
+        self.acc_bits = acc_bits
+        self.input_regs = input_regs
+        super().__init__({
+            "a": In(signed(mult_bits)),
+            "b": In(signed(mult_bits)),
+            "en": In(1),
+            "load": In(1),
+            "load_value": In(signed(acc_bits)),
+            "acc": Out(signed(acc_bits)),
+        })
+
+    @classmethod
+    def from_config(cls, config, input_regs=False):
+        """A lane of an :class:`~golden.integer.config.EngineConfig` (``mult_bits``, ``acc_bits``)."""
+        return cls(config.mult_bits, config.acc_bits, input_regs)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        a, b, en, load, load_value = self.a, self.b, self.en, self.load, self.load_value
+        if self.input_regs:
+            # Reset-less too: the DSP's input registers share the accumulator's reset wiring.
+            a = Signal.like(self.a, name="a_q", reset_less=True)
+            b = Signal.like(self.b, name="b_q", reset_less=True)
+            load_value = Signal.like(self.load_value, name="load_value_q", reset_less=True)
+            # The controls are fabric flip-flops and must reset, or a stray en/load would
+            # follow a reset.
+            en = Signal(name="en_q")
+            load = Signal(name="load_q")
+            m.d.sync += [a.eq(self.a), b.eq(self.b), load_value.eq(self.load_value),
+                         en.eq(self.en), load.eq(self.load)]
+
+        acc = Signal(signed(self.acc_bits), reset_less=True)
+        m.d.comb += self.acc.eq(acc)
+        # One multiplexer after the adder and a clock enable, nothing else on the D path: an
+        # If/Elif chain leaves an undefined-input mux there that hides the pattern from Yosys.
+        with m.If(load | en):
+            m.d.sync += acc.eq(Mux(load, load_value, acc + a * b))
+
+        return m

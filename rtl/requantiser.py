@@ -1,0 +1,111 @@
+"""Accumulator -> activation: rounding shift, saturation, and the derivative bit."""
+
+from amaranth import Module, Mux, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ACTIVATIONS", "Requantiser"]
+
+# None: the classifier's logits, saturated to the full two's-complement range, no derivative.
+ACTIVATIONS = ("relu", "hardtanh", None)
+
+
+class Requantiser(wiring.Component):
+    """One pipeline stage from a MAC accumulator to a layer output, as the golden model does it.
+
+    With ``q = (acc + 2**(shift-1)) >> shift`` (:func:`golden.integer.arith.round_shift`: round to
+    nearest, ties towards +infinity, the bias already inside ``acc``):
+
+    - ``"relu"``: ``value = clamp(q, 0, 2**out_bits - 1)`` (unsigned), ``fprime = 1 <= q <= max``;
+    - ``"hardtanh"``: ``value = clamp(q, -max, max)`` with ``max = 2**(out_bits-1) - 1``
+      (symmetric: ``-2**(out_bits-1)`` never occurs), ``fprime = -max <= q <= max``;
+    - ``None`` (logits): ``value = saturate(q, out_bits)``, the full two's-complement range.
+
+    These are :meth:`golden.integer.network.IntegerNetwork._activate` and the logit path of
+    :meth:`~golden.integer.network.IntegerNetwork.train_step`. ``fprime`` is 1 exactly where the
+    clamp left ``q`` unchanged, except that ReLU's slope is 0 at ``q = 0``.
+
+    Parameters
+    ----------
+    acc_bits : int
+        Signed accumulator width.
+    shift : int
+        Rounding shift (``act_shift[k]``); 0 passes the accumulator through unrounded.
+    out_bits : int
+        Output width (``act_bits`` for hidden layers, ``logit_bits`` for the classifier).
+    activation : str or None
+        One of :data:`ACTIVATIONS`.
+
+    Members
+    -------
+    i : In(stream.Signature(signed(acc_bits)))
+        Accumulators.
+    o : Out(stream.Signature(data.StructLayout({"value": value_shape, "fprime": 1})))
+        Outputs, one cycle later; ``value_shape`` is ``unsigned(out_bits)`` for ``"relu"``,
+        ``signed(out_bits)`` otherwise. No ``fprime`` field for logits.
+    """
+
+    def __init__(self, *, acc_bits, shift, out_bits, activation):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"Requantiser activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if shift < 0 or shift >= acc_bits:
+            raise ValueError(f"Requantiser shift must be 0..acc_bits-1={acc_bits - 1}, got {shift}")
+        if out_bits < 2:
+            raise ValueError(f"Requantiser out_bits must be >= 2, got {out_bits}")
+        self.acc_bits = acc_bits
+        self.shift = shift
+        self.out_bits = out_bits
+        self.activation = activation
+        if activation == "relu":
+            self.value_shape = unsigned(out_bits)
+            self.out_min, self.out_max = 0, (1 << out_bits) - 1
+            self.fprime_min = 1
+        elif activation == "hardtanh":
+            self.value_shape = signed(out_bits)
+            self.out_max = (1 << (out_bits - 1)) - 1
+            self.out_min = self.fprime_min = -self.out_max
+        else:
+            self.value_shape = signed(out_bits)
+            self.out_min, self.out_max = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+        fields = {"value": self.value_shape}
+        if activation is not None:
+            fields["fprime"] = 1
+        super().__init__({
+            "i": In(stream.Signature(signed(acc_bits))),
+            "o": Out(stream.Signature(data.StructLayout(fields))),
+        })
+
+    @classmethod
+    def from_config(cls, config, layer):
+        """The requantiser of layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`."""
+        if not 0 <= layer < config.n_layers:
+            raise ValueError(f"Requantiser.from_config: layer {layer} not in 0..{config.n_layers - 1}")
+        if layer == config.n_layers - 1:
+            return cls(acc_bits=config.acc_bits, shift=config.act_shift[layer],
+                       out_bits=config.logit_bits, activation=None)
+        return cls(acc_bits=config.acc_bits, shift=config.act_shift[layer],
+                   out_bits=config.act_bits, activation=config.activation)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        acc = self.i.payload
+        if self.shift:
+            # One more bit: acc + 2**(shift-1) can pass the accumulator's maximum.
+            q = (acc + (1 << (self.shift - 1))) >> self.shift
+        else:
+            q = acc
+        value = Mux(q > self.out_max, self.out_max, Mux(q < self.out_min, self.out_min, q))
+
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                self.o.valid.eq(1),
+                self.o.payload.value.eq(value),
+            ]
+            if self.activation is not None:
+                m.d.sync += self.o.payload.fprime.eq((q >= self.fprime_min) & (q <= self.out_max))
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        return m
