@@ -30,6 +30,11 @@ install: $(STAMP)
 
 # Re-installs only when the project metadata changes; the venv is kept.
 $(STAMP): pyproject.toml
+	@# Verilator's FST waveform writer needs the lz4 headers; without them waves fall back to VCD.
+	@if [ ! -e /usr/include/lz4.h ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing liblz4-dev (FST waveforms)"; \
+	  { apt-get install -y -qq liblz4-dev || { apt-get update -qq && apt-get install -y -qq liblz4-dev; }; } >/dev/null 2>&1 \
+	    || echo "warning: liblz4-dev not installed: waveforms will be VCD"; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .

@@ -1,0 +1,612 @@
+"""The LLS (and LLS-M) learning signal of one hidden layer (``docs/numerics.md`` §7, §8)."""
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .basis_generator import BasisGenerator
+from .fixed import round_shift, round_shift_var, saturate, select, signed_width, write_element
+from .normaliser import Normaliser
+from .softmax_error import SoftmaxError
+
+__all__ = ["LLSLearningSignal"]
+
+
+def elements(array):
+    """The elements of an array view, as a list."""
+    return [array[i] for i in range(len(array))]
+
+
+class _Op(enum.Enum, shape=4):
+    """What a product in the shared multiplier pipeline is for (decides its write-back)."""
+    NONE = 0
+    LOGIT = 1       # s0_c = sat(rnd(rnd(r_c, pre) R, post))
+    MODLOGIT = 2    # LLS-M: s_c = sat(rnd(s0_c m_c, mod_frac))
+    EMOD = 3        # LLS-M: e'_c = rnd(e_c m_c, mod_frac)
+    MODUPD = 4      # LLS-M: m_c = sat(m_c - rnd(e_c s0_c, mod_lr_shift))
+    SCALE = 5       # eps_c = sat(rnd(e_c R, norm_bits + e2 - delta_shift))
+    SIGMA = 6       # sigma = sat(rnd(sum_c eps_c s0_c, temp_shift + logit_frac))
+    KAPPA = 7       # kappa = sat(rnd(sigma R, norm_bits))
+    DELTA = 8       # delta_n = sat(g_n - rnd(h_n kappa, e2)) f'_n
+
+
+class LLSLearningSignal(wiring.Component):
+    """``δ`` of LLS hidden layer ``k``, bit for bit ``IntegerNetwork._lls_delta`` of :mod:`golden.integer.network`.
+
+    **Step protocol.** A ``start`` pulse while idle (``busy = 0``) begins a step: it samples
+    ``label``, clears the accumulators and restarts the basis generator (a ``start`` while busy
+    is ignored). Then:
+
+    1. *Pass 1*: exactly ``N`` transfers on ``h`` (neuron order, ``fprime`` ignored), one per
+       cycle at best (``h.ready`` rises 1 cycle after ``start`` for the square basis, 2 for the
+       sine basis, whose table read is a pipeline stage; one per ``C`` cycles with
+       ``basis_lanes="serial"``). Each accumulates ``r_c += B[c, n] h_n`` for every class and
+       ``S += h_n²``.
+    2. *Compute* (``h.ready = 0``): normaliser, local logits, softmax/error (own
+       :class:`~rtl.softmax_error.SoftmaxError`), scaled errors ``ε``, ``σ``, ``κ`` (and the
+       LLS-M products), every scalar product through one shared, 2-stage pipelined multiplier,
+       one class per cycle. It starts once the previous step's pass-2 products have left the
+       multiplier pipeline (at once unless the consumer of ``delta`` stalls).
+       :attr:`compute_cycles` long: ``3 C + 18 + SoftmaxError.latency`` = ``6 C + 35`` with
+       the defaults (95 for ``C = 10``; LLS-M ``3 C + 9`` more; no projection ``C + 7`` fewer).
+       If ``S = 0`` it skips everything after the normaliser (3 cycles).
+    3. *Pass 2*: exactly ``N`` more transfers on ``h`` (the same activations and their ``f'``, in
+       neuron order); ``h.ready`` stays low until the unit is ready for them. ``δ_n`` is in
+       the ``delta`` output register 2 clock edges after its ``h`` transfer, so it can be taken
+       at the 3rd edge (``C + 2`` and ``C + 3`` with ``basis_lanes="serial"``) (pipeline:
+       ``g_n`` and the ``h_n κ`` operands;
+       the product; the rounding, subtraction and saturation into the output register), one per
+       cycle, in order; the whole pipeline stalls while ``delta`` is not taken
+       (``h.ready`` requires ``~delta.valid | delta.ready``). ``δ = 0`` everywhere when
+       ``S = 0``. After the ``N``-th transfer (serial lanes: ``C - 1`` cycles later, when its
+       last class is done) the unit is idle (``busy = 0``) and a new ``start`` may come at once;
+       up to 3 ``δ`` of the old step may still be in flight and are delivered first.
+
+    **Trace registers.** ``raw_logits`` and ``S`` are cleared by ``start`` and accumulate during
+    pass 1; the others are written during compute (``probs``/``errors`` are the softmax unit's
+    own output register) and hold until the next step's compute phase rewrites them.
+    ``trace_valid`` rises when compute is complete and falls at the next ``start``; while it is
+    high every trace register holds this step's value. When ``zero = 1`` (``S = 0``) only
+    ``raw_logits`` (all zero), ``S`` and ``zero`` are meaningful (the model records nothing else).
+
+    **Arithmetic.** With ``basis_lanes="parallel"``: square basis, pass 1 is one add/subtract cell
+    per class (``r_c ± h_n``), pass 2 a tree of ``C - 1`` add/subtract nodes for ``g_n``, no
+    multiplier; sine basis, ``C`` multipliers (``table_bits`` × ``delta_bits``), shared by both
+    passes, and an adder tree. With ``"serial"``: one add/subtract (square) or one multiplier
+    (sine) and one accumulator. Besides: one ``h²`` multiplier (pass 1), the shared scalar
+    multiplier (compute, and ``h_n κ`` in pass 2) and the softmax unit's: 3 multipliers for the
+    square basis, ``C + 3`` (parallel) or 4 (serial) for the sine basis.
+
+    Parameters
+    ----------
+    n_classes, n_neurons : int
+        ``C`` and ``N = N_k``.
+    act_shape : ShapeLike
+        ``unsigned(act_bits)`` (ReLU) or ``signed(act_bits)`` (hardtanh).
+    act_max : int
+        Largest ``|h|``.
+    basis : str
+        ``"square"`` or ``"sin"``; with ``phase_bits``, ``table_index_bits``, ``table_bits``
+        as for :class:`~rtl.basis_generator.BasisGenerator`.
+    mult_bits : int
+        Signed operand width of the shared multiplier.
+    logit_bits, logit_frac, exp_bits, prob_frac, recip_shift : int
+        Softmax formats (:class:`~rtl.softmax_error.SoftmaxError`).
+    delta_bits, temp_shift, norm_index_bits, norm_bits, norm_guard, delta_shift : int
+        As in :class:`~golden.integer.config.EngineConfig`.
+    projection : bool
+        Keep the ``(I - ẑẑᵀ)`` projection (``σ``, ``κ``, ``P_n``).
+    modulation : bool
+        LLS-M (§8), with ``mod_bits``, ``mod_frac``, ``mod_init``, ``mod_lr_shift``.
+    basis_lanes : str
+        ``"parallel"`` (default): all ``C`` classes of a neuron in one cycle, one ``h`` transfer
+        per cycle in both passes. ``"serial"``: one class per cycle through one lane (one
+        multiplier for the sine basis instead of ``C``), so each pass takes ``C`` cycles per
+        neuron (``h.ready`` rises every ``C`` cycles; δ is issued with the neuron's last class).
+        An area option, chiefly for the sine basis on the iCE40 (8 DSPs).
+
+    Members
+    -------
+    label : In(unsigned(ceil_log2(C) or 1))
+        ``c*``, sampled with ``start``.
+    start : In(1)
+        Begin a step (while idle).
+    h : In(stream.Signature(data.StructLayout({"h": act_shape, "fprime": 1})))
+        Pass 1 then pass 2, ``N`` transfers each, neuron order.
+    delta : Out(stream.Signature(signed(delta_bits)))
+        ``δ_n`` in neuron order, one per pass-2 transfer.
+    busy : Out(1)
+        From ``start`` to the last pass-2 ``h`` transfer.
+    trace_valid : Out(1)
+        The compute-phase trace registers hold this step's values.
+    raw_logits : Out(data.ArrayLayout(signed(raw_bits), C))
+        ``r_c = Σ_n B[c, n] h_n``.
+    S : Out(unsigned(square_bits))
+        ``Σ_n h_n²``.
+    zero : Out(1)
+        ``S = 0``.
+    e2 : Out(unsigned(e2_bits))
+        Half the leading-one position of ``S``.
+    R : Out(unsigned(norm_bits))
+        The ``1/sqrt`` table entry.
+    logits : Out(data.ArrayLayout(signed(logit_bits), C))
+        The softmax input (LLS-M: after modulation).
+    probs, errors : Out(data.ArrayLayout(signed(prob_frac + 2), C))
+        The softmax unit's output (errors before LLS-M's modulation).
+    scaled_errors : Out(data.ArrayLayout(signed(delta_bits), C))
+        ``ε_c``.
+    sigma, kappa : Out(signed(delta_bits))
+        Projection scalars (0 without projection).
+    local_logits : Out(data.ArrayLayout(signed(logit_bits), C))
+        LLS-M only: the unmodulated logits ``s⁰``.
+    modulation : Out(data.ArrayLayout(signed(mod_bits), C))
+        LLS-M only: ``m``, reset to ``mod_init``, updated once per step (after the softmax).
+    """
+
+    def __init__(self, n_classes, n_neurons, *, act_shape=unsigned(8), act_max=255, basis="square",
+                 phase_bits=32, table_index_bits=6, table_bits=8, mult_bits=16,
+                 logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12, recip_shift=28,
+                 delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
+                 delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
+                 mod_init=4096, mod_lr_shift=20, basis_lanes="parallel"):
+        if n_classes < 2 or n_neurons < 1:
+            raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
+        if basis_lanes not in ("parallel", "serial"):
+            raise ValueError(f"LLSLearningSignal basis_lanes must be 'parallel' or 'serial', got {basis_lanes!r}")
+        self.basis_lanes = basis_lanes
+        self.serial = basis_lanes == "serial"
+        self.n_classes = C = n_classes
+        self.n_neurons = N = n_neurons
+        self.act_shape = act_shape
+        self.act_max = act_max
+        self.basis = basis
+        self.phase_bits = phase_bits
+        self.table_index_bits = table_index_bits
+        self.table_bits = table_bits
+        self.mult_bits = mult_bits
+        self.logit_bits = logit_bits
+        self.logit_frac = logit_frac
+        self.exp_bits = exp_bits
+        self.prob_frac = prob_frac
+        self.recip_shift = recip_shift
+        self.delta_bits = delta_bits
+        self.temp_shift = temp_shift
+        self.norm_index_bits = norm_index_bits
+        self.norm_bits = norm_bits
+        self.norm_guard = norm_guard
+        self.delta_shift = delta_shift
+        self.projection = projection
+        self.lls_m = modulation
+        self.mod_bits = mod_bits
+        self.mod_frac = mod_frac
+        self.mod_init = mod_init
+        self.mod_lr_shift = mod_lr_shift
+
+        self.basis_frac = 0 if basis == "square" else table_bits - 1
+        self.basis_max = 1 if basis == "square" else (1 << (table_bits - 1)) - 1
+        bound = N * self.basis_max * act_max
+        self.raw_bits = signed_width(-bound, bound)
+        self.square_bits = max(1, (N * act_max * act_max).bit_length())
+        self.post_base = norm_bits + self.basis_frac - temp_shift - logit_frac
+        if self.post_base < 0:
+            raise ValueError("LLSLearningSignal: norm_bits + basis_frac must be >= temp_shift + logit_frac")
+        if not 0 <= delta_shift <= norm_bits:
+            raise ValueError(f"LLSLearningSignal: delta_shift={delta_shift} must be 0..norm_bits")
+        self.prob_shape = signed(prob_frac + 2)
+        self.operand_bits = mult_bits
+        if modulation:
+            # e' = rnd(e m, mod_frac) is an operand of the scaled-error product. Its extremes
+            # (e = -2**prob_frac, m = -2**(mod_bits-1)) can need one bit more than mult_bits,
+            # which EngineConfig does not check: widen that operand rather than differ from the model.
+            e_low, e_high = -(1 << prob_frac), 1 << prob_frac
+            m_low, m_high = -(1 << (mod_bits - 1)), (1 << (mod_bits - 1)) - 1
+            corners = [(e * mv + (1 << (mod_frac - 1) if mod_frac else 0)) >> mod_frac
+                       for e in (e_low, e_high) for mv in (m_low, m_high)]
+            self.emod_bits = signed_width(min(corners), max(corners))
+            self.operand_bits = max(mult_bits, self.emod_bits)
+        self._normaliser = Normaliser(self.square_bits, norm_index_bits=norm_index_bits, norm_bits=norm_bits)
+        self._softmax = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
+                                     prob_frac=prob_frac, recip_shift=recip_shift, hold_input=True)
+        self._basis = BasisGenerator(C, phase_bits, basis, table_index_bits, table_bits)
+        self.e2_bits = self._normaliser.e2_bits
+        self.label_shape = unsigned(ceil_log2(C) or 1)
+        iterations = [C] * (2 + (3 if modulation else 0) + (1 if projection else 0)) + ([1] if projection else [])
+        #: Cycles of the compute phase when nothing stalls and ``S != 0``: from the clock edge of the
+        #: last pass-1 transfer to the first cycle in which ``h.ready`` can be high for pass 2
+        #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``.
+        self.compute_cycles = 5 + sum(i + 3 for i in iterations) + self._softmax.latency
+        #: The same when ``S = 0`` (normaliser only).
+        self.zero_cycles = 3
+        members = {
+            "label": In(self.label_shape),
+            "start": In(1),
+            "h": In(stream.Signature(data.StructLayout({"h": act_shape, "fprime": 1}))),
+            "delta": Out(stream.Signature(signed(delta_bits))),
+            "busy": Out(1),
+            "trace_valid": Out(1),
+            "raw_logits": Out(data.ArrayLayout(signed(self.raw_bits), C)),
+            "S": Out(unsigned(self.square_bits)),
+            "zero": Out(1),
+            "e2": Out(unsigned(self.e2_bits)),
+            "R": Out(unsigned(norm_bits)),
+            "logits": Out(data.ArrayLayout(signed(logit_bits), C)),
+            "probs": Out(data.ArrayLayout(self.prob_shape, C)),
+            "errors": Out(data.ArrayLayout(self.prob_shape, C)),
+            "scaled_errors": Out(data.ArrayLayout(signed(delta_bits), C)),
+            "sigma": Out(signed(delta_bits)),
+            "kappa": Out(signed(delta_bits)),
+        }
+        if modulation:
+            members["local_logits"] = Out(data.ArrayLayout(signed(logit_bits), C))
+            members["modulation"] = Out(data.ArrayLayout(signed(mod_bits), C), init=[mod_init] * C)
+        super().__init__(members)
+
+    @classmethod
+    def from_config(cls, config, layer, basis_lanes="parallel"):
+        """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`."""
+        if not config.uses_basis:
+            raise ValueError(f"LLSLearningSignal needs rule lls or lls-m, got {config.rule!r}")
+        if not 0 <= layer < config.n_layers - 1:
+            raise ValueError(f"LLSLearningSignal: layer {layer} is not a hidden layer of {config.layers}")
+        act_shape = unsigned(config.act_bits) if config.activation == "relu" else signed(config.act_bits)
+        return cls(config.n_classes, config.layers[layer + 1], act_shape=act_shape,
+                   act_max=config.act_max, basis=config.basis, phase_bits=config.phase_bits,
+                   table_index_bits=config.table_index_bits, table_bits=config.table_bits,
+                   mult_bits=config.mult_bits, logit_bits=config.logit_bits,
+                   logit_frac=config.logit_frac, exp_bits=config.exp_bits, prob_frac=config.prob_frac,
+                   recip_shift=config.recip_shift, delta_bits=config.delta_bits,
+                   temp_shift=config.temp_shift, norm_index_bits=config.norm_index_bits,
+                   norm_bits=config.norm_bits, norm_guard=config.norm_guard,
+                   delta_shift=config.delta_shift, projection=config.projection,
+                   modulation=config.rule == "lls-m", mod_bits=config.mod_bits,
+                   mod_frac=config.mod_frac, mod_init=config.mod_init,
+                   mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes)
+
+    def elaborate(self, platform):
+        m = Module()
+        C, N, M = self.n_classes, self.n_neurons, self.operand_bits
+        m.submodules.normaliser = norm = self._normaliser
+        m.submodules.softmax = softmax = self._softmax
+        m.submodules.basis = basis = self._basis
+        column = basis.o.payload
+
+        label = Signal(self.label_shape)
+        neuron = Signal(range(N))
+        count = Signal(range(C))
+        pre = Signal(range(1 << self.e2_bits))
+        post = Signal(range(self.post_base + self.norm_guard + 1))
+        scale_shift = Signal(range(self.norm_bits - self.delta_shift + (1 << self.e2_bits)))
+        local = self.local_logits if self.lls_m else self.logits
+        errors_in = Signal(data.ArrayLayout(signed(self.emod_bits), C)) if self.lls_m else self.errors
+        accumulator = Signal(signed(2 * M + ceil_log2(C) + 1))
+
+        transfer = self.h.valid & self.h.ready
+        h_value = self.h.payload.h
+        in_pass1 = Signal()
+        # The pass-1 and pass-2 handshakes, in terms the sequencer uses below:
+        h_ready = Signal()          # h.ready while in a pass
+        basis_take = Signal()       # basis.o.ready while in a pass
+        pass_done = Signal()        # the pass's last neuron is complete this cycle
+        issue_now = Signal()        # pass 2: issue δ_n's product this cycle
+        issue_h = Signal(self.act_shape)
+        issue_f = Signal()
+        in_pass = Signal()
+        step = Signal()             # a pass may advance (pass 2 stalls with the pipeline)
+
+        # -- the shared multiplier pipeline --------------------------------------------------------
+        # Stage 1 holds the operands (and g_n, f'_n for pass 2), stage 2 the product; the write-back
+        # below reads stage 2. Everything moves only when the delta output register is free.
+        enable = ~self.delta.valid | self.delta.ready
+        issue_valid = Signal()
+        issue_op = Signal(_Op)
+        issue_a = Signal(signed(M))
+        issue_b = Signal(signed(M))
+        g_bits = signed_width(-C * (1 << (self.delta_bits - 1)) * self.basis_max,
+                              C * (1 << (self.delta_bits - 1)) * self.basis_max)
+        issue_g = Signal(signed(g_bits))
+        valid1, valid2 = Signal(), Signal()
+        op1, op2 = Signal(_Op), Signal(_Op)
+        index1, index2 = Signal(range(C)), Signal(range(C))
+        a1, b1 = Signal(signed(M)), Signal(signed(M))
+        product = Signal(signed(2 * M))
+        g1 = Signal(signed(g_bits))
+        g2 = Signal(signed(g_bits))
+        fprime1, fprime2 = Signal(), Signal()
+        shift_shape = range(max(self.post_base + self.norm_guard, self.norm_bits - self.delta_shift
+                                + (1 << self.e2_bits), self.norm_bits, self.mod_frac, self.mod_lr_shift,
+                                1 << self.e2_bits) + 1)
+        issue_shift = Signal(shift_shape)
+        shift1, shift2 = Signal(shift_shape), Signal(shift_shape)
+        pipeline_empty = ~valid1 & ~valid2
+        with m.If(enable):
+            m.d.sync += [
+                valid1.eq(issue_valid), op1.eq(issue_op), index1.eq(count), shift1.eq(issue_shift),
+                shift2.eq(shift1),
+                a1.eq(issue_a), b1.eq(issue_b), g1.eq(issue_g), fprime1.eq(issue_f),
+                valid2.eq(valid1), op2.eq(op1), index2.eq(index1),
+                product.eq(a1 * b1), g2.eq(round_shift(g1, self.basis_frac)), fprime2.eq(fprime1),
+                self.delta.valid.eq(valid2 & (op2 == _Op.DELTA)),
+            ]
+
+        # -- basis lanes: B[c, n] times h_n (pass 1) or eps_c (pass 2) -----------------------------
+        m.d.comb += step.eq(in_pass1 | enable)
+        if not self.serial:
+            # One neuron per transfer. Square basis: pass 1 adds or subtracts h_n per class (one
+            # add/subtract cell each, no negation); pass 2 sums ±ε_c in a tree whose nodes add or
+            # subtract by the sign parity of their operands, with one conditional negation at the
+            # root. Sine basis: C multipliers shared by both passes and an adder tree.
+            m.d.comb += [
+                h_ready.eq(basis.o.valid & step),
+                basis_take.eq(self.h.valid & step),
+                pass_done.eq(transfer & (neuron == N - 1)),
+                issue_now.eq(transfer),
+                issue_h.eq(h_value),
+                issue_f.eq(self.h.payload.fprime),
+            ]
+            with m.If(in_pass & transfer):
+                m.d.sync += neuron.eq(Mux(neuron == N - 1, 0, neuron + 1))
+            if self.basis == "square":
+                negative = [column[c] < 0 for c in range(C)]
+                raw_next = [Mux(negative[c], self.raw_logits[c] - h_value, self.raw_logits[c] + h_value)
+                            for c in range(C)]
+                terms = [(self.scaled_errors[c], negative[c]) for c in range(C)]
+                level = 0
+                while len(terms) > 1:
+                    paired = []
+                    for i in range(0, len(terms) - 1, 2):
+                        (a, sa), (b, sb) = terms[i], terms[i + 1]
+                        node = Signal(signed(len(a) + 1), name=f"g_tree{level}_{i // 2}")
+                        m.d.comb += node.eq(Mux(sa ^ sb, a - b, a + b))
+                        paired.append((node, sa))
+                    if len(terms) % 2:
+                        paired.append(terms[-1])
+                    terms = paired
+                    level += 1
+                root, sign = terms[0]
+                m.d.comb += issue_g.eq(Mux(sign, -root, root))
+            else:
+                products = [column[c] * Mux(in_pass1, h_value, self.scaled_errors[c]) for c in range(C)]
+                raw_next = [self.raw_logits[c] + products[c] for c in range(C)]
+                while len(products) > 1:
+                    products = [products[i] + products[i + 1] for i in range(0, len(products) - 1, 2)] + \
+                               ([products[-1]] if len(products) % 2 else [])
+                m.d.comb += issue_g.eq(products[0])
+            with m.If(in_pass1 & transfer):
+                for c in range(C):
+                    m.d.sync += self.raw_logits[c].eq(raw_next[c])
+        else:
+            # One class per cycle: a transfer loads h_n (and f'_n) into a register, then C cycles
+            # read B[c, n] from the held basis column (taken on the last one) and either
+            # accumulate r_c (pass 1) or g_n (pass 2, issued with the last class); the next
+            # transfer can coincide with the last class, so a neuron takes C cycles.
+            lane = Signal(range(C))
+            active = Signal()
+            takes = Signal(range(N + 1))
+            h_held = Signal(self.act_shape)
+            f_held = Signal()
+            g_sum = Signal(signed(g_bits))
+            value = select(m, elements(column), lane, name="lane_basis")
+            operand = Mux(in_pass1, h_held, select(m, elements(self.scaled_errors), lane, name="lane_error"))
+            lane_product = Signal(signed(g_bits))
+            if self.basis == "square":
+                m.d.comb += lane_product.eq(Mux(value < 0, -operand, operand))
+            else:
+                m.d.comb += lane_product.eq(value * operand)
+            finishing = active & (lane == C - 1) & step
+            m.d.comb += [
+                h_ready.eq(basis.o.valid & (~active | finishing) & (takes < N)),
+                basis_take.eq(finishing),
+                pass_done.eq(finishing & (takes == N)),
+                issue_now.eq(finishing),
+                issue_h.eq(h_held),
+                issue_f.eq(f_held),
+                issue_g.eq(g_sum + lane_product),
+            ]
+            with m.If(in_pass):
+                with m.If(transfer):
+                    m.d.sync += [h_held.eq(h_value), f_held.eq(self.h.payload.fprime), takes.eq(takes + 1)]
+                with m.If(~active | finishing):
+                    m.d.sync += [active.eq(transfer), lane.eq(0)]
+                with m.Elif(step):
+                    m.d.sync += lane.eq(lane + 1)
+                with m.If(active & step):
+                    with m.If(in_pass1):
+                        current = select(m, elements(self.raw_logits), lane, name="lane_raw")
+                        write_element(m, "sync", elements(self.raw_logits), lane, current + lane_product)
+                    m.d.sync += g_sum.eq(Mux(lane == 0, lane_product, g_sum + lane_product))
+                with m.If(pass_done):
+                    m.d.sync += takes.eq(0)
+            with m.If(self.start & ~self.busy):
+                m.d.sync += [takes.eq(0), active.eq(0)]
+
+        # -- write-back -----------------------------------------------------------------------------
+        # One rounding shifter (the amount travels with the product) and one saturator per width.
+        rounded = Signal(signed(2 * M + 1))
+        m.d.comb += rounded.eq(round_shift_var(product, shift2))
+        if self.projection:
+            delta_value = Mux(op2 == _Op.DELTA, g2 - rounded, rounded)
+        else:
+            delta_value = Mux(op2 == _Op.DELTA, g2, rounded)
+        sat_delta = Signal(signed(self.delta_bits))
+        sat_logit = Signal(signed(self.logit_bits))
+        m.d.comb += [
+            sat_delta.eq(saturate(delta_value, self.delta_bits)),
+            sat_logit.eq(saturate(rounded, self.logit_bits)),
+        ]
+        writeback = Signal()
+        m.d.comb += writeback.eq(enable & valid2)
+        last2 = index2 == C - 1
+        with m.If(writeback):
+            with m.Switch(op2):
+                with m.Case(_Op.LOGIT):
+                    write_element(m, "sync", elements(local), index2, sat_logit)
+                if self.lls_m:
+                    with m.Case(_Op.MODLOGIT):
+                        write_element(m, "sync", elements(self.logits), index2, sat_logit)
+                    with m.Case(_Op.EMOD):
+                        write_element(m, "sync", elements(errors_in), index2, rounded)
+                    with m.Case(_Op.MODUPD):
+                        old = select(m, elements(self.modulation), index2, name="modulation_old")
+                        write_element(m, "sync", elements(self.modulation), index2,
+                                      saturate(old - rounded, self.mod_bits))
+                with m.Case(_Op.SCALE):
+                    write_element(m, "sync", elements(self.scaled_errors), index2, sat_delta)
+                with m.Case(_Op.SIGMA):
+                    total = accumulator + product
+                    m.d.sync += accumulator.eq(total)
+                    with m.If(last2):
+                        m.d.sync += self.sigma.eq(saturate(
+                            round_shift(total, self.temp_shift + self.logit_frac), self.delta_bits))
+                with m.Case(_Op.KAPPA):
+                    m.d.sync += self.kappa.eq(sat_delta)
+                with m.Case(_Op.DELTA):
+                    m.d.sync += self.delta.payload.eq(Mux(fprime2 & ~self.zero, sat_delta, 0))
+
+        # -- pass 1: the squared norm ---------------------------------------------------------------
+        with m.If(in_pass1 & transfer):
+            m.d.sync += self.S.eq(self.S + h_value * h_value)
+
+        # -- sequencer ------------------------------------------------------------------------------
+        m.d.comb += [
+            norm.i.payload.eq(self.S),
+            softmax.i.payload.logits.eq(self.logits),
+            softmax.i.payload.label.eq(label),
+            self.probs.eq(softmax.o.payload.probs),
+            self.errors.eq(softmax.o.payload.errors),
+        ]
+        def read(array, name):
+            return select(m, elements(array), count, name=name)
+
+        local_read = read(local, "local_read")
+        operands = {
+            _Op.LOGIT: (round_shift_var(read(self.raw_logits, "raw_read"), pre), self.R),
+            _Op.SCALE: (read(errors_in, "error_read"), self.R),
+            _Op.SIGMA: (read(self.scaled_errors, "scaled_read"), local_read),
+            _Op.KAPPA: (self.sigma, self.R),
+        }
+        if self.lls_m:
+            modulation = read(self.modulation, "modulation_read")
+            softmax_error = read(self.errors, "softmax_error_read")
+            operands[_Op.MODLOGIT] = (local_read, modulation)
+            operands[_Op.EMOD] = (softmax_error, modulation)
+            operands[_Op.MODUPD] = (softmax_error, local_read)
+
+        # The compute loops in order: (op, iterations). The softmax sits after the logit loops.
+        before = [(_Op.LOGIT, C)] + ([(_Op.MODLOGIT, C)] if self.lls_m else [])
+        after = ([(_Op.EMOD, C), (_Op.MODUPD, C)] if self.lls_m else []) + [(_Op.SCALE, C)]
+        if self.projection:
+            after += [(_Op.SIGMA, C), (_Op.KAPPA, 1)]
+
+        shifts = {
+            _Op.LOGIT: post, _Op.SCALE: scale_shift, _Op.KAPPA: self.norm_bits, _Op.SIGMA: 0,
+            _Op.MODLOGIT: self.mod_frac, _Op.EMOD: self.mod_frac, _Op.MODUPD: self.mod_lr_shift,
+        }
+
+        def loop(op, iterations, next_state):
+            # Issue one product per enabled cycle, then wait for the last write-back.
+            with m.State(op.name):
+                a, b = operands[op]
+                m.d.comb += [issue_valid.eq(1), issue_op.eq(op), issue_a.eq(a), issue_b.eq(b),
+                             issue_shift.eq(shifts[op])]
+                with m.If(enable):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == iterations - 1):
+                        m.d.sync += count.eq(0)
+                        m.next = op.name + "_WAIT"
+            with m.State(op.name + "_WAIT"):
+                with m.If(pipeline_empty):
+                    m.next = next_state
+
+        with m.FSM(name="sequencer") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += [basis.restart.eq(1), softmax.o.ready.eq(1)]
+                    m.d.sync += [
+                        label.eq(self.label),
+                        neuron.eq(0),
+                        count.eq(0),
+                        self.S.eq(0),
+                        self.trace_valid.eq(0),
+                        self.sigma.eq(0),
+                        self.kappa.eq(0),
+                        self.raw_logits.eq(0),
+                    ]
+                    m.next = "PASS1"
+
+            with m.State("PASS1"):
+                m.d.comb += [
+                    in_pass1.eq(1),
+                    in_pass.eq(1),
+                    self.h.ready.eq(h_ready),
+                    basis.o.ready.eq(basis_take),
+                ]
+                with m.If(pass_done):
+                    m.next = "NORM"
+
+            with m.State("NORM"):
+                # The previous step's pass-2 products may still be in the pipeline (they read e2).
+                m.d.comb += norm.i.valid.eq(pipeline_empty)
+                with m.If(norm.i.valid & norm.i.ready):
+                    m.next = "NORM_WAIT"
+
+            with m.State("NORM_WAIT"):
+                result = norm.o.payload
+                m.d.comb += norm.o.ready.eq(1)
+                with m.If(norm.o.valid):
+                    e2 = result.e2
+                    m.d.sync += [
+                        self.e2.eq(e2),
+                        self.R.eq(result.rsqrt),
+                        self.zero.eq(result.zero),
+                        pre.eq(Mux(e2 > self.norm_guard, e2 - self.norm_guard, 0)),
+                        post.eq(self.post_base + Mux(e2 > self.norm_guard, self.norm_guard, e2)),
+                        scale_shift.eq(self.norm_bits - self.delta_shift + e2),
+                    ]
+                    with m.If(result.zero):
+                        m.next = "PREP2"
+                    with m.Else():
+                        m.next = before[0][0].name
+
+            for i, (op, iterations) in enumerate(before):
+                loop(op, iterations, before[i + 1][0].name if i + 1 < len(before) else "SOFTMAX")
+
+            with m.State("SOFTMAX"):
+                # The logits stay in their registers until the result is in (hold_input).
+                m.d.comb += softmax.i.valid.eq(1)
+                with m.If(softmax.i.ready):
+                    m.next = "SOFTMAX_WAIT"
+
+            with m.State("SOFTMAX_WAIT"):
+                # The result stays in the softmax unit's output register, not taken: it is the
+                # probs/errors trace. The next start takes it, which frees the unit but leaves
+                # the register's contents in place until the next result is written.
+                with m.If(softmax.o.valid):
+                    m.d.sync += accumulator.eq(0)
+                    m.next = after[0][0].name
+
+            for i, (op, iterations) in enumerate(after):
+                loop(op, iterations, after[i + 1][0].name if i + 1 < len(after) else "PREP2")
+
+            with m.State("PREP2"):
+                m.d.comb += basis.restart.eq(1)
+                m.d.sync += self.trace_valid.eq(1)
+                m.next = "PASS2"
+
+            with m.State("PASS2"):
+                m.d.comb += [
+                    in_pass.eq(1),
+                    self.h.ready.eq(h_ready),
+                    basis.o.ready.eq(basis_take),
+                    issue_valid.eq(issue_now),
+                    issue_op.eq(_Op.DELTA),
+                    issue_a.eq(issue_h),
+                    issue_b.eq(self.kappa),
+                    issue_shift.eq(self.e2),
+                ]
+                with m.If(pass_done):
+                    m.next = "IDLE"
+
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+
+        return m

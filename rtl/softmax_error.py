@@ -1,0 +1,224 @@
+"""The softmax/error unit (``docs/numerics.md`` §5): base-2 exponentials from a table, one divider."""
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.integer.softmax import exp2_table
+
+from .fixed import round_shift, select, write_element
+
+__all__ = ["SoftmaxError"]
+
+
+class _State(enum.Enum, shape=3):
+    IDLE = 0
+    MAX = 1
+    EXP = 2
+    DIV = 3
+    PROD = 4
+    OUT = 5
+
+
+class SoftmaxError(wiring.Component):
+    """Probabilities and errors of ``C`` logits, bit for bit :func:`golden.integer.softmax.softmax_error`.
+
+    One use is one transfer on ``i`` (the logits and the label) and, later, one transfer on
+    ``o``. Inside, everything is sequential, with one comparator, one exp2 table read port, one
+    restoring divider and one multiplier:
+
+    ====== =========================== ===========================================================
+    phase  cycles                      work
+    ====== =========================== ===========================================================
+    MAX    ``C - 1``                   ``max_c s_c`` (the first logit is taken at the transfer)
+    EXP    ``C + 1``                   ``E_c = X[j_c] >> min(i_c, exp_bits + 1)``, ``Σ += E_c``
+                                       (one synchronous table read per class, pipelined)
+    DIV    ``recip_shift - exp_bits    ``ρ = floor(2**recip_shift / Σ)``, one quotient bit per
+           + 1``                       cycle (``Σ >= 2**exp_bits`` bounds the quotient)
+    PROD   ``C + 2``                   ``E_c`` again (not stored), then
+                                       ``p_c = rnd(E_c ρ, recip_shift - prob_frac)``,
+                                       ``e_c = p_c - 2**prob_frac [c = c*]`` (pipelined product)
+    ====== =========================== ===========================================================
+
+    so ``o.valid`` rises :attr:`latency` cycles after the clock edge of the input transfer
+    (``3 C + recip_shift - exp_bits + 3``: 47 cycles for the defaults and ``C = 10``) and stays
+    up, with ``o.payload`` stable, until ``o.ready``; the output transfer can be at the next
+    edge. ``i.ready`` is high exactly when the unit is idle (after reset and from the cycle after
+    the output transfer), so back-to-back uses take ``latency + 2`` cycles each.
+
+    Parameters
+    ----------
+    n_classes : int
+        ``C >= 2``.
+    logit_bits, logit_frac : int
+        Signed logit format (log2 units); the exp2 table has ``2**logit_frac`` entries.
+    exp_bits : int
+        Table values are ``round(2**exp_bits 2**(-j / 2**logit_frac))``.
+    prob_frac : int
+        Fraction bits of probabilities and errors.
+    recip_shift : int
+        The reciprocal is ``floor(2**recip_shift / Σ)``.
+    hold_input : bool
+        Area option: the producer promises to keep ``i.payload`` unchanged from the input
+        transfer until the output transfer (e.g. it is a register the producer does not touch
+        meanwhile), so the unit does not copy the logits and label (saves ``C · logit_bits``
+        flip-flops). Default ``False``: the payload matters only during the transfer.
+
+    Members
+    -------
+    i : In(stream.Signature(data.StructLayout({"logits": data.ArrayLayout(signed(logit_bits), C), "label": unsigned(ceil_log2(C) or 1)})))
+        The logits and the label ``c*`` of one use.
+    o : Out(stream.Signature(data.StructLayout({"probs": data.ArrayLayout(signed(prob_frac + 2), C), "errors": data.ArrayLayout(signed(prob_frac + 2), C)})))
+        Probabilities ``p_c`` and errors ``e_c = p_c - 2**prob_frac [c = c*]``.
+    """
+
+    def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
+                 recip_shift=28, hold_input=False):
+        if n_classes < 2:
+            raise ValueError(f"SoftmaxError needs n_classes >= 2, got {n_classes}")
+        if not 1 <= logit_frac < logit_bits:
+            raise ValueError(f"SoftmaxError: logit_frac={logit_frac} must be 1..logit_bits-1")
+        if not (exp_bits >= 1 and recip_shift > prob_frac and recip_shift > exp_bits):
+            raise ValueError(f"SoftmaxError: need exp_bits >= 1 and recip_shift={recip_shift} > "
+                             f"prob_frac={prob_frac}, exp_bits={exp_bits}")
+        self.n_classes = n_classes
+        self.logit_bits = logit_bits
+        self.logit_frac = logit_frac
+        self.exp_bits = exp_bits
+        self.prob_frac = prob_frac
+        self.recip_shift = recip_shift
+        self.hold_input = hold_input
+        self.table = exp2_table(logit_frac, exp_bits)
+        self.label_shape = unsigned(ceil_log2(n_classes) or 1)
+        self.prob_shape = signed(prob_frac + 2)
+        # Quotient bits: rho <= 2**(recip_shift - exp_bits) because the sum is >= 2**exp_bits.
+        self.quotient_bits = recip_shift - exp_bits + 1
+        self.latency = 3 * n_classes + self.quotient_bits + 2
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "logits": data.ArrayLayout(signed(logit_bits), n_classes),
+                "label": self.label_shape,
+            }))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "probs": data.ArrayLayout(self.prob_shape, n_classes),
+                "errors": data.ArrayLayout(self.prob_shape, n_classes),
+            }))),
+        })
+
+    @classmethod
+    def from_config(cls, config, layer=None):
+        """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
+        return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
+                   exp_bits=config.exp_bits, prob_frac=config.prob_frac,
+                   recip_shift=config.recip_shift)
+
+    def elaborate(self, platform):
+        m = Module()
+        C, lf, eb = self.n_classes, self.logit_frac, self.exp_bits
+        count_shape = range(max(C, self.quotient_bits) + 1)
+
+        state = Signal(_State)
+        if self.hold_input:
+            # The producer keeps the payload stable until the output transfer: no copy.
+            logits, label = self.i.payload.logits, self.i.payload.label
+        else:
+            logits = Signal(data.ArrayLayout(signed(self.logit_bits), C))
+            label = Signal(self.label_shape)
+        top = Signal(signed(self.logit_bits))
+        count = Signal(count_shape)
+        total = Signal(range(C * (1 << eb) + 1))
+        remainder = Signal(range(2 * C * (1 << eb)))
+        recip = Signal(self.quotient_bits)
+
+        # -- input ------------------------------------------------------------------------------
+        m.d.comb += self.i.ready.eq(state == _State.IDLE)
+        with m.If(self.i.valid & self.i.ready):
+            if not self.hold_input:
+                m.d.sync += [logits.eq(self.i.payload.logits), label.eq(self.i.payload.label)]
+            m.d.sync += [
+                top.eq(self.i.payload.logits[0]),
+                count.eq(1),
+                total.eq(0),
+                state.eq(_State.MAX),
+            ]
+
+        # -- max over the classes (the first is taken at the transfer) --------------------------
+        current = select(m, [logits[c] for c in range(C)], count, name="current")
+        with m.If(state == _State.MAX):
+            with m.If(current > top):
+                m.d.sync += top.eq(current)
+            m.d.sync += count.eq(count + 1)
+            with m.If(count == C - 1):
+                m.d.sync += [count.eq(0), state.eq(_State.EXP)]
+
+        # -- exponentials, twice (EXP: the sum; PROD: the products), so none is stored: address
+        # the table in one cycle, shift in the next -------------------------------------------
+        m.submodules.table = table = memory.Memory(shape=unsigned(eb + 1), depth=1 << lf, init=self.table)
+        port = table.read_port()
+        distance = Signal(unsigned(self.logit_bits))
+        m.d.comb += [
+            distance.eq(top - current),
+            port.addr.eq(distance[:lf]),
+        ]
+        exp_valid = Signal()
+        exp_index = Signal(range(C))
+        exp_shift = Signal(range(eb + 2))
+        integer = distance[lf:]
+        running = (state == _State.EXP) | (state == _State.PROD)
+        m.d.sync += [
+            exp_valid.eq(running & (count < C)),
+            exp_index.eq(count),
+            exp_shift.eq(Mux(integer > eb + 1, eb + 1, integer)),
+        ]
+        with m.If(running & (count < C)):
+            m.d.sync += count.eq(count + 1)
+        exp_value = Signal(unsigned(eb + 1))
+        m.d.comb += exp_value.eq(port.data >> exp_shift)
+        with m.If(exp_valid & (state == _State.EXP)):
+            m.d.sync += total.eq(total + exp_value)
+            with m.If(exp_index == C - 1):
+                # 2**recip_shift >> quotient_bits = 2**(exp_bits - 1) < Σ: the first partial remainder.
+                m.d.sync += [
+                    remainder.eq(1 << (eb - 1)),
+                    recip.eq(0),
+                    count.eq(0),
+                    state.eq(_State.DIV),
+                ]
+
+        # -- restoring division: the numerator's remaining bits are all zero --------------------
+        with m.If(state == _State.DIV):
+            doubled = remainder << 1
+            fits = doubled >= total
+            m.d.sync += [
+                remainder.eq(Mux(fits, doubled - total, doubled)),
+                recip.eq((recip << 1) | fits),
+                count.eq(count + 1),
+            ]
+            with m.If(count == self.quotient_bits - 1):
+                m.d.sync += [count.eq(0), state.eq(_State.PROD)]
+
+        # -- products: one multiplier, registered, then rounded into the output registers --------
+        product = Signal(unsigned(eb + 1 + self.quotient_bits))
+        prod_valid = Signal()
+        prod_index = Signal(range(C))
+        m.d.sync += [
+            product.eq(exp_value * recip),
+            prod_valid.eq(exp_valid & (state == _State.PROD)),
+            prod_index.eq(exp_index),
+        ]
+        prob = Signal(self.prob_shape)
+        m.d.comb += prob.eq(round_shift(product, self.recip_shift - self.prob_frac))
+        one = 1 << self.prob_frac
+        with m.If(prod_valid):
+            probs, errors = self.o.payload.probs, self.o.payload.errors
+            write_element(m, "sync", [probs[c] for c in range(C)], prod_index, prob)
+            write_element(m, "sync", [errors[c] for c in range(C)], prod_index,
+                          Mux(prod_index == label, prob - one, prob))
+            with m.If(prod_index == C - 1):
+                m.d.sync += [self.o.valid.eq(1), state.eq(_State.OUT)]
+
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [self.o.valid.eq(0), state.eq(_State.IDLE)]
+
+        return m
