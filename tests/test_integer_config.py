@@ -20,6 +20,10 @@ def test_round_trip_and_digest():
     assert default_config("lls", "sin", (784, 128, 10), seed=4).digest() != config.digest()
 
 
+def test_field_defaults_are_the_tuned_lls_configuration():
+    assert EngineConfig() == default_config("lls", "square", (64, 128, 10))
+
+
 def test_defaults_are_valid_for_every_rule():
     for rule, basis in (("lls", "square"), ("lls", "sin"), ("lls-m", None), ("drtp", None)):
         for layers in ((64, 128, 10), (784, 128, 10), (784, 256, 128, 10)):

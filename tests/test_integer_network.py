@@ -125,6 +125,13 @@ def test_tracks_float_mirror_on_random_layers(rule, basis):
         # Activations: one rounding.
         exact_q = h.acc.double() / (1 << config.act_shift[0])
         assert (h.out.double() - exact_q.clamp(config.act_min, config.act_max)).abs().max() <= 0.5
+        epsilon = 2.0 ** -(config.norm_index_bits + 2) + 2.0 ** -config.norm_bits
+        if config.uses_basis and h.norm is not None:
+            # Local logits: the 1/sqrt table's relative error plus < 1 LSB of rounding.
+            z_hat = h.out.double() / h.out.double().norm()
+            basis = net.bases[0].double() / (1 << config.basis_frac)
+            exact = (basis @ z_hat) * (1 << (config.temp_shift + config.logit_frac))
+            assert ((h.logits.double() - exact).abs() <= epsilon * exact.abs() + 1).all()
         # f' is decided on the rounded q: neurons within half an LSB of a kink may differ.
         kinks = torch.tensor([0.0, config.act_min, config.act_max]).double()
         clear = (exact_q.unsqueeze(1) - kinks).abs().min(dim=1).values > 0.5
@@ -137,6 +144,26 @@ def test_tracks_float_mirror_on_random_layers(rule, basis):
             scale = step_float.abs().max().item()
             err = (step_int - step_float).abs().max().item()
             # LLS: the 1/sqrt table's relative error enters twice (logits and scaled errors).
-            relative = 2 * (2.0 ** -(config.norm_index_bits + 2) + 2.0 ** -config.norm_bits) + 0.01
+            relative = 2 * epsilon + 0.01
             tolerance = (relative if config.uses_basis and k == 0 else 0.01) * scale + 2
             assert err <= tolerance, (trial, k, err, scale)
+
+
+def test_stochastic_rounding_is_unbiased():
+    config = default_config("lls", "square", (8, 6, 3), rounding="stochastic")
+    net = IntegerNetwork(config)
+    shift = config.lr_shift[0]
+    delta = torch.tensor([1, -3, 5, 100, -77, 0])
+    x = torch.tensor([0, 1, 17, 255, 128, 3, 200, 99])
+    exact = delta.unsqueeze(1).double() * x.double() / (1 << shift)
+    total = torch.zeros(6, 8, dtype=torch.float64)
+    trials = 400
+    for _ in range(trials):
+        before = net.weights[0]
+        net._update(0, x, delta, None)
+        step = (before - net.weights[0]).double()
+        # Each draw rounds down or up: within one LSB of the exact step.
+        assert ((step - exact).abs() < 1).all()
+        total += step
+    # Mean of 400 draws: standard error <= 0.5 / 20 LSB.
+    assert ((total / trials - exact).abs() < 0.1).all()

@@ -143,7 +143,7 @@ def derive(ex):
     d["prediction"] = logits1.index(max(logits1))
     # Initialisation, DRTP rows and sine basis.
     d["init_W0_row0"] = lfsr_values(lfsr_stream(cfg["init_seed"]), cfg["layers"][0], cfg["init_bits"][0])
-    drtp = lfsr_values(lfsr_stream(cfg["drtp_seed"]), C * N, 1)
+    drtp = lfsr_values(lfsr_stream(cfg["drtp_seed"]), C * N, 4)  # the example uses 4-bit entries
     d["drtp_B0"] = [drtp[c * N:(c + 1) * N] for c in range(C)]
     Q, A = cfg["table_index_bits"], (1 << (cfg["table_bits"] - 1)) - 1
     d["sine_basis0"] = [[math.floor(A * math.sin(2 * math.pi * ((ph >> (P - Q - 2)) + 0.5) / (1 << (Q + 2))) + 0.5)
@@ -189,7 +189,7 @@ def test_model_reproduces_the_document():
         "dw1": output.dw, "db1": output.db, "W1_new": output.weight, "b1_new": output.bias,
         "prediction": trace.prediction,
         "init_W0_row0": initial_weights(config)[0][0][0],
-        "drtp_B0": drtp_matrices(EngineConfig.from_dict(dict(ex["config"], rule="drtp")))[0],
+        "drtp_B0": drtp_matrices(EngineConfig.from_dict(dict(ex["config"], rule="drtp", drtp_bits=4)))[0],
         "sine_basis0": basis_matrix(EngineConfig.from_dict(dict(ex["config"], basis="sin", norm_guard=2)), 6),
     }
     for name, value in got.items():

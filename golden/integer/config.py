@@ -30,6 +30,9 @@ PER_LAYER = ("weight_bits", "weight_frac", "init_bits", "act_shift", "lr_shift")
 class EngineConfig:
     """A complete, self-validating description of the training engine.
 
+    The field defaults are the tuned LLS configuration of a 64-128-10 network
+    (``default_config("lls", "square", (64, 128, 10))``).
+
     Layer ``k`` (``0 <= k < L``, ``L = len(layers) - 1``) maps ``layers[k]`` inputs to
     ``layers[k + 1]`` outputs; the last layer is the classifier. Formats are written
     ``(bits, frac)``: an integer ``v`` stands for ``v / 2**frac``.
@@ -113,10 +116,10 @@ class EngineConfig:
     acc_bits: int = 32
     mult_bits: int = 16
     weight_bits: tuple = (16, 16)
-    weight_frac: tuple = (12, 12)
-    init_bits: tuple = (9, 8)
+    weight_frac: tuple = (13, 13)
+    init_bits: tuple = (10, 9)
     act_shift: tuple = (15, 14)
-    lr_shift: tuple = (16, 16)
+    lr_shift: tuple = (13, 11)
     logit_bits: int = 12
     logit_frac: int = 5
     exp_bits: int = 14
@@ -132,11 +135,11 @@ class EngineConfig:
     phase_bits: int = 32
     table_index_bits: int = 6
     table_bits: int = 8
-    drtp_bits: int = 1
+    drtp_bits: int = 4
     mod_bits: int = 16
     mod_frac: int = 12
     mod_init: int = 4096
-    mod_lr_shift: int = 20
+    mod_lr_shift: int = 11
     rounding: str = "nearest"
     lfsr_poly: int = POLY32
     # Seeds with balanced bits: a sparse seed (e.g. 1) starts the stream with a run of zeros.
@@ -144,7 +147,7 @@ class EngineConfig:
     drtp_seed: int = 0x7F4A7C15
     round_seed: int = 0x85EBCA6B
     epochs: int = 10
-    lr_decay: tuple = ()
+    lr_decay: tuple = (3, 6, 8)
 
     def __post_init__(self):
         for f in fields(self):

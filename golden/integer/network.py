@@ -123,7 +123,7 @@ class IntegerNetwork:
 
     @property
     def weights(self):
-        """Per layer, the ``(N, M)`` int64 weights (the live tensors; do not modify)."""
+        """Per layer, the ``(N, M)`` int64 weights (a step replaces these tensors, never mutates them)."""
         return list(self._weights)
 
     @property

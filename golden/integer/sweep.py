@@ -1,12 +1,14 @@
 """Accuracy sweeps behind docs/results.md: integer model against its float mirror, and bit widths.
 
 ``python -m golden.integer.sweep compare --dataset digits --rule lls --basis square --seeds 0,1,2``
+``python -m golden.integer.sweep compare --dataset digits --rule lls --numerics int --set projection=False``
 ``python -m golden.integer.sweep widths --dataset digits --seeds 0,1,2``
 
 Each run prints one JSON line; the widths sweep ends with a markdown table of mean test accuracy.
 """
 
 import argparse
+import ast
 import itertools
 import json
 import sys
@@ -28,13 +30,15 @@ def _run(dataset, config, seed, numerics):
             "seconds": round(time.perf_counter() - start, 1), "config_digest": config.digest()[:12]}
 
 
-def compare(dataset, rule, basis, seeds, out=sys.stdout, **overrides):
-    """Integer model and float mirror of the default configuration, per seed; returns the records."""
+def compare(dataset, rule, basis, seeds, numerics=("int", "float"), out=sys.stdout, **overrides):
+    """Integer model and float mirror of the default configuration, per seed; returns the records.
+
+    ``overrides`` go to :func:`~golden.integer.train.default_config` (ablations)."""
     records = []
     layers = (dataset.n_inputs, 128, dataset.n_classes)
-    for seed, numerics in itertools.product(seeds, ("int", "float")):
-        record = _run(dataset, default_config(rule, basis, layers, seed=seed, **overrides), seed, numerics)
-        record.update(rule=rule, basis=basis, dataset=dataset.name)
+    for seed, kind in itertools.product(seeds, numerics):
+        record = _run(dataset, default_config(rule, basis, layers, seed=seed, **overrides), seed, kind)
+        record.update(rule=rule, basis=basis, dataset=dataset.name, overrides=overrides)
         print(json.dumps(record), file=out, flush=True)
         records.append(record)
     return records
@@ -73,11 +77,18 @@ def main(argv=None):
     parser.add_argument("--rule", default="lls")
     parser.add_argument("--basis", default=None)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--numerics", default="int,float", help="compare: int, float or both")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="compare: a default_config override (Python literal), repeatable")
     args = parser.parse_args(argv)
     dataset = load_dataset(args.dataset)
     seeds = [int(s) for s in args.seeds.split(",")]
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        overrides[name] = ast.literal_eval(value)
     if args.kind == "compare":
-        compare(dataset, args.rule, args.basis, seeds)
+        compare(dataset, args.rule, args.basis, seeds, tuple(args.numerics.split(",")), **overrides)
     else:
         widths(dataset, seeds, rule=args.rule, basis=args.basis or "square")
     return 0

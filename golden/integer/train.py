@@ -24,7 +24,7 @@ RULE_DEFAULTS = {
     "lls":   dict(hidden_lr_log2=6, output_lr_log2=6,
                   fields=dict(activation="relu", epochs=10, lr_decay=(3, 6, 8))),
     "lls-m": dict(hidden_lr_log2=6, output_lr_log2=6,
-                  fields=dict(activation="relu", epochs=10, lr_decay=(3, 6, 8), mod_lr_shift=11)),
+                  fields=dict(activation="relu", epochs=10, lr_decay=(3, 6, 8))),
     # DRTP needs an activation that can go negative; 4-bit B entries beat signs (docs/results.md).
     "drtp":  dict(hidden_lr_log2=10, output_lr_log2=6,
                   fields=dict(activation="hardtanh", epochs=10, lr_decay=(3, 6, 8), drtp_bits=4)),
@@ -91,8 +91,11 @@ def default_config(rule, basis, layers, seed=0, *, weight_width=16, hidden_lr_lo
     d = RULE_DEFAULTS[rule]
     hidden_lr_log2 = d["hidden_lr_log2"] if hidden_lr_log2 is None else hidden_lr_log2
     output_lr_log2 = d["output_lr_log2"] if output_lr_log2 is None else output_lr_log2
+    # The sine basis's rows have norm sqrt(N/2) against sqrt(N) for the square wave: its logits
+    # are smaller, and a temperature one shift lower measured 0.4 point better on MNIST.
     values = dict(layers=layers, rule=rule, basis=basis, init_seed=init_seed(seed),
-                  norm_guard=8 if basis == "square" else 2, **d["fields"])
+                  norm_guard=8 if basis == "square" else 2, temp_shift=1 if basis == "square" else 2,
+                  **d["fields"])
     values.update({k: v for k, v in overrides.items() if k not in DERIVED})
     # The non-derived fields as they will be, for the derivation.
     base = SimpleNamespace(**{f.name: values.get(f.name, f.default) for f in fields(EngineConfig)})

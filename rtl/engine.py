@@ -1,0 +1,553 @@
+"""The training engine: an MLP that learns online on-chip with a local rule (LLS, LLS-M or DRTP)."""
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, enum, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .drtp_projection import DRTPProjection
+from .layer_engine import LayerEngine, OpKind
+from .lls_signal import LLSLearningSignal
+from .sequencer import Sequencer
+from .softmax_error import SoftmaxError
+from .weight_init import WeightInitialiser
+
+__all__ = ["Command", "Region", "Status", "SignalField", "Engine"]
+
+
+class Command(enum.Enum, shape=2):
+    """What the engine does next."""
+    TRAIN = 0   #: one training step on the next sample
+    INFER = 1   #: the forward pass only: the prediction
+    INIT = 2    #: re-initialise the weights from the LFSR (done once after reset anyway)
+
+
+class Region(enum.Enum, shape=3):
+    """Address spaces of the ``access`` port (read and write when the engine is idle)."""
+    WEIGHTS = 0      #: layer, word address -> P weights (writable)
+    ACTIVATION = 1   #: hidden layer, neuron -> h (low 32 bits, signed), f' (bit 32)
+    DELTA = 2        #: layer, group -> P learning signals (delta_bits each)
+    OUTPUT = 3       #: class -> logit (bits 0-31), probability (32-63), error (64-95), signed
+    SIGNAL = 4       #: hidden layer, SignalField << max(ceil_log2(C), 3) | class -> the signal unit's trace
+    STATUS = 5       #: Status -> counters and flags (LR_OFFSET writable)
+
+
+class Status(enum.IntEnum):
+    """Addresses of the ``STATUS`` region."""
+    CYCLES = 0        #: cycles spent in steps (training and inference)
+    BUSY = 1          #: lane-cycles of real work (a load or a product for a neuron that exists)
+    STEPS = 2         #: completed steps
+    CHECKSUM = 3      #: CRC-32 of the weight words written by the last training step
+    PREDICTION = 4    #: the last step's prediction
+    READY = 5         #: initialised (weights and DRTP row states) and idle
+    LANES = 6         #: P
+    LR_OFFSET = 7     #: the learning-rate offset register o (writable): lr_shift[k] + o
+
+
+class SignalField(enum.IntEnum):
+    """Per-class (and scalar) fields of the ``SIGNAL`` region; address = field << max(ceil_log2(C), 3) | class."""
+    RAW_LOGITS = 0
+    LOGITS = 1
+    PROBS = 2
+    ERRORS = 3
+    SCALED_ERRORS = 4
+    SCALARS = 5        #: class 0 S, 1 zero, 2 e2, 3 R, 4 sigma, 5 kappa, 6 trace_valid
+    LOCAL_LOGITS = 6   #: LLS-M only
+    MODULATION = 7     #: LLS-M only
+
+
+class _State(enum.Enum, shape=2):
+    IDLE = 0
+    RUN = 1
+    DONE = 2
+    INIT = 3
+
+
+class Engine(wiring.Component):
+    """The whole training engine of an :class:`~golden.integer.config.EngineConfig` on ``P`` lanes.
+
+    Bit for bit :class:`golden.integer.network.IntegerNetwork`: a training step is its
+    ``train_step``, an inference its ``infer``, and the weights after reset are
+    ``initial_weights`` (the engine writes them itself, :class:`~rtl.weight_init.WeightInitialiser`).
+    ``docs/architecture.md`` has the block diagram, memory map and timeline.
+
+    Blocks: the :class:`~rtl.sequencer.Sequencer` issues one weight word per cycle to the
+    :class:`~rtl.layer_engine.LayerEngine` (P MAC lanes, weight memories, updater,
+    requantisers); per hidden layer an activation buffer (``h`` and ``f'``), a learning-signal
+    unit (:class:`~rtl.lls_signal.LLSLearningSignal` or :class:`~rtl.drtp_projection.DRTPProjection`)
+    and a δ memory; the output layer's logits feed a :class:`~rtl.softmax_error.SoftmaxError`
+    whose errors are its δ. The sample memory is double-buffered, so the next sample loads while
+    a step runs.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        ``rounding`` must be ``"nearest"`` (stochastic rounding is not built).
+    lanes : int
+        ``P``, the MAC lanes (8 on an iCE40 UP5K: its SB_MAC16 count).
+
+    Members
+    -------
+    pixels : In(stream.Signature(unsigned(input_bits)))
+        Samples, ``layers[0]`` pixels each, into whichever of the two sample buffers is free.
+    cmd : In(stream.Signature(StructLayout({"op": Command, "label"})))
+        Commands, queued (2 deep). ``TRAIN`` and ``INFER`` each take the next complete sample;
+        the label is used by ``TRAIN``.
+    result : Out(stream.Signature(StructLayout({"prediction", "checksum", "train"})))
+        One per ``TRAIN``/``INFER``: the prediction (first maximal logit, before the update) and,
+        for training, the CRC-32 of every weight word the step wrote, in write order.
+    access : In(stream.Signature(StructLayout({"region": Region, "layer", "addr", "write", "data"})))
+        Reads (and weight writes) of the memories and registers of :class:`Region`, served when
+        the engine is idle; one response each.
+    response : Out(stream.Signature(unsigned(access_bits)))
+    ready : Out(1)
+        Initialised and idle.
+    """
+
+    def __init__(self, config, lanes=8):
+        # A refused configuration is not an unused design.
+        self._MustUse__silence = True
+        if config.rounding != "nearest":
+            raise ValueError("Engine: rounding='stochastic' is not built in the RTL; use 'nearest'")
+        if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
+            raise ValueError("Engine: a bias update multiplies by 2**bias_shift, which must fit "
+                             f"mult_bits={config.mult_bits} (input_frac or the hidden fraction too large)")
+        self._MustUse__silence = False
+        self.config = config
+        self.lanes = lanes
+        self.layer_engine = LayerEngine(config, lanes)
+        self.geometry = geo = self.layer_engine.geometry
+        self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
+        self.prob_shape = signed(config.prob_frac + 2)
+        self.act_shape = unsigned(config.act_bits) if config.activation == "relu" else signed(config.act_bits)
+        self.access_bits = max(lanes * self.layer_engine.word_shape.width, lanes * config.delta_bits, 96, 64)
+        self.addr_bits = max(16, geo.addr_bits)
+        # SIGNAL addresses: the class (or scalar, up to 7 of them) in the low class_bits.
+        self.class_bits = max(ceil_log2(config.n_classes), 3)
+        super().__init__({
+            "pixels": In(stream.Signature(unsigned(config.input_bits))),
+            "cmd": In(stream.Signature(data.StructLayout({"op": Command, "label": self.label_shape}))),
+            "result": Out(stream.Signature(data.StructLayout({
+                "prediction": self.label_shape,
+                "checksum": 32,
+                "train": 1,
+            }))),
+            "access": In(stream.Signature(data.StructLayout({
+                "region": Region,
+                "layer": geo.layer_shape,
+                "addr": self.addr_bits,
+                "write": 1,
+                "data": self.access_bits,
+            }))),
+            "response": Out(stream.Signature(unsigned(self.access_bits))),
+            "ready": Out(1),
+        })
+
+    def signal_unit(self, k):
+        """The learning-signal unit of hidden layer ``k`` (a new instance)."""
+        if self.config.rule == "drtp":
+            return DRTPProjection.from_config(self.config, k)
+        return LLSLearningSignal.from_config(self.config, k)
+
+    def elaborate(self, platform):
+        m = Module()
+        config, geo, P = self.config, self.geometry, self.lanes
+        L, C = geo.n_layers, config.n_classes
+        M0 = geo.fan_in[0]
+        lls = config.uses_basis
+
+        m.submodules.lanes = lanes = self.layer_engine
+        m.submodules.sequencer = seq = Sequencer(geo)
+        m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout)
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config)
+        units = []
+        for k in range(L - 1):
+            unit = self.signal_unit(k)
+            m.submodules[f"signal{k}"] = unit
+            units.append(unit)
+
+        state = Signal(_State, init=_State.INIT)
+        train = Signal()
+        label = Signal(self.label_shape)
+        op = lanes.op.payload
+        wiring.connect(m, seq.op, lanes.op)
+        m.d.comb += seq.bank_ready.eq(lanes.bank_ready)
+
+        # -- commands ---------------------------------------------------------------------------------
+        m.submodules.commands = commands = fifo.SyncFIFOBuffered(width=len(self.cmd.payload.as_value()), depth=2)
+        m.d.comb += [
+            commands.w_data.eq(self.cmd.payload),
+            commands.w_en.eq(self.cmd.valid),
+            self.cmd.ready.eq(commands.w_rdy),
+        ]
+        command = data.View(self.cmd.payload.shape(), commands.r_data)
+
+        # -- sample buffers (two, so the next sample loads during a step) -------------------------
+        m.submodules.samples = samples = memory.Memory(shape=unsigned(config.input_bits), depth=2 * M0, init=[])
+        sample_write = samples.write_port()
+        sample_read = samples.read_port()
+        full = Signal(2)
+        fill_bank = Signal()
+        fill_count = Signal(range(M0))
+        use_bank = Signal()
+        m.d.comb += [
+            self.pixels.ready.eq(~full.bit_select(fill_bank, 1)),
+            sample_write.addr.eq(Mux(fill_bank, fill_count + M0, fill_count)),
+            sample_write.data.eq(self.pixels.payload),
+            sample_write.en.eq(self.pixels.valid & self.pixels.ready),
+        ]
+        with m.If(sample_write.en):
+            m.d.sync += fill_count.eq(fill_count + 1)
+            with m.If(fill_count == M0 - 1):
+                m.d.sync += [fill_count.eq(0), fill_bank.eq(~fill_bank)]
+                m.d.sync += full.bit_select(fill_bank, 1).eq(1)
+
+        # -- per-step progress counters ----------------------------------------------------------
+        h_avail = [Signal(range(n + 1), name=f"h_avail{k}") for k, n in enumerate(geo.fan_out)]
+        delta_words = [Signal(range(g + 1), name=f"delta_words{k}") for k, g in enumerate(geo.groups)]
+        m.d.comb += [seq.h_avail[k].eq(h_avail[k]) for k in range(L)]
+        m.d.comb += [seq.delta_words[k].eq(delta_words[k]) for k in range(L)]
+
+        # -- access port decode (used when idle) -------------------------------------------------------
+        req = self.access.payload
+        access_fire = self.access.valid & self.access.ready
+
+        # -- inputs of the lanes at S1 -------------------------------------------------------------------
+        x_addr = (op.word - 1)[:max(1, ceil_log2(geo.max_fan_in))]
+        s1_layer = Signal(geo.layer_shape)
+        m.d.sync += s1_layer.eq(op.layer)
+        m.d.comb += sample_read.addr.eq(Mux(use_bank, x_addr + M0, x_addr))
+        activations = []
+        act_reads = []
+        act_streams = []
+        act_layout = data.StructLayout({"h": self.act_shape, "fprime": 1})
+        for k in range(L - 1):
+            mem = memory.Memory(shape=act_layout, depth=geo.fan_out[k], init=[])
+            m.submodules[f"activations{k}"] = mem
+            activations.append(mem.write_port())
+            read = mem.read_port()
+            m.d.comb += read.addr.eq(Mux(seq.op.valid, x_addr, req.addr))
+            act_reads.append(read)
+            # Pass 2 of an LLS unit re-reads the activations through a port of its own.
+            act_streams.append(mem.read_port() if lls else None)
+        x = Signal(signed(config.mult_bits))
+        with m.Switch(s1_layer):
+            with m.Case(0):
+                m.d.comb += x.eq(sample_read.data)
+            for k in range(1, L):
+                with m.Case(k):
+                    m.d.comb += x.eq(act_reads[k - 1].data.h)
+        m.d.comb += lanes.x.eq(x)
+
+        delta_layout = data.ArrayLayout(signed(config.delta_bits), P)
+        delta_writes, delta_reads = [], []
+        for k in range(L):
+            mem = memory.Memory(shape=delta_layout, depth=geo.groups[k], init=[])
+            m.submodules[f"delta{k}"] = mem
+            write = mem.write_port(granularity=1)
+            read = mem.read_port()
+            delta_writes.append(write)
+            delta_reads.append(read)
+            # Read at a group's first update word; the port holds the word for the whole group.
+            group_start = (seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == k))
+            m.d.comb += [
+                read.addr.eq(Mux(seq.op.valid, op.group, req.addr)),
+                read.en.eq(group_start | access_fire),
+            ]
+        with m.Switch(s1_layer):
+            for k in range(L):
+                with m.Case(k):
+                    m.d.comb += lanes.delta.eq(delta_reads[k].data)
+
+        # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
+        out = lanes.o.payload
+        out_fire = lanes.o.valid & lanes.o.ready
+        logits = Signal(data.ArrayLayout(signed(config.logit_bits), C))
+        best = Signal(signed(config.logit_bits))
+        prediction = Signal(self.label_shape)
+        pass1_done = Signal(max(1, L - 1))
+        m.d.comb += lanes.o.ready.eq(1)
+        for k in range(L - 1):
+            unit = units[k]
+            feeding = train & ~pass1_done[k] & (state == _State.RUN)
+            with m.If((out.layer == k) & feeding):
+                m.d.comb += lanes.o.ready.eq(unit.h.ready)
+            m.d.comb += [
+                activations[k].addr.eq(out.index),
+                activations[k].data.h.eq(out.value),
+                activations[k].data.fprime.eq(out.fprime),
+                activations[k].en.eq(out_fire & (out.layer == k)),
+            ]
+        with m.If(out_fire):
+            with m.Switch(out.layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.sync += h_avail[k].eq(h_avail[k] + 1)
+            with m.If(out.layer == L - 1):
+                m.d.sync += logits[out.index[:ceil_log2(C) or 1]].eq(out.value)
+                with m.If((out.index == 0) | (out.value > best)):
+                    m.d.sync += [best.eq(out.value), prediction.eq(out.index)]
+
+        # -- hidden learning signals -------------------------------------------------------------------
+        unit_busy = Const(0)
+        for k, unit in enumerate(units):
+            stream_read = act_streams[k]
+            m.d.comb += unit.label.eq(label)
+            unit_busy = unit_busy | unit.busy
+            # Pass 1: straight from the requantiser.
+            pass1 = Signal(name=f"pass1_{k}")
+            m.d.comb += pass1.eq(train & ~pass1_done[k] & (state == _State.RUN))
+            with m.If(pass1):
+                m.d.comb += [
+                    unit.h.valid.eq(lanes.o.valid & (out.layer == k)),
+                    unit.h.payload.h.eq(out.value),
+                    unit.h.payload.fprime.eq(out.fprime),
+                ]
+            with m.If(unit.h.valid & unit.h.ready & pass1 & (out.index == geo.fan_out[k] - 1)):
+                m.d.sync += pass1_done[k].eq(1)
+            if stream_read is not None:
+                # Pass 2: re-stream h and f' from the activation buffer, one per cycle.
+                fetch = Signal(range(geo.fan_out[k] + 1), name=f"pass2_fetch{k}")
+                valid = Signal(name=f"pass2_valid{k}")
+                advance = ~valid | unit.h.ready
+                more = pass1_done[k] & train & (state == _State.RUN) & (fetch < geo.fan_out[k])
+                m.d.comb += [stream_read.addr.eq(fetch), stream_read.en.eq(advance)]
+                with m.If(advance):
+                    m.d.sync += valid.eq(more)
+                    with m.If(more):
+                        m.d.sync += fetch.eq(fetch + 1)
+                with m.If(~pass1):
+                    m.d.comb += [
+                        unit.h.valid.eq(valid),
+                        unit.h.payload.eq(stream_read.data),
+                    ]
+                with m.If(state == _State.IDLE):
+                    m.d.sync += fetch.eq(0)
+            # δ in neuron order -> lane n mod P of word n div P.
+            n_lane = Signal(range(P), name=f"delta_lane{k}")
+            n_index = Signal(range(geo.fan_out[k]), name=f"delta_index{k}")
+            write = delta_writes[k]
+            m.d.comb += [
+                unit.delta.ready.eq(1),
+                write.addr.eq(delta_words[k]),
+                write.en.eq(Mux(unit.delta.valid, 1 << n_lane, 0)),
+            ]
+            m.d.comb += [write.data[p].eq(unit.delta.payload) for p in range(P)]
+            with m.If(unit.delta.valid):
+                m.d.sync += [n_lane.eq(n_lane + 1), n_index.eq(n_index + 1)]
+                with m.If((n_lane == P - 1) | (n_index == geo.fan_out[k] - 1)):
+                    m.d.sync += [n_lane.eq(0), delta_words[k].eq(delta_words[k] + 1)]
+                with m.If(n_index == geo.fan_out[k] - 1):
+                    m.d.sync += n_index.eq(0)
+
+        # -- output layer: softmax, errors -> δ words ----------------------------------------------
+        softmax_go = Signal()
+        m.d.comb += [
+            softmax.i.valid.eq(softmax_go),
+            softmax.i.payload.logits.eq(logits),
+            softmax.i.payload.label.eq(label),
+        ]
+        with m.If(softmax.i.valid & softmax.i.ready):
+            m.d.sync += softmax_go.eq(0)
+        with m.If(out_fire & (out.layer == L - 1) & (out.index == C - 1) & train):
+            m.d.sync += softmax_go.eq(1)
+        probs = Signal(data.ArrayLayout(self.prob_shape, C))
+        errors = Signal(data.ArrayLayout(self.prob_shape, C))
+        last = L - 1
+        out_write = delta_writes[last]
+        out_group = delta_words[last]
+        m.d.comb += [
+            out_write.addr.eq(out_group),
+            out_write.en.eq(Mux(softmax.o.valid, (1 << P) - 1, 0)),
+            softmax.o.ready.eq(out_group == geo.groups[last] - 1),
+        ]
+        for g in range(geo.groups[last]):
+            with m.If(out_group == g):
+                for p in range(P):
+                    c = g * P + p
+                    m.d.comb += out_write.data[p].eq(softmax.o.payload.errors[c] if c < C else 0)
+        with m.If(softmax.o.valid):
+            m.d.sync += [delta_words[last].eq(out_group + 1), probs.eq(softmax.o.payload.probs),
+                         errors.eq(softmax.o.payload.errors)]
+
+        # -- weight initialisation and host writes share the lanes' write port ---------------------
+        access_write = Signal()
+        m.d.comb += access_write.eq(access_fire & req.write & (req.region == Region.WEIGHTS))
+        with m.If(init.busy):
+            wiring.connect(m, init.write, lanes.write)
+        with m.Else():
+            m.d.comb += [
+                lanes.write.valid.eq(access_write),
+                lanes.write.payload.layer.eq(req.layer),
+                lanes.write.payload.addr.eq(req.addr),
+                lanes.write.payload.mask.eq((1 << P) - 1),
+                lanes.write.payload.weights.eq(req.data[:len(lanes.write.payload.weights.as_value())]),
+            ]
+        m.d.comb += [lanes.read_layer.eq(req.layer), lanes.read_addr.eq(req.addr)]
+
+        # -- the learning-rate offset register (numerics §12), written by the host between epochs --
+        lr_offset = Signal(range(len(config.lr_decay) + 1))
+        m.d.comb += lanes.lr_offset.eq(lr_offset)
+        for unit in units:
+            # LLS-M's modulation update shifts by mod_lr_shift + o too.
+            if hasattr(unit, "lr_offset"):
+                m.d.comb += unit.lr_offset.eq(lr_offset)
+        with m.If(access_fire & req.write & (req.region == Region.STATUS) & (req.addr == Status.LR_OFFSET)):
+            m.d.sync += lr_offset.eq(req.data)
+
+        # -- counters ------------------------------------------------------------------------------
+        cycles = Signal(48)
+        busy_lanes = Signal(48)
+        steps = Signal(32)
+        m.d.sync += busy_lanes.eq(busy_lanes + lanes.busy_lanes)
+
+        # -- step control --------------------------------------------------------------------------
+        units_ready = Const(1)
+        for unit in units:
+            if isinstance(unit, DRTPProjection):
+                units_ready = units_ready & unit.init_done
+        ready = Signal()
+        m.d.comb += [ready.eq((state == _State.IDLE) & units_ready), self.ready.eq(ready)]
+        sample_ready = full.bit_select(use_bank, 1)
+        cmd_op = command.op
+        starting = Signal()
+        m.d.comb += commands.r_en.eq(0)
+        with m.If(ready & commands.r_rdy & ~self.access.valid):
+            with m.If(cmd_op == Command.INIT):
+                m.d.comb += [commands.r_en.eq(1), init.start.eq(1)]
+                m.d.sync += state.eq(_State.INIT)
+            with m.Elif(sample_ready):
+                m.d.comb += [commands.r_en.eq(1), starting.eq(1)]
+        is_train = cmd_op == Command.TRAIN
+        m.d.comb += [
+            seq.start.valid.eq(starting),
+            seq.start.payload.train.eq(is_train),
+            lanes.checksum_start.eq(starting & is_train),
+        ]
+        with m.If(starting):
+            m.d.sync += [state.eq(_State.RUN), train.eq(is_train), label.eq(command.label),
+                         pass1_done.eq(0)]
+            m.d.sync += [h.eq(0) for h in h_avail] + [d.eq(0) for d in delta_words]
+            for unit in units:
+                m.d.comb += unit.start.eq(is_train)
+                # (the units sample the label with start)
+                m.d.comb += unit.label.eq(command.label)
+        with m.If(starting | (state == _State.RUN) | (state == _State.DONE)):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        with m.If((state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy
+                  & ~softmax_go & ~softmax.o.valid & (h_avail[last] == C)):
+            m.d.sync += state.eq(_State.DONE)
+        result = self.result.payload
+        m.d.comb += [
+            self.result.valid.eq(state == _State.DONE),
+            result.prediction.eq(prediction),
+            result.checksum.eq(lanes.checksum),
+            result.train.eq(train),
+        ]
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += [state.eq(_State.IDLE), steps.eq(steps + 1), use_bank.eq(~use_bank)]
+            m.d.sync += full.bit_select(use_bank, 1).eq(0)
+            # A sample completing in this very cycle sets its own bank's flag (the other bank).
+
+        with m.If((state == _State.INIT) & ~init.busy & ~init.start):
+            m.d.sync += state.eq(_State.IDLE)
+        # After reset: initialise once.
+        booted = Signal()
+        with m.If(~booted):
+            m.d.comb += init.start.eq(1)
+            m.d.sync += booted.eq(1)
+
+        # -- access port ---------------------------------------------------------------------------
+        pending = Signal()
+        held = Signal(self.access.payload.shape())
+        m.d.comb += self.access.ready.eq((state == _State.IDLE) & ~pending & ~self.response.valid
+                                         & (~req.write | lanes.write.ready))
+        with m.If(access_fire):
+            m.d.sync += [pending.eq(1), held.eq(req)]
+        with m.If(self.response.valid & self.response.ready):
+            m.d.sync += self.response.valid.eq(0)
+        word = Signal(self.access_bits)
+        cb = self.class_bits
+        with m.Switch(held.region):
+            with m.Case(Region.WEIGHTS):
+                m.d.comb += word.eq(lanes.read_data)
+            with m.Case(Region.ACTIVATION):
+                with m.Switch(held.layer):
+                    for k in range(L - 1):
+                        with m.Case(k):
+                            entry = act_reads[k].data
+                            m.d.comb += word.eq(Cat(_field(entry.h, 32), entry.fprime))
+            with m.Case(Region.DELTA):
+                with m.Switch(held.layer):
+                    for k in range(L):
+                        with m.Case(k):
+                            m.d.comb += word.eq(delta_reads[k].data)
+            with m.Case(Region.OUTPUT):
+                c = held.addr[:ceil_log2(C) or 1]
+                m.d.comb += word.eq(Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32)))
+            with m.Case(Region.SIGNAL):
+                with m.Switch(held.layer):
+                    for k, unit in enumerate(units):
+                        with m.Case(k):
+                            m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
+            with m.Case(Region.STATUS):
+                with m.Switch(held.addr):
+                    with m.Case(Status.CYCLES):
+                        m.d.comb += word.eq(cycles)
+                    with m.Case(Status.BUSY):
+                        m.d.comb += word.eq(busy_lanes)
+                    with m.Case(Status.STEPS):
+                        m.d.comb += word.eq(steps)
+                    with m.Case(Status.CHECKSUM):
+                        m.d.comb += word.eq(lanes.checksum)
+                    with m.Case(Status.PREDICTION):
+                        m.d.comb += word.eq(prediction)
+                    with m.Case(Status.READY):
+                        m.d.comb += word.eq(ready)
+                    with m.Case(Status.LANES):
+                        m.d.comb += word.eq(P)
+                    with m.Case(Status.LR_OFFSET):
+                        m.d.comb += word.eq(lr_offset)
+        with m.If(pending):
+            m.d.sync += [pending.eq(0), self.response.valid.eq(1),
+                         self.response.payload.eq(Mux(held.write, 0, word))]
+        return m
+
+
+def _field(value, bits):
+    """``value`` sign- (or zero-) extended to exactly ``bits`` bits."""
+    value = Value.cast(value)
+    pad = bits - len(value)
+    if pad <= 0:
+        return value[:bits]
+    fill = value[-1].replicate(pad) if value.shape().signed else Const(0, pad)
+    return Cat(value, fill)
+
+
+def _signal_word(m, unit, field, c):
+    """One trace value of a learning-signal unit (``Region.SIGNAL``), sign-extended to 32 bits."""
+    word = Signal(32)
+    if not isinstance(unit, LLSLearningSignal):
+        return word
+    per_class = {
+        SignalField.RAW_LOGITS: unit.raw_logits,
+        SignalField.LOGITS: unit.logits,
+        SignalField.PROBS: unit.probs,
+        SignalField.ERRORS: unit.errors,
+        SignalField.SCALED_ERRORS: unit.scaled_errors,
+    }
+    if unit.lls_m:
+        per_class[SignalField.LOCAL_LOGITS] = unit.local_logits
+        per_class[SignalField.MODULATION] = unit.modulation
+    scalars = [unit.S, unit.zero, unit.e2, unit.R, unit.sigma, unit.kappa, unit.trace_valid]
+    with m.Switch(field):
+        for name, array in per_class.items():
+            with m.Case(name):
+                m.d.comb += word.eq(_field(array[c], 32))
+        with m.Case(SignalField.SCALARS):
+            with m.Switch(c):
+                for i, value in enumerate(scalars):
+                    with m.Case(i):
+                        m.d.comb += word.eq(_field(value, 32))
+    return word

@@ -1,0 +1,392 @@
+"""The MAC-lane datapath: P lanes shared by every layer's forward pass and weight update."""
+
+import zlib
+
+import numpy as np
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import crc, data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .mac_lane import MACLane
+from .outer_product_updater import OuterProductUpdater
+from .requantiser import Requantiser
+
+__all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "weight_checksum"]
+
+
+class OpKind(enum.Enum, shape=1):
+    """What the lanes do with one weight word."""
+    FORWARD = 0
+    UPDATE = 1
+
+
+class LayerGeometry:
+    """Sizes and memory map of an :class:`~golden.integer.config.EngineConfig` on ``lanes`` lanes.
+
+    Layer ``k``'s ``N_k`` outputs are split into ``G_k = ceil(N_k / P)`` groups of ``P`` lanes
+    (the last one padded). Its weight memory holds ``G_k * (M_k + 1)`` words of ``P`` weights:
+    word ``g * (M_k + 1)`` holds the biases ``b[gP + p]`` and word ``g * (M_k + 1) + 1 + m``
+    holds ``W[gP + p, m]``, lane ``p`` in bits ``p * weight_bits[k]``. Padding lanes hold 0.
+    A forward pass and an update both read the words in address order.
+    """
+
+    def __init__(self, config, lanes):
+        if lanes < 1:
+            raise ValueError(f"need at least one MAC lane, got {lanes}")
+        self.config = config
+        self.lanes = P = lanes
+        self.n_layers = L = config.n_layers
+        self.fan_in = tuple(config.layers[k] for k in range(L))
+        self.fan_out = tuple(config.layers[k + 1] for k in range(L))
+        self.groups = tuple((n + P - 1) // P for n in self.fan_out)
+        self.words = tuple(g * (m + 1) for g, m in zip(self.groups, self.fan_in))
+        # Lanes holding a real neuron in each layer's last group.
+        self.last_real = tuple(n - (g - 1) * P for n, g in zip(self.fan_out, self.groups))
+        self.addr_bits = max(ceil_log2(w) for w in self.words) or 1
+        self.layer_shape = unsigned(ceil_log2(L) or 1)
+        self.max_groups = max(self.groups)
+        self.max_fan_in = max(self.fan_in)
+        self.max_fan_out = max(self.fan_out)
+        # The checksum sees every lane sign-extended to whole bytes.
+        self.checksum_lane_bits = 8 * ((max(config.weight_bits) + 7) // 8)
+
+    def real_lanes(self, k, g):
+        return self.last_real[k] if g == self.groups[k] - 1 else self.lanes
+
+    @property
+    def busy_per_step(self):
+        """Lane-cycles of useful work in one training step: every weight and bias, twice."""
+        return 2 * sum((m + 1) * n for m, n in zip(self.fan_in, self.fan_out))
+
+    @property
+    def issue_cycles_per_step(self):
+        """Cycles of one training step's word issues (forward + update): the lower bound."""
+        return 2 * sum(self.words)
+
+
+def op_layout(geometry):
+    """One word operation: issued by the sequencer, one per cycle at most."""
+    return data.StructLayout({
+        "kind": OpKind,
+        "layer": geometry.layer_shape,
+        "group": range(geometry.max_groups),
+        "word": range(geometry.max_fan_in + 1),
+        "addr": unsigned(geometry.addr_bits),
+        # The group's last word: a forward pass hands its sums to the requantiser after it.
+        "last": 1,
+    })
+
+
+def pack_weights(geometry, weights, biases):
+    """The weight memories' contents: per layer an ``int64`` array ``(words, P)``.
+
+    ``weights[k]`` is ``(N_k, M_k)``, ``biases[k]`` is ``(N_k,)`` (tensors or arrays).
+    """
+    P = geometry.lanes
+    out = []
+    for k in range(geometry.n_layers):
+        M, N, G = geometry.fan_in[k], geometry.fan_out[k], geometry.groups[k]
+        w = np.zeros((G * P, M + 1), dtype=np.int64)
+        w[:N, 0] = np.asarray(biases[k], dtype=np.int64)
+        w[:N, 1:] = np.asarray(weights[k], dtype=np.int64)
+        # (G, P, M+1) -> (G, M+1, P) -> words in address order.
+        out.append(w.reshape(G, P, M + 1).transpose(0, 2, 1).reshape(G * (M + 1), P))
+    return out
+
+
+def weight_checksum(geometry, weights, biases):
+    """CRC-32 (zlib / ISO-HDLC) of every weight word in update order, as :class:`LayerEngine` computes it.
+
+    Each word is its ``P`` lanes sign-extended to ``checksum_lane_bits``, lane 0 in the low bits,
+    taken as little-endian bytes: the engine's CRC processes the whole word per cycle with
+    reflected input, which is the same as this byte stream.
+    """
+    dtype = {8: "<i1", 16: "<i2", 24: None, 32: "<i4"}[geometry.checksum_lane_bits]
+    value = 0
+    for words in pack_weights(geometry, weights, biases):
+        value = zlib.crc32(words.astype(dtype).tobytes(), value)
+    return value
+
+
+class LayerEngine(wiring.Component):
+    """``P`` MAC lanes, the weight memories, the outer-product updater and the requantisers.
+
+    Every operation is one weight word of one layer (:func:`op_layout`), issued by the
+    sequencer on ``op`` at most once per cycle, never stalled afterwards:
+
+    ======= ===================================================================================
+    stage   work
+    ======= ===================================================================================
+    S0      ``op``: the word's address goes to the layer's weight memory read port; the caller
+            addresses its input buffer (``x_{word-1}``) and its δ memory (word ``group``) too
+    S1      the word, ``x`` and ``delta`` are here. Forward: word 0 (the biases) loads every
+            lane with ``b << bias_shift``, word ``1 + m`` accumulates ``W[gP+p, m] · x_m``.
+            Update: every word multiplies ``δ_p · x_m``, the bias word with ``x = 2**bias_shift``
+    S2      forward, last word: the ``P`` sums go to the result bank. Update: the products are
+            the accumulators' increments (``acc - acc_prev``, exact modulo ``2**acc_bits``: the
+            lanes never reload during an update, the DSP's accumulator keeps running) and enter
+            the :class:`~rtl.outer_product_updater.OuterProductUpdater`
+    S3      the updated word is written back (1R1W memory) and enters the CRC
+    ======= ===================================================================================
+
+    The result bank is read out one neuron per cycle through the layer's
+    :class:`~rtl.requantiser.Requantiser` onto ``o``. It is one bank, reserved when a forward
+    group's last word is issued (``bank_ready``) and freed when its last neuron has left, so the
+    lanes stall only if a group is shorter than ``P + 3`` words.
+
+    Parameters
+    ----------
+    config : EngineConfig
+    lanes : int
+        ``P``.
+
+    Members
+    -------
+    op : In(stream.Signature(op_layout(geometry), always_ready=True))
+        The word operation at S0.
+    x : In(signed(mult_bits))
+        S1: the input ``x_{word-1}`` of the op issued the cycle before (ignored for word 0).
+    delta : In(data.ArrayLayout(signed(delta_bits), P))
+        S1: the learning signal of the op's group (update ops).
+    bank_ready : Out(1)
+        A forward group's last word may be issued (the result bank is free).
+    o : Out(stream.Signature(StructLayout({"layer", "index", "value", "fprime"})))
+        Requantised outputs in neuron order: activations and ``f'`` of hidden layers, logits of the
+        last layer (``fprime`` 0).
+    busy_lanes : Out(range(P + 1))
+        Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
+    idle : Out(1)
+        Nothing in flight (S1..S3, bank, requantisers).
+    checksum_start : In(1)
+        Restart the weight CRC.
+    checksum : Out(32)
+        CRC-32 of the words written since ``checksum_start`` (:func:`weight_checksum`).
+    write : In(stream.Signature(StructLayout({"layer", "addr", "mask", "weights"})))
+        Host and initialiser writes: lanes with ``mask`` set are written. Ready when the updater
+        is not writing.
+    read_layer, read_addr : In
+        Host reads when no ``op`` is valid: ``read_data`` holds the word one cycle later.
+    read_data : Out(data.ArrayLayout(signed(max(weight_bits)), P))
+    lr_offset : In(range(len(lr_decay) + 1))
+        The learning-rate offset added to every ``lr_shift`` (``docs/numerics.md`` §12).
+    """
+
+    def __init__(self, config, lanes):
+        self.config = config
+        self.geometry = geo = LayerGeometry(config, lanes)
+        self.lanes = lanes
+        self.word_shape = signed(max(config.weight_bits))
+        self.word_layout = data.ArrayLayout(self.word_shape, lanes)
+        self.value_shape = signed(max(config.act_bits + 1, config.logit_bits))
+        self.output_layout = data.StructLayout({
+            "layer": geo.layer_shape,
+            "index": range(geo.max_fan_out),
+            "value": self.value_shape,
+            "fprime": 1,
+        })
+        super().__init__({
+            "op": In(stream.Signature(op_layout(geo), always_ready=True)),
+            "x": In(signed(config.mult_bits)),
+            "delta": In(data.ArrayLayout(signed(config.delta_bits), lanes)),
+            "bank_ready": Out(1),
+            "o": Out(stream.Signature(self.output_layout)),
+            "busy_lanes": Out(range(lanes + 1)),
+            "idle": Out(1),
+            "checksum_start": In(1),
+            "checksum": Out(32),
+            "write": In(stream.Signature(data.StructLayout({
+                "layer": geo.layer_shape,
+                "addr": unsigned(geo.addr_bits),
+                "mask": unsigned(lanes),
+                "weights": self.word_layout,
+            }))),
+            "read_layer": In(geo.layer_shape),
+            "read_addr": In(unsigned(geo.addr_bits)),
+            "read_data": Out(self.word_layout),
+            "lr_offset": In(range(len(config.lr_decay) + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        config, geo, P = self.config, self.geometry, self.lanes
+        L = geo.n_layers
+        op_shape = op_layout(geo)
+
+        # -- weight memories ------------------------------------------------------------------------
+        reads, writes = [], []
+        for k in range(L):
+            mem = memory.Memory(shape=data.ArrayLayout(signed(config.weight_bits[k]), P),
+                                depth=geo.words[k], init=[])
+            m.submodules[f"weights{k}"] = mem
+            reads.append(mem.read_port())
+            writes.append(mem.write_port(granularity=1))
+
+        # S0: the datapath's address, or the host's when nothing is issued.
+        op = self.op.payload
+        issue = self.op.valid
+        word_layer = Signal(geo.layer_shape)
+        m.d.sync += word_layer.eq(Mux(issue, op.layer, self.read_layer))
+        for k in range(L):
+            m.d.comb += reads[k].addr.eq(Mux(issue, op.addr, self.read_addr))
+
+        # S1: the word that was read, lanes sign-extended to the widest layer.
+        word = Signal(self.word_layout)
+        with m.Switch(word_layer):
+            for k in range(L):
+                with m.Case(k):
+                    m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
+        m.d.comb += self.read_data.eq(word)
+
+        s1 = Signal(op_shape)
+        s1_valid = Signal()
+        m.d.sync += [s1.eq(op), s1_valid.eq(issue)]
+        forward = s1_valid & (s1.kind == OpKind.FORWARD)
+        update = s1_valid & (s1.kind == OpKind.UPDATE)
+        first = s1.word == 0
+
+        # Per-layer constants at S1: the bias alignment and the lanes that hold real neurons.
+        bias_one = Signal(signed(config.mult_bits))
+        real = Signal(range(P + 1))
+        with m.Switch(s1.layer):
+            for k in range(L):
+                with m.Case(k):
+                    bs = config.bias_shift(k)
+                    m.d.comb += [
+                        bias_one.eq(1 << bs),
+                        real.eq(Mux(s1.group == geo.groups[k] - 1, geo.last_real[k], P)),
+                    ]
+        m.d.comb += self.busy_lanes.eq(Mux(s1_valid, real, 0))
+
+        # -- lanes ------------------------------------------------------------------------------------
+        lanes = []
+        for p in range(P):
+            lane = MACLane.from_config(config)
+            m.submodules[f"lane{p}"] = lane
+            lanes.append(lane)
+            load_value = Signal(signed(config.acc_bits))
+            with m.Switch(s1.layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += load_value.eq(word[p] << config.bias_shift(k))
+            m.d.comb += [
+                lane.a.eq(Mux(update, self.delta[p], word[p])),
+                lane.b.eq(Mux(update & first, bias_one, self.x)),
+                lane.load.eq(forward & first),
+                lane.load_value.eq(load_value),
+                lane.en.eq((forward & ~first) | update),
+            ]
+
+        # -- S2: capture sums / form the update products ------------------------------------------
+        s2 = Signal(op_shape)
+        s2_valid = Signal()
+        old = Signal(self.word_layout)
+        m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid), old.eq(word)]
+        acc_prev = [Signal(signed(config.acc_bits), name=f"acc_prev{p}") for p in range(P)]
+        m.d.sync += [prev.eq(lane.acc) for prev, lane in zip(acc_prev, lanes)]
+
+        m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits)
+        m.d.comb += [
+            updater.lr_offset.eq(self.lr_offset),
+            updater.i.valid.eq(s2_valid & (s2.kind == OpKind.UPDATE)),
+            updater.i.payload.layer.eq(s2.layer),
+            updater.i.payload.addr.eq(s2.addr),
+            updater.i.payload.weights.eq(old),
+        ]
+        for p in range(P):
+            # Exact modulo 2**acc_bits, and |δ x| < 2**(acc_bits-1) (EngineConfig checks it).
+            m.d.comb += updater.i.payload.products[p].eq((lanes[p].acc - acc_prev[p])[:config.acc_bits])
+
+        # -- S3: write back, checksum -----------------------------------------------------------
+        new = updater.o.payload
+        m.d.comb += self.write.ready.eq(~updater.o.valid)
+        for k in range(L):
+            with m.If(updater.o.valid):
+                m.d.comb += [
+                    writes[k].addr.eq(new.addr),
+                    writes[k].en.eq(Mux(new.layer == k, (1 << P) - 1, 0)),
+                ]
+                m.d.comb += [writes[k].data[p].eq(new.weights[p]) for p in range(P)]
+            with m.Else():
+                m.d.comb += [
+                    writes[k].addr.eq(self.write.payload.addr),
+                    writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
+                                        self.write.payload.mask, 0)),
+                ]
+                m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
+
+        cb = geo.checksum_lane_bits
+        m.submodules.crc = checksum = crc.catalog.CRC32_ISO_HDLC(data_width=P * cb).create()
+        extended = [Signal(signed(cb), name=f"crc_lane{p}") for p in range(P)]
+        m.d.comb += [e.eq(new.weights[p]) for p, e in enumerate(extended)]
+        m.d.comb += [
+            checksum.start.eq(self.checksum_start),
+            checksum.valid.eq(updater.o.valid),
+            checksum.data.eq(Cat(*extended)),
+            self.checksum.eq(checksum.crc),
+        ]
+
+        # -- result bank -> requantisers -> o -------------------------------------------------------
+        bank = Signal(data.ArrayLayout(signed(config.acc_bits), P))
+        bank_valid = Signal()
+        bank_layer = Signal(geo.layer_shape)
+        bank_group = Signal(range(geo.max_groups))
+        bank_last = Signal(range(P))
+        reserved = Signal()
+        m.d.comb += self.bank_ready.eq(~reserved)
+        capture = s2_valid & (s2.kind == OpKind.FORWARD) & s2.last
+        with m.If(capture):
+            m.d.sync += [
+                bank.eq(Cat(*(lane.acc for lane in lanes))),
+                bank_valid.eq(1),
+                bank_layer.eq(s2.layer),
+                bank_group.eq(s2.group),
+            ]
+            with m.Switch(s2.layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.sync += bank_last.eq(Mux(s2.group == geo.groups[k] - 1,
+                                                     geo.last_real[k] - 1, P - 1))
+
+        serial = Signal(range(P))
+        requantisers = []
+        for k in range(L):
+            req = Requantiser.from_config(config, k)
+            m.submodules[f"requantiser{k}"] = req
+            requantisers.append(req)
+        out_layer = Signal(geo.layer_shape)
+        out_index = Signal(range(geo.max_fan_out))
+        index = Signal(range(geo.max_groups * P))
+        m.d.comb += index.eq(bank_group * P + serial)
+        sent = Signal()
+        for k, req in enumerate(requantisers):
+            # One layer's output at a time keeps o in neuron order across a layer change.
+            others = [r.o.valid for j, r in enumerate(requantisers) if j != k]
+            clear = ~Cat(*others).any() if others else Const(1)
+            m.d.comb += [
+                req.i.valid.eq(bank_valid & (bank_layer == k) & clear),
+                req.i.payload.eq(bank[serial]),
+            ]
+            with m.If(req.i.valid & req.i.ready):
+                m.d.comb += sent.eq(1)
+                m.d.sync += [out_layer.eq(k), out_index.eq(index)]
+            m.d.comb += req.o.ready.eq(self.o.ready)
+            with m.If(req.o.valid):
+                m.d.comb += [
+                    self.o.valid.eq(1),
+                    self.o.payload.value.eq(req.o.payload.value),
+                ]
+                if k < L - 1:
+                    m.d.comb += self.o.payload.fprime.eq(req.o.payload.fprime)
+        m.d.comb += [self.o.payload.layer.eq(out_layer), self.o.payload.index.eq(out_index)]
+        with m.If(sent):
+            m.d.sync += serial.eq(serial + 1)
+            with m.If(serial == bank_last):
+                m.d.sync += [serial.eq(0), bank_valid.eq(0), reserved.eq(0)]
+        # Taken when a group's last word is issued; the sequencer waits for bank_ready first.
+        with m.If(self.op.valid & (op.kind == OpKind.FORWARD) & op.last):
+            m.d.sync += reserved.eq(1)
+
+        m.d.comb += self.idle.eq(~s1_valid & ~s2_valid & ~updater.o.valid & ~bank_valid & ~reserved
+                                 & ~Cat(*(r.o.valid for r in requantisers)).any())
+        return m

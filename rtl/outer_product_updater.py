@@ -1,0 +1,112 @@
+"""The weight update of ``docs/numerics.md`` §10 for one memory word of P weights per cycle."""
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .fixed import saturate
+
+__all__ = ["OuterProductUpdater"]
+
+
+class OuterProductUpdater(wiring.Component):
+    """``W <- sat(W - rnd(δ·x, lr_shift[k] + o))`` for the ``P`` weights of one word, one word per cycle.
+
+    The products ``δ_p · x_m`` come from the MAC lanes (the same multipliers as the forward pass);
+    this unit is the fabric behind them: the per-layer rounding shift, the subtraction and the
+    saturation to ``weight_bits[k]``. The shift is a constant per layer plus the run-time
+    learning-rate offset ``o`` (``docs/numerics.md`` §12, at most ``len(lr_decay)``):
+    ``rnd(p, s + o) = ((p + 2**(s+o-1)) >> s) >> o`` exactly (floor shifts compose), so it is one
+    adder with a small choice of constants, wires, and an ``o``-way shifter. A bias word
+    is the same operation with ``x = 2**bias_shift(k)`` (§10: the bias's input is 1.0), so it
+    needs no case of its own. One register stage; no back-pressure (the write port always takes
+    a word).
+
+    Only ``rounding = "nearest"`` is built: the stochastic rounding of §10 is refused by
+    :class:`~rtl.engine.Engine` with a clear error.
+
+    Parameters
+    ----------
+    lanes : int
+        ``P``, the weights per word.
+    weight_bits : tuple of int
+        Per layer, the signed weight width; words carry ``max(weight_bits)``-bit lanes.
+    lr_shift : tuple of int
+        Per layer, the update's rounding shift.
+    product_bits : int
+        Signed width of a product (``acc_bits``).
+    addr_bits : int
+        Width of the word address carried alongside.
+    max_offset : int
+        Largest learning-rate offset ``o``.
+
+    Members
+    -------
+    i : In(stream.Signature(data.StructLayout({"layer", "addr", "weights": Array(P), "products": Array(P)}), always_ready=True))
+        The word as read (lanes of ``signed(max(weight_bits))``) and the lane products.
+    o : Out(stream.Signature(data.StructLayout({"layer", "addr", "weights": Array(P)}), always_ready=True))
+        The updated word, one cycle later, for the memory's write port.
+    lr_offset : In(range(max_offset + 1))
+        ``o``, added to every layer's ``lr_shift``.
+    """
+
+    def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0):
+        if len(weight_bits) != len(lr_shift) or not weight_bits:
+            raise ValueError("OuterProductUpdater: weight_bits and lr_shift need one entry per layer")
+        if min(lr_shift) < 0:
+            raise ValueError(f"OuterProductUpdater: negative lr_shift in {lr_shift}")
+        self.lanes = lanes
+        self.weight_bits = tuple(weight_bits)
+        self.lr_shift = tuple(lr_shift)
+        self.product_bits = product_bits
+        self.weight_shape = signed(max(weight_bits))
+        self.layer_shape = unsigned(ceil_log2(len(weight_bits)) or 1)
+        self.addr_bits = addr_bits
+        self.max_offset = max_offset
+        self.word_layout = data.ArrayLayout(self.weight_shape, lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "layer": self.layer_shape,
+                "addr": unsigned(addr_bits),
+                "weights": self.word_layout,
+                "products": data.ArrayLayout(signed(product_bits), lanes),
+            }), always_ready=True)),
+            "o": Out(stream.Signature(data.StructLayout({
+                "layer": self.layer_shape,
+                "addr": unsigned(addr_bits),
+                "weights": self.word_layout,
+            }), always_ready=True)),
+            "lr_offset": In(range(max_offset + 1)),
+        })
+
+    @classmethod
+    def from_config(cls, config, lanes, addr_bits):
+        """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
+        return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
+                   product_bits=config.acc_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay))
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i.payload, self.o.payload
+
+        m.d.sync += [
+            self.o.valid.eq(self.i.valid),
+            o.layer.eq(i.layer),
+            o.addr.eq(i.addr),
+        ]
+        # The shift and the saturation bound are constants per layer: one copy per layer, selected.
+        offset = self.lr_offset
+        with m.Switch(i.layer):
+            for k, (bits, shift) in enumerate(zip(self.weight_bits, self.lr_shift)):
+                with m.Case(k):
+                    # 2**(shift + o - 1), or 0 when shift + o = 0.
+                    half = Signal(range((1 << (shift + self.max_offset)) + 1), name=f"half{k}")
+                    with m.Switch(offset):
+                        for extra in range(self.max_offset + 1):
+                            with m.Case(extra):
+                                m.d.comb += half.eq((1 << (shift + extra)) >> 1)
+                    for p in range(self.lanes):
+                        step = ((i.products[p] + half) >> shift) >> offset
+                        m.d.sync += o.weights[p].eq(saturate(i.weights[p] - step, bits))
+        return m

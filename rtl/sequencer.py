@@ -1,0 +1,123 @@
+"""The step sequencer: one weight word per cycle into the lanes, waiting only on true dependencies."""
+
+from amaranth import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layer_engine import LayerGeometry, OpKind, op_layout
+
+__all__ = ["Sequencer"]
+
+
+class Sequencer(wiring.Component):
+    """Issues the word operations of one step: ``fwd 0 .. fwd L-1`` then ``upd 0 .. upd L-1``.
+
+    The phases follow each other with no gap; inside a layer the words go in address order
+    (:class:`~rtl.layer_engine.LayerGeometry`). A word is held back only while what it reads is
+    not there yet:
+
+    - forward, layer ``k >= 1``, word ``1 + m``: ``x_m = h_{k-1}[m]`` must be written
+      (``h_avail[k-1] > m``); it usually is, since layer ``k - 1``'s last group finished before;
+    - forward, a group's last word: the result bank must be free (``bank_ready``);
+    - update, a group's first word: its δ word must be complete (``delta_words[k] > g``).
+
+    No layer waits for another layer's learning signal (no update locking): each hidden layer's
+    signal is computed while the following phases run, and the output layer's softmax while the
+    hidden layers update. An inference step issues the forward phases only.
+
+    Parameters
+    ----------
+    geometry : LayerGeometry
+
+    Members
+    -------
+    start : In(stream.Signature(data.StructLayout({"train": 1})))
+        Begin a step (taken when idle); ``train = 0`` is an inference.
+    op : Out(stream.Signature(op_layout(geometry), always_ready=True))
+        The word operation of this cycle.
+    h_avail : In(data.ArrayLayout(range(max_fan_out + 1), L))
+        Per layer, outputs written to its activation buffer in this step.
+    delta_words : In(data.ArrayLayout(range(max_groups + 1), L))
+        Per layer, complete δ words (groups) in this step.
+    bank_ready : In(1)
+    busy : Out(1)
+        A step's words are still being issued.
+    """
+
+    def __init__(self, geometry):
+        if not isinstance(geometry, LayerGeometry):
+            raise TypeError("Sequencer needs a LayerGeometry")
+        self.geometry = geo = geometry
+        super().__init__({
+            "start": In(stream.Signature(data.StructLayout({"train": 1}))),
+            "op": Out(stream.Signature(op_layout(geo), always_ready=True)),
+            "h_avail": In(data.ArrayLayout(range(geo.max_fan_out + 1), geo.n_layers)),
+            "delta_words": In(data.ArrayLayout(range(geo.max_groups + 1), geo.n_layers)),
+            "bank_ready": In(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        geo = self.geometry
+        L = geo.n_layers
+
+        busy = Signal()
+        train = Signal()
+        kind = Signal(OpKind)
+        layer = Signal(geo.layer_shape)
+        group = Signal(range(geo.max_groups))
+        word = Signal(range(geo.max_fan_in + 1))
+        addr = Signal(geo.addr_bits)
+        m.d.comb += [self.busy.eq(busy), self.start.ready.eq(~busy)]
+
+        with m.If(self.start.valid & ~busy):
+            m.d.sync += [busy.eq(1), train.eq(self.start.payload.train), kind.eq(OpKind.FORWARD),
+                         layer.eq(0), group.eq(0), word.eq(0), addr.eq(0)]
+
+        last_word = Signal()
+        last_group = Signal()
+        inputs_ready = Signal()
+        delta_ready = Signal()
+        with m.Switch(layer):
+            for k in range(L):
+                with m.Case(k):
+                    m.d.comb += [
+                        last_word.eq(word == geo.fan_in[k]),
+                        last_group.eq(group == geo.groups[k] - 1),
+                        # Layer 0 reads the sample, complete before the step starts.
+                        inputs_ready.eq(1 if k == 0 else self.h_avail[k - 1] >= word),
+                        delta_ready.eq(self.delta_words[k] > group),
+                    ]
+        forward = kind == OpKind.FORWARD
+        can = Signal()
+        with m.If(forward):
+            m.d.comb += can.eq(inputs_ready & (~last_word | self.bank_ready))
+        with m.Else():
+            m.d.comb += can.eq((word != 0) | delta_ready)
+
+        issue = busy & can
+        op = self.op.payload
+        m.d.comb += [
+            self.op.valid.eq(issue),
+            op.kind.eq(kind),
+            op.layer.eq(layer),
+            op.group.eq(group),
+            op.word.eq(word),
+            op.addr.eq(addr),
+            op.last.eq(last_word),
+        ]
+
+        with m.If(issue):
+            m.d.sync += [word.eq(word + 1), addr.eq(addr + 1)]
+            with m.If(last_word):
+                m.d.sync += [word.eq(0), group.eq(group + 1)]
+                with m.If(last_group):
+                    m.d.sync += [group.eq(0), addr.eq(0), layer.eq(layer + 1)]
+                    with m.If(layer == L - 1):
+                        m.d.sync += layer.eq(0)
+                        with m.If(forward & train):
+                            m.d.sync += kind.eq(OpKind.UPDATE)
+                        with m.Else():
+                            m.d.sync += busy.eq(0)
+        return m

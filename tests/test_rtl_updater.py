@@ -1,0 +1,122 @@
+"""The outer-product updater against ``docs/numerics.md`` §10 on constrained-random words.
+
+Corners: exact rounding ties (both signs), products at the accumulator's extremes, weights at
+and next to both saturation limits, shifts of 0 and of the full accumulator width.
+"""
+
+import random
+
+import pytest
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from golden.integer.arith import round_shift, saturate
+from rtl.outer_product_updater import OuterProductUpdater
+from sim.cocotb_runner import run_cocotb
+
+ACC = 32
+
+
+def golden_word(weights, products, bits, shift):
+    return [saturate(w - round_shift(p, shift), bits) for w, p in zip(weights, products)]
+
+
+def random_cases(rng, lanes, weight_bits, lr_shift, count, max_offset=0):
+    """``(layer, offset, weights, products)`` with a bias towards the corners."""
+    cases = []
+    for _ in range(count):
+        k = rng.randrange(len(weight_bits))
+        offset = rng.randrange(max_offset + 1)
+        bits, shift = weight_bits[k], lr_shift[k] + offset
+        top = 1 << (bits - 1)
+        weights, products = [], []
+        for _ in range(lanes):
+            kind = rng.randrange(6)
+            w = rng.choice([-top, -top + 1, top - 1, top - 2, 0, 1, -1]) if kind < 2 else rng.randrange(-top, top)
+            if kind == 2 and shift:
+                # An exact tie: (2t + 1) * 2**(shift-1), either sign.
+                t = rng.randrange(-(1 << max(0, ACC - shift - 2)), 1 << max(0, ACC - shift - 2))
+                p = (2 * t + 1) << (shift - 1)
+            elif kind == 3:
+                p = rng.choice([-(1 << (ACC - 1)), (1 << (ACC - 1)) - 1, 0, 1, -1])
+            elif kind == 4:
+                # Large enough to saturate the weight either way.
+                p = rng.choice([-1, 1]) * rng.randrange(top << shift, 1 << (ACC - 1)) if (top << shift) < (1 << (ACC - 1)) else 0
+            else:
+                p = rng.randrange(-(1 << (ACC - 1)), 1 << (ACC - 1))
+            weights.append(w)
+            products.append(p)
+        cases.append((k, offset, weights, products))
+    return cases
+
+
+@pytest.mark.parametrize("lanes, weight_bits, lr_shift, max_offset", [
+    (8, (16, 16), (16, 13), 3),
+    (3, (14, 16, 12), (0, 1, 28), 3),
+    (5, (16,), (20,), 0),
+])
+def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset):
+    dut = OuterProductUpdater(lanes=lanes, weight_bits=weight_bits, lr_shift=lr_shift, product_bits=ACC,
+                              addr_bits=8, max_offset=max_offset)
+    cases = random_cases(random.Random(lanes), lanes, weight_bits, lr_shift, 400, max_offset)
+
+    async def bench(ctx):
+        i = dut.i.payload
+        for n, (k, offset, weights, products) in enumerate(cases):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.lr_offset, offset)
+            ctx.set(i.layer, k)
+            ctx.set(i.addr, n & 0xFF)
+            for p in range(lanes):
+                ctx.set(i.weights[p], weights[p])
+                ctx.set(i.products[p], products[p])
+            await ctx.tick()
+            assert ctx.get(dut.o.valid)
+            assert ctx.get(dut.o.payload.layer) == k and ctx.get(dut.o.payload.addr) == n & 0xFF
+            got = [ctx.get(dut.o.payload.weights[p]) for p in range(lanes)]
+            want = golden_word(weights, products, weight_bits[k], lr_shift[k] + offset)
+            assert got == want, f"case {n}: layer {k} w={weights} products={products}"
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        assert not ctx.get(dut.o.valid)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+class UpdaterTop(wiring.Component):
+    """The updater with plain ports (its streams are always-ready, which a toplevel cannot be)."""
+
+    def __init__(self, lanes, weight_bits, lr_shift, max_offset):
+        self.updater = OuterProductUpdater(lanes=lanes, weight_bits=weight_bits, lr_shift=lr_shift,
+                                           product_bits=ACC, addr_bits=8, max_offset=max_offset)
+        wide = max(weight_bits)
+        super().__init__({
+            "valid": In(1), "layer": In(self.updater.layer_shape), "offset": In(range(max_offset + 1)),
+            "weights": In(data.ArrayLayout(signed(wide), lanes)),
+            "products": In(data.ArrayLayout(signed(ACC), lanes)),
+            "o_valid": Out(1), "o_weights": Out(data.ArrayLayout(signed(wide), lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.updater = u = self.updater
+        m.d.comb += [
+            u.i.valid.eq(self.valid), u.i.payload.layer.eq(self.layer), u.lr_offset.eq(self.offset),
+            u.i.payload.weights.eq(self.weights), u.i.payload.products.eq(self.products),
+            self.o_valid.eq(u.o.valid), self.o_weights.eq(u.o.payload.weights),
+        ]
+        return m
+
+
+def test_updater_cocotb():
+    lanes, weight_bits, lr_shift, max_offset = 4, (16, 14), (13, 16), 3
+    cases = random_cases(random.Random(7), lanes, weight_bits, lr_shift, 300, max_offset)
+    expected = [golden_word(w, p, weight_bits[k], lr_shift[k] + o) for k, o, w, p in cases]
+    run_cocotb(UpdaterTop(lanes, weight_bits, lr_shift, max_offset), block="updater", test_module="cocotb_updater",
+               test_paths=[str(__import__("pathlib").Path(__file__).parent / "cocotb")],
+               params={"lanes": lanes, "width": max(weight_bits), "cases": cases, "expected": expected})
