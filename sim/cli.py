@@ -94,7 +94,8 @@ def run(args):
         thread.join()
         wall = time.perf_counter() - start
         if "error" in outcome:
-            raise RuntimeError(f"simulation failed: {outcome['error']}") from outcome["error"]
+            print(f"synchrony sim: error: the simulation failed: {outcome['error']}", file=sys.stderr)
+            return 1
         summary = json.loads(result_file.read_text())
 
     summary["wall_seconds"] = wall

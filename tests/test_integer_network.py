@@ -1,13 +1,10 @@
 """The integer model: determinism, batch = per-sample inference, saturation, float tracking."""
 
-import math
-
 import pytest
 import torch
 
 from golden.integer.arith import signed_max
 from golden.integer.calibrate import FloatMirror
-from golden.integer.config import EngineConfig
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
 

@@ -29,7 +29,7 @@ RULE_DEFAULTS = {
     "drtp":  dict(hidden_lr_log2=10, output_lr_log2=6,
                   fields=dict(activation="hardtanh", epochs=10, lr_decay=(3, 6, 8), drtp_bits=4)),
 }
-# Weights span +-2**WEIGHT_RANGE_LOG2 (trained weights stay within +-2.5, docs/results.md).
+# Weights span +-2**WEIGHT_RANGE_LOG2 (trained weights stay within +-2.5: docs/results.md, bit widths).
 WEIGHT_RANGE_LOG2 = 2
 # ReLU activations span [0, 2**RELU_RANGE_LOG2); hardtanh spans +-1.
 RELU_RANGE_LOG2 = 2
