@@ -82,7 +82,6 @@ class Engine(wiring.Component):
     Parameters
     ----------
     config : EngineConfig
-        ``rounding`` must be ``"nearest"`` (stochastic rounding is not built).
     lanes : int
         ``P``, the MAC lanes (8 on an iCE40 UP5K: its SB_MAC16 count).
 
@@ -107,8 +106,6 @@ class Engine(wiring.Component):
     def __init__(self, config, lanes=8):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
-        if config.rounding != "nearest":
-            raise ValueError("Engine: rounding='stochastic' is not built in the RTL; use 'nearest'")
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
             raise ValueError("Engine: a bias update multiplies by 2**bias_shift, which must fit "
                              f"mult_bits={config.mult_bits} (input_frac or the hidden fraction too large)")
@@ -120,7 +117,7 @@ class Engine(wiring.Component):
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
         self.prob_shape = signed(config.prob_frac + 2)
         self.act_shape = unsigned(config.act_bits) if config.activation == "relu" else signed(config.act_bits)
-        self.access_bits = max(lanes * self.layer_engine.word_shape.width, lanes * config.delta_bits, 96, 64)
+        self.access_bits = max(lanes * self.layer_engine.word_shape.width, lanes * config.delta_bits, 96)
         self.addr_bits = max(16, geo.addr_bits)
         # SIGNAL addresses: the class (or scalar, up to 7 of them) in the low class_bits.
         self.class_bits = max(ceil_log2(config.n_classes), 3)
@@ -171,7 +168,7 @@ class Engine(wiring.Component):
         label = Signal(self.label_shape)
         op = lanes.op.payload
         wiring.connect(m, seq.op, lanes.op)
-        m.d.comb += seq.bank_ready.eq(lanes.bank_ready)
+        m.d.comb += [seq.bank_ready.eq(lanes.bank_ready), seq.draws_ready.eq(lanes.draws_ready)]
 
         # -- commands ---------------------------------------------------------------------------------
         m.submodules.commands = commands = fifo.SyncFIFOBuffered(width=len(self.cmd.payload.as_value()), depth=2)
@@ -423,6 +420,7 @@ class Engine(wiring.Component):
             seq.start.valid.eq(starting),
             seq.start.payload.train.eq(is_train),
             lanes.checksum_start.eq(starting & is_train),
+            lanes.step_start.eq(starting & is_train),
         ]
         with m.If(starting):
             m.d.sync += [state.eq(_State.RUN), train.eq(is_train), label.eq(command.label),

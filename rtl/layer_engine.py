@@ -170,6 +170,10 @@ class LayerEngine(wiring.Component):
     read_data : Out(data.ArrayLayout(signed(max(weight_bits)), P))
     lr_offset : In(range(len(lr_decay) + 1))
         The learning-rate offset added to every ``lr_shift`` (``docs/numerics.md`` §12).
+    step_start : In(1)
+        A training step begins (restarts the stochastic-rounding draws' group order).
+    draws_ready : Out(1)
+        Stochastic rounding: the next update group's draws are ready (always 1 otherwise).
     """
 
     def __init__(self, config, lanes):
@@ -205,6 +209,8 @@ class LayerEngine(wiring.Component):
             "read_addr": In(unsigned(geo.addr_bits)),
             "read_data": Out(self.word_layout),
             "lr_offset": In(range(len(config.lr_decay) + 1)),
+            "step_start": In(1),
+            "draws_ready": Out(1),
         })
 
     def elaborate(self, platform):
@@ -293,6 +299,21 @@ class LayerEngine(wiring.Component):
             updater.i.payload.addr.eq(s2.addr),
             updater.i.payload.weights.eq(old),
         ]
+        if config.rounding == "stochastic":
+            from .rounding_draws import RoundingDraws
+            m.submodules.draws = draws = RoundingDraws(geo)
+            group_first = (op.kind == OpKind.UPDATE) & (op.word == 0)
+            m.d.comb += [
+                draws.start.eq(self.step_start),
+                draws.lr_offset.eq(self.lr_offset),
+                draws.claim.eq(self.op.valid & group_first),
+                draws.take.eq(s2_valid & (s2.kind == OpKind.UPDATE) & (s2.word == 0)),
+                self.draws_ready.eq(draws.ready),
+            ]
+            # A group's first word takes its draws at this very edge: pass them straight through.
+            m.d.comb += updater.draws.eq(Mux(draws.take, draws.next, draws.current))
+        else:
+            m.d.comb += self.draws_ready.eq(1)
         for p in range(P):
             # Exact modulo 2**acc_bits, and |δ x| < 2**(acc_bits-1) (EngineConfig checks it).
             m.d.comb += updater.i.payload.products[p].eq((lanes[p].acc - acc_prev[p])[:config.acc_bits])

@@ -23,8 +23,9 @@ class OuterProductUpdater(wiring.Component):
     needs no case of its own. One register stage; no back-pressure (the write port always takes
     a word).
 
-    Only ``rounding = "nearest"`` is built: the stochastic rounding of §10 is refused by
-    :class:`~rtl.engine.Engine` with a clear error.
+    With ``stochastic``, the rounding constant is the lane's draw ``ρ`` instead of
+    ``2**(s+o-1)``: ``((p + ρ) >> s) >> o`` (§10; the draws come from
+    :class:`~rtl.rounding_draws.RoundingDraws`).
 
     Parameters
     ----------
@@ -40,6 +41,8 @@ class OuterProductUpdater(wiring.Component):
         Width of the word address carried alongside.
     max_offset : int
         Largest learning-rate offset ``o``.
+    stochastic : bool
+        Stochastic rounding: add ``draws`` instead of half an LSB.
 
     Members
     -------
@@ -49,9 +52,12 @@ class OuterProductUpdater(wiring.Component):
         The updated word, one cycle later, for the memory's write port.
     lr_offset : In(range(max_offset + 1))
         ``o``, added to every layer's ``lr_shift``.
+    draws : In(data.ArrayLayout(unsigned(max(lr_shift) + max_offset), P))
+        With ``stochastic``: the lanes' draws for the word at ``i``.
     """
 
-    def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0):
+    def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
+                 stochastic=False):
         if len(weight_bits) != len(lr_shift) or not weight_bits:
             raise ValueError("OuterProductUpdater: weight_bits and lr_shift need one entry per layer")
         if min(lr_shift) < 0:
@@ -64,6 +70,7 @@ class OuterProductUpdater(wiring.Component):
         self.layer_shape = unsigned(ceil_log2(len(weight_bits)) or 1)
         self.addr_bits = addr_bits
         self.max_offset = max_offset
+        self.stochastic = stochastic
         self.word_layout = data.ArrayLayout(self.weight_shape, lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
@@ -78,13 +85,15 @@ class OuterProductUpdater(wiring.Component):
                 "weights": self.word_layout,
             }), always_ready=True)),
             "lr_offset": In(range(max_offset + 1)),
+            "draws": In(data.ArrayLayout(unsigned(max(max(lr_shift) + max_offset, 1)), lanes)),
         })
 
     @classmethod
     def from_config(cls, config, lanes, addr_bits):
         """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
         return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
-                   product_bits=config.acc_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay))
+                   product_bits=config.acc_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
+                   stochastic=config.rounding == "stochastic")
 
     def elaborate(self, platform):
         m = Module()
@@ -107,6 +116,7 @@ class OuterProductUpdater(wiring.Component):
                             with m.Case(extra):
                                 m.d.comb += half.eq((1 << (shift + extra)) >> 1)
                     for p in range(self.lanes):
-                        step = ((i.products[p] + half) >> shift) >> offset
+                        bias = self.draws[p] if self.stochastic else half
+                        step = ((i.products[p] + bias) >> shift) >> offset
                         m.d.sync += o.weights[p].eq(saturate(i.weights[p] - step, bits))
         return m

@@ -19,7 +19,8 @@ class Sequencer(wiring.Component):
     - forward, layer ``k >= 1``, word ``1 + m``: ``x_m = h_{k-1}[m]`` must be written
       (``h_avail[k-1] > m``); it usually is, since layer ``k - 1``'s last group finished before;
     - forward, a group's last word: the result bank must be free (``bank_ready``);
-    - update, a group's first word: its δ word must be complete (``delta_words[k] > g``).
+    - update, a group's first word: its δ word must be complete (``delta_words[k] > g``) and,
+      with stochastic rounding, its draws generated (``draws_ready``).
 
     No layer waits for another layer's learning signal (no update locking): each hidden layer's
     signal is computed while the following phases run, and the output layer's softmax while the
@@ -40,6 +41,8 @@ class Sequencer(wiring.Component):
     delta_words : In(data.ArrayLayout(range(max_groups + 1), L))
         Per layer, complete δ words (groups) in this step.
     bank_ready : In(1)
+    draws_ready : In(1)
+        Stochastic rounding: the next update group's draws are ready (a group's first word waits).
     busy : Out(1)
         A step's words are still being issued.
     """
@@ -54,6 +57,7 @@ class Sequencer(wiring.Component):
             "h_avail": In(data.ArrayLayout(range(geo.max_fan_out + 1), geo.n_layers)),
             "delta_words": In(data.ArrayLayout(range(geo.max_groups + 1), geo.n_layers)),
             "bank_ready": In(1),
+            "draws_ready": In(1),
             "busy": Out(1),
         })
 
@@ -94,7 +98,7 @@ class Sequencer(wiring.Component):
         with m.If(forward):
             m.d.comb += can.eq(inputs_ready & (~last_word | self.bank_ready))
         with m.Else():
-            m.d.comb += can.eq((word != 0) | delta_ready)
+            m.d.comb += can.eq((word != 0) | (delta_ready & self.draws_ready))
 
         issue = busy & can
         op = self.op.payload

@@ -115,11 +115,14 @@ PYSIM_CASES = [
     ((13, 9, 5), "drtp", None, 3, 3, {}),
     ((9, 7, 5, 3), "lls-m", None, 2, 0, {}),
     ((10, 6, 4), "lls", None, 1, 1, {"activation": "hardtanh"}),
+    ((13, 9, 5), "lls", None, 4, 1, {"rounding": "stochastic"}),
+    ((7, 10, 3, 5), "drtp", None, 3, 3, {"rounding": "stochastic"}),
 ]
 
 
 @pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides", PYSIM_CASES,
-                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-{c[2] or 'sq'}-p{c[3]}-o{c[4]}" for c in PYSIM_CASES])
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-{c[2] or 'sq'}-p{c[3]}-o{c[4]}"
+                              f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in PYSIM_CASES])
 def test_engine_trains_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides):
     config = default_config(rule, basis, layers, **overrides)
     records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset)
@@ -137,8 +140,9 @@ def test_engine_infers_pysim():
 
 
 def test_engine_rejects_what_it_does_not_build():
-    with pytest.raises(ValueError, match="stochastic"):
-        Engine(default_config("lls", None, (8, 5, 3), rounding="stochastic"), 2)
+    # A bias update multiplies delta by 2**bias_shift in a lane: it must fit the multiplier.
+    with pytest.raises(ValueError, match="bias_shift"):
+        Engine(default_config("lls", None, (8, 5, 3), input_frac=15), 2)
 
 
 def test_lane_utilisation_digits_pysim():
@@ -157,7 +161,8 @@ def test_lane_utilisation_digits_pysim():
 # -- cocotb + Verilator system test -----------------------------------------------------------------
 
 def random_config(seed):
-    """A random valid engine configuration (odd sizes, 1-3 hidden layers, any rule) and a lane count."""
+    """A random valid engine configuration (odd sizes, 1-3 hidden layers, any rule, a third with
+    stochastic rounding) and a lane count."""
     rng = random.Random(seed)
     kind = ["lls-square", "lls-sin", "drtp", "lls-m"][seed % 4]
     rule, basis = {"lls-square": ("lls", "square"), "lls-sin": ("lls", "sin"), "drtp": ("drtp", None),
@@ -165,7 +170,8 @@ def random_config(seed):
     hidden = [rng.randrange(3, 40) | 1 for _ in range(1 + seed % 3)]
     layers = (rng.randrange(5, 60) | 1, *hidden, rng.randrange(2, 12))
     lanes = rng.choice([1, 2, 3, 5, 7, 8])
-    return default_config(rule, basis, layers, seed=seed), lanes
+    rounding = "stochastic" if seed % 3 == 2 else "nearest"
+    return default_config(rule, basis, layers, seed=seed, rounding=rounding), lanes
 
 
 def run_system_test(tmp_path, config, lanes, steps, seed, **extra):
@@ -216,3 +222,13 @@ def test_lane_utilisation_verilator(tmp_path, layers):
     config = default_config("lls", "square", layers)
     counters = run_system_test(tmp_path, config, 8, steps=2, seed=0)
     assert counters["utilisation"] >= 0.90, counters
+
+
+def test_engine_system_reports_a_mismatch(tmp_path):
+    """The checker can fail: a corrupted golden δ is reported as the first mismatch, with a waveform."""
+    config = default_config("lls", "square", (9, 7, 5), seed=2)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run_system_test(tmp_path, config, 2, steps=3, seed=2, inject_step=1)
+    message = str(failed.value)
+    assert "first mismatch" in message and "step 1" in message, message
+    assert "waveform:" in message and "(not written)" not in message, message

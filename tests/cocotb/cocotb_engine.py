@@ -86,6 +86,9 @@ async def engine_trace(dut):
         await tb.submit(Command.TRAIN, x.tolist(), label)
         prediction, checksum = await tb.result()
         trace = net.train_step(x, label, record=True)
+        if p.get("inject_step") == step:
+            # Self-test of the failure report: a golden value the hardware cannot match.
+            trace.layers[-1].delta[0] += 1
         found = await checker.check_step(tb, step, trace, prediction, checksum)
         if found:
             _fail(f"first mismatch: {found}")
