@@ -17,7 +17,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["TB", "pack", "params", "read", "run_steps", "to_signed", "unpack", "vectors"]
+__all__ = ["TB", "check_cases", "pack", "params", "read", "run_steps", "to_signed", "unpack", "vectors"]
 
 
 def params():
@@ -122,6 +122,42 @@ class TB:
     def ready(self):
         """A sink draws its ``ready`` for this cycle."""
         return int(self.rng.random() >= self.stall)
+
+
+async def check_cases(tb, v, *, one_at_a_time=False):
+    """Offer every ``v["cases"][n]["input"]`` on ``i`` and check each ``o`` against its ``"output"``.
+
+    Inputs come with the bench's random gaps, ``o.ready`` with its random back-pressure; the
+    payload of a pending ``o`` must hold still. ``one_at_a_time``: an input must not be taken
+    while a result is still pending (units with no internal queue). Returns the cycles taken.
+    """
+    dut, cases = tb.dut, v["cases"]
+    sent = received = 0
+    held = None
+    while received < len(cases):
+        if sent < len(cases) and not tb.idle():
+            dut.i__valid.value = 1
+            dut.i__payload.value = pack(v["in_spec"], cases[sent]["input"])
+        else:
+            dut.i__valid.value = 0
+        ready = tb.ready()
+        dut.o__ready.value = ready
+        await tb.settle()
+        if dut.i__valid.value and dut.i__ready.value:
+            assert not (one_at_a_time and dut.o__valid.value), "input accepted while a result is pending"
+            sent += 1
+        if dut.o__valid.value:
+            bits = dut.o__payload.value.to_unsigned()
+            assert held is None or bits == held, "o.payload changed while o.valid was high"
+            held = bits
+            if ready:
+                out = unpack(v["out_spec"], bits)
+                case = cases[received]
+                assert out == case["output"], f"case {received} {case['input']}: got {out}, expected {case['output']}"
+                received += 1
+                held = None
+        await tb.tick()
+    return tb.cycles
 
 
 async def run_steps(tb, cases, h_spec, delta_spec, *, passes, trace=None):
