@@ -306,12 +306,15 @@ class Client:
         raise HostTimeout("TRAIN: no result")
 
     def infer(self, pixels):
-        self._sync_steps()
+        retried = self.retried
         data = self.request(*requests.infer(pixels))
         if len(data) != 1:
             raise HostError(f"INFER: {len(data)}-byte result, expected 1")
-        # A retried inference may have run twice: resynchronise the step count next time.
-        self.steps = None
+        if self.retried != retried:
+            # A resent inference may have run twice: recount the steps before the next training step.
+            self.steps = None
+        elif self.steps is not None:
+            self.steps += 1
         return data[0]
 
 

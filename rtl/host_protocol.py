@@ -167,14 +167,14 @@ class Geometry:
     digest : str
         ``EngineConfig.digest()``, hex.
     rule, basis : str
-    lr_offsets : int
-        The largest learning-rate offset (``len(lr_decay)``).
+    lr_decay : tuple of int
+        The epochs after which the host raises the learning-rate offset (``EngineConfig.lr_decay``).
     """
 
     _HEAD = struct.Struct("<BBBBBBHB32s")
 
     def __init__(self, layers, lanes, word_bits, weight_bits, input_bits, max_payload, digest,
-                 rule, basis, lr_offsets, version=PROTOCOL_VERSION):
+                 rule, basis, lr_decay, version=PROTOCOL_VERSION):
         self.layers = tuple(layers)
         self.lanes = lanes
         self.word_bits = word_bits
@@ -184,14 +184,23 @@ class Geometry:
         self.digest = digest
         self.rule = rule
         self.basis = basis
-        self.lr_offsets = lr_offsets
+        self.lr_decay = tuple(lr_decay)
         self.version = version
 
     @classmethod
     def from_config(cls, config, lanes):
         return cls(config.layers, lanes, max(config.weight_bits), config.weight_bits, config.input_bits,
                    max_payload(config, lanes), config.digest(), config.rule, config.basis,
-                   len(config.lr_decay))
+                   config.lr_decay)
+
+    @property
+    def lr_offsets(self):
+        """The largest learning-rate offset."""
+        return len(self.lr_decay)
+
+    def lr_offset(self, epoch):
+        """The learning-rate offset during ``epoch`` (1-based), as ``golden.integer.train.lr_offset``."""
+        return sum(1 for e in self.lr_decay if e < epoch)
 
     # -- derived sizes ---------------------------------------------------------------------------
 
@@ -235,7 +244,7 @@ class Geometry:
                                (rule << 4) | basis, self.max_payload, self.lr_offsets,
                                bytes.fromhex(self.digest))
         body = b"".join(struct.pack("<H", n) for n in self.layers)
-        body += bytes(self.weight_bits)
+        body += bytes(self.weight_bits) + bytes(self.lr_decay)
         return head + body
 
     @classmethod
@@ -246,16 +255,17 @@ class Geometry:
             raise FrameError(f"identity record of {len(data)} bytes, need at least {n}")
         version, lanes, n_sizes, word_bits, input_bits, rule_basis, payload, lr_offsets, digest = \
             cls._HEAD.unpack_from(data)
-        if len(data) != n + 3 * n_sizes - 1:
+        if n_sizes < 2 or len(data) != n + 3 * n_sizes - 1 + lr_offsets:
             raise FrameError(f"identity record of {len(data)} bytes for {n_sizes} layer sizes")
         layers = struct.unpack_from(f"<{n_sizes}H", data, n)
-        weight_bits = tuple(data[n + 2 * n_sizes:])
+        weight_bits = tuple(data[n + 2 * n_sizes:n + 3 * n_sizes - 1])
+        lr_decay = tuple(data[n + 3 * n_sizes - 1:])
         rules = {v: k for k, v in RULE_IDS.items()}
         bases = {v: k for k, v in BASIS_IDS.items()}
         if rule_basis >> 4 not in rules or rule_basis & 15 not in bases:
             raise FrameError(f"identity record names an unknown rule/basis {rule_basis:#04x}")
         return cls(layers, lanes, word_bits, weight_bits, input_bits, payload, digest.hex(),
-                   rules[rule_basis >> 4], bases[rule_basis & 15], lr_offsets, version)
+                   rules[rule_basis >> 4], bases[rule_basis & 15], lr_decay, version)
 
     def __eq__(self, other):
         return isinstance(other, Geometry) and self.to_bytes() == other.to_bytes() \
