@@ -4,13 +4,11 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from .engine import Command, Region, Status
 from .frame_decoder import frame_layout
 from .frame_encoder import response_layout
-from .host_protocol import (BASIS_IDS, COUNTERS, RULE_IDS, ConfigField, Geometry, Opcode, StatusCode,
-                            max_payload)
+from .host_protocol import BASIS_IDS, COUNTERS, RULE_IDS, ConfigField, Geometry, Opcode, StatusCode
 from .layer_engine import LayerGeometry
 
 __all__ = ["HostBridge"]
@@ -192,8 +190,6 @@ class HostBridge(wiring.Component):
         label = Signal(8)
         m.d.comb += [self.cmd.payload.label.eq(label), self.pixels.payload.eq(word[-8:])]
         training = Signal()
-        prediction = Signal(8)
-        checksum = Signal(32)
 
         def reply(value, payload_length=0, then="SEND_HEADER"):
             m.d.sync += [reply_status.eq(value), reply_length.eq(payload_length)]

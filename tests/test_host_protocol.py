@@ -5,15 +5,12 @@ model."""
 
 import random
 
-import pytest
 import torch
 from amaranth.sim import Simulator
 
 from boards.host import pack_word, parse_counters, requests, unpack_word
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
-from rtl.frame_decoder import FrameDecoder
-from rtl.frame_encoder import FrameEncoder
 from rtl.host_interface import HostInterface
 from rtl.host_protocol import (CRC, ConfigField, FrameParser, Geometry, Opcode, StatusCode, encode_frame,
                                frame_crc)

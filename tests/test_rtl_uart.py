@@ -4,7 +4,6 @@ import random
 
 import pytest
 from amaranth import Module
-from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from rtl.uart import UARTRx, UARTTx, uart_divisor
