@@ -91,7 +91,7 @@ class Device:
         return status, data
 
 
-def run_device(script, timeout=64):
+def run_device(script, timeout=64, wait_ready=True):
     dut = HostInterface(CONFIG, LANES, frame_timeout=timeout)
     received = []
     sim = Simulator(dut)
@@ -104,7 +104,8 @@ def run_device(script, timeout=64):
                 received.append(payload)
 
     async def bench(ctx):
-        await ctx.tick().until(dut.ready)
+        if wait_ready:
+            await ctx.tick().until(dut.ready)
         await script(Device(ctx, dut, received))
 
     sim.add_process(collect)
@@ -226,10 +227,25 @@ def test_protocol_unit_commands_and_errors():
     assert counters["frames_rejected"] >= 18
 
 
+def test_busy_while_the_engine_initialises():
+    """Right after reset the engine writes its initial weights: engine commands are refused BUSY,
+    IDENTIFY is answered, and the host's retry then succeeds."""
+    log = []
+
+    async def script(dev):
+        log.append((await dev.request(*requests.read_counters()))[0])
+        log.append((await dev.request(*requests.identify()))[0])
+        await dev.ctx.tick().until(dev.dut.ready)
+        log.append((await dev.request(*requests.read_counters()))[0])
+
+    run_device(script, wait_ready=False)
+    assert log == [StatusCode.BUSY, StatusCode.OK, StatusCode.OK]
+
+
 def test_system_top_identifies_over_its_uart_pins():
     """SystemTop in the Amaranth simulator: a host UART on its pins, IDENTIFY, the LEDs."""
     from amaranth import Module
-    from rtl.system import LED_BUSY, LED_READY, SystemTop
+    from rtl.system import LED_BUSY, LED_ERROR, LED_READY, SystemTop
     from rtl.uart import UARTRx, UARTTx
 
     m = Module()
@@ -238,7 +254,7 @@ def test_system_top_identifies_over_its_uart_pins():
     m.submodules.host_rx = host_rx = UARTRx(top.divisor)
     m.d.comb += [top.uart_rx.eq(host_tx.tx), host_rx.rx.eq(top.uart_tx)]
     received = []
-    seen = {"busy": 0, "ready": 0}
+    seen = {"busy": 0, "ready": 0, "error": 0}
 
     async def collect(ctx):
         ctx.set(host_rx.o.ready, 1)
@@ -247,9 +263,12 @@ def test_system_top_identifies_over_its_uart_pins():
                 received.append(payload)
             seen["busy"] |= (leds >> LED_BUSY) & 1
             seen["ready"] |= (leds >> LED_READY) & 1
+            seen["error"] |= (leds >> LED_ERROR) & 1
 
     async def bench(ctx):
-        for byte in encode_frame(Opcode.IDENTIFY, 42):
+        corrupted = bytearray(encode_frame(Opcode.IDENTIFY, 41))
+        corrupted[3] ^= 4
+        for byte in bytes(corrupted) + encode_frame(Opcode.IDENTIFY, 42):
             ctx.set(host_tx.i.payload, byte)
             ctx.set(host_tx.i.valid, 1)
             await ctx.tick().until(host_tx.i.ready)
@@ -259,7 +278,7 @@ def test_system_top_identifies_over_its_uart_pins():
             await ctx.tick()
             frames.extend(parser.feed(bytes(received)))
             received.clear()
-            if frames:
+            if len(frames) == 2:
                 break
 
     frames = []
@@ -268,5 +287,6 @@ def test_system_top_identifies_over_its_uart_pins():
     sim.add_process(collect)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == {"busy": 1, "ready": 1}
-    assert frames == [(StatusCode.OK, 42, Geometry.from_config(CONFIG, LANES).to_bytes())]
+    assert seen == {"busy": 1, "ready": 1, "error": 1}
+    assert frames == [(StatusCode.BAD_CRC, 41 ^ 4, b""),
+                      (StatusCode.OK, 42, Geometry.from_config(CONFIG, LANES).to_bytes())]
