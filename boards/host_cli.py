@@ -38,6 +38,7 @@ def register(subparsers):
     _dataset_args(train)
     train.add_argument("--epochs", type=int, default=1)
     train.add_argument("--seed", type=int, default=0, help="presentation order (as synchrony train)")
+    train.add_argument("--lls-mode", type=int, help="select a run-time LLS mode first (CONFIGURE LLS_MODE)")
     train.add_argument("--test-samples", type=int, help="test on the first N held-out samples (default all)")
     train.add_argument("--no-test", action="store_true", help="skip the held-out test")
     train.add_argument("--json", type=Path, metavar="PATH", help="write the summary (and per-step results) as JSON")
@@ -71,7 +72,8 @@ def run(args):
             print(f"network {'-'.join(map(str, geo.layers))} rule={geo.rule}"
                   f"{' basis=' + geo.basis if geo.rule != 'drtp' else ''} lanes={geo.lanes} "
                   f"weight_bits={','.join(map(str, geo.weight_bits))} words={','.join(map(str, geo.words))} "
-                  f"max_payload={geo.max_payload} lr_decay={','.join(map(str, geo.lr_decay)) or '-'}")
+                  f"max_payload={geo.max_payload} lr_decay={','.join(map(str, geo.lr_decay)) or '-'} "
+                  f"lls_modes={geo.n_modes}")
             return 0
         if args.action == "counters":
             for name, value in client.counters().items():
@@ -140,6 +142,11 @@ def _train(client, args):
     print(f"device: network {'-'.join(map(str, geo.layers))} rule={geo.rule} lanes={geo.lanes} "
           f"config={geo.digest[:12]}; training {total} samples, {args.epochs} epoch(s), seed {args.seed}",
           flush=True)
+    if args.lls_mode is not None:
+        from rtl.host_protocol import ConfigField
+        if not 0 <= args.lls_mode < geo.n_modes:
+            raise ValueError(f"--lls-mode {args.lls_mode}: the device has {geo.n_modes} mode(s), 0..{geo.n_modes - 1}")
+        client.configure(ConfigField.LLS_MODE, args.lls_mode)
     bar = _bar(total, "train", args.quiet)
     steps, correct = [], 0
     for number, order in enumerate(epochs, start=1):

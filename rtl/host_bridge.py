@@ -17,7 +17,7 @@ __all__ = ["HostBridge"]
 _COUNTER_SOURCES = {
     "cycles": Status.CYCLES, "busy_lane_cycles": Status.BUSY, "steps": Status.STEPS,
     "checksum": Status.CHECKSUM, "prediction": Status.PREDICTION, "ready": Status.READY,
-    "lr_offset": Status.LR_OFFSET,
+    "lr_offset": Status.LR_OFFSET, "lls_mode": Status.LLS_MODE,
 }
 
 
@@ -177,6 +177,8 @@ class HostBridge(wiring.Component):
 
         sample_bytes = M0
         lr_offsets = len(config.lr_decay)
+        n_modes = config.n_modes
+        status_addr = Signal(range(max(Status) + 1))
         counter_fields = [(name, size) for name, size in COUNTERS]
         local_counters = {"frames_ok": frames_ok, "frames_rejected": frames_rejected,
                           "frames_dropped": frames_dropped}
@@ -241,7 +243,14 @@ class HostBridge(wiring.Component):
                             with m.If(p_value > lr_offsets):
                                 reply(StatusCode.OUT_OF_RANGE)
                             with m.Else():
-                                m.next = "LR_WRITE"
+                                m.d.sync += status_addr.eq(Status.LR_OFFSET)
+                                m.next = "STATUS_WRITE"
+                        with m.Elif(p_field == ConfigField.LLS_MODE):
+                            with m.If(p_value >= n_modes):
+                                reply(StatusCode.OUT_OF_RANGE)
+                            with m.Else():
+                                m.d.sync += status_addr.eq(Status.LLS_MODE)
+                                m.next = "STATUS_WRITE"
                         with m.Elif(p_field == ConfigField.RULE):
                             reply(Mux(p_value == RULE_IDS[config.rule], StatusCode.OK, StatusCode.UNSUPPORTED))
                         with m.Elif(p_field == ConfigField.BASIS):
@@ -308,13 +317,13 @@ class HostBridge(wiring.Component):
                     with m.If(index == len(identity) - 1):
                         m.next = "IDLE"
 
-            # -- CONFIGURE LR_OFFSET ---------------------------------------------------------------
-            with m.State("LR_WRITE"):
+            # -- CONFIGURE LR_OFFSET, LLS_MODE: an engine register ---------------------------------
+            with m.State("STATUS_WRITE"):
                 m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.STATUS),
-                             access.addr.eq(Status.LR_OFFSET), access.write.eq(1), access.data.eq(p_value)]
+                             access.addr.eq(status_addr), access.write.eq(1), access.data.eq(p_value)]
                 with m.If(self.access.ready):
-                    m.next = "LR_WAIT"
-            with m.State("LR_WAIT"):
+                    m.next = "STATUS_WAIT"
+            with m.State("STATUS_WAIT"):
                 m.d.comb += self.response.ready.eq(1)
                 with m.If(self.response.valid):
                     reply(StatusCode.OK)

@@ -65,6 +65,7 @@ class ConfigField(enum.IntEnum):
     RULE = 1        #: :data:`RULE_IDS`; only the built rule is accepted until it is run-time selectable
     BASIS = 2       #: :data:`BASIS_IDS`; likewise
     SEED = 3        #: the weight-initialisation LFSR seed; only the built ``init_seed``
+    LLS_MODE = 4    #: the run-time LLS mode, 0 .. n_modes - 1 (``EngineConfig.mode``)
 
 
 RULE_IDS = {"lls": 0, "lls-m": 1, "drtp": 2}
@@ -73,7 +74,7 @@ BASIS_IDS = {"square": 0, "sin": 1}
 #: ``READ_COUNTERS`` response: (name, bytes), little-endian, in this order.
 COUNTERS = (
     ("cycles", 8), ("busy_lane_cycles", 8), ("steps", 4), ("checksum", 4), ("prediction", 1),
-    ("ready", 1), ("lr_offset", 1),
+    ("ready", 1), ("lr_offset", 1), ("lls_mode", 1),
     ("frames_ok", 4), ("frames_rejected", 4), ("frames_dropped", 4),
 )
 
@@ -169,12 +170,14 @@ class Geometry:
     rule, basis : str
     lr_decay : tuple of int
         The epochs after which the host raises the learning-rate offset (``EngineConfig.lr_decay``).
+    n_modes : int
+        Run-time LLS modes (``EngineConfig.n_modes``; 1 without run-time modes).
     """
 
-    _HEAD = struct.Struct("<BBBBBBHB32s")
+    _HEAD = struct.Struct("<BBBBBBHBB32s")
 
     def __init__(self, layers, lanes, word_bits, weight_bits, input_bits, max_payload, digest,
-                 rule, basis, lr_decay, version=PROTOCOL_VERSION):
+                 rule, basis, lr_decay, n_modes=1, version=PROTOCOL_VERSION):
         self.layers = tuple(layers)
         self.lanes = lanes
         self.word_bits = word_bits
@@ -185,13 +188,14 @@ class Geometry:
         self.rule = rule
         self.basis = basis
         self.lr_decay = tuple(lr_decay)
+        self.n_modes = n_modes
         self.version = version
 
     @classmethod
     def from_config(cls, config, lanes):
         return cls(config.layers, lanes, max(config.weight_bits), config.weight_bits, config.input_bits,
                    max_payload(config, lanes), config.digest(), config.rule, config.basis,
-                   config.lr_decay)
+                   config.lr_decay, getattr(config, "n_modes", 1))
 
     @property
     def lr_offsets(self):
@@ -241,7 +245,7 @@ class Geometry:
         rule = RULE_IDS[self.rule]
         basis = BASIS_IDS[self.basis]
         head = self._HEAD.pack(self.version, self.lanes, len(self.layers), self.word_bits, self.input_bits,
-                               (rule << 4) | basis, self.max_payload, self.lr_offsets,
+                               (rule << 4) | basis, self.max_payload, self.lr_offsets, self.n_modes,
                                bytes.fromhex(self.digest))
         body = b"".join(struct.pack("<H", n) for n in self.layers)
         body += bytes(self.weight_bits) + bytes(self.lr_decay)
@@ -253,7 +257,7 @@ class Geometry:
         n = cls._HEAD.size
         if len(data) < n:
             raise FrameError(f"identity record of {len(data)} bytes, need at least {n}")
-        version, lanes, n_sizes, word_bits, input_bits, rule_basis, payload, lr_offsets, digest = \
+        version, lanes, n_sizes, word_bits, input_bits, rule_basis, payload, lr_offsets, n_modes, digest = \
             cls._HEAD.unpack_from(data)
         if n_sizes < 2 or len(data) != n + 3 * n_sizes - 1 + lr_offsets:
             raise FrameError(f"identity record of {len(data)} bytes for {n_sizes} layer sizes")
@@ -265,7 +269,7 @@ class Geometry:
         if rule_basis >> 4 not in rules or rule_basis & 15 not in bases:
             raise FrameError(f"identity record names an unknown rule/basis {rule_basis:#04x}")
         return cls(layers, lanes, word_bits, weight_bits, input_bits, payload, digest.hex(),
-                   rules[rule_basis >> 4], bases[rule_basis & 15], lr_decay, version)
+                   rules[rule_basis >> 4], bases[rule_basis & 15], lr_decay, n_modes, version)
 
     def __eq__(self, other):
         return isinstance(other, Geometry) and self.to_bytes() == other.to_bytes() \

@@ -91,8 +91,8 @@ class Device:
         return status, data
 
 
-def run_device(script, timeout=64, wait_ready=True):
-    dut = HostInterface(CONFIG, LANES, frame_timeout=timeout)
+def run_device(script, timeout=64, wait_ready=True, config=CONFIG):
+    dut = HostInterface(config, LANES, frame_timeout=timeout)
     received = []
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -240,6 +240,30 @@ def test_busy_while_the_engine_initialises():
 
     run_device(script, wait_ready=False)
     assert log == [StatusCode.BUSY, StatusCode.OK, StatusCode.OK]
+
+
+def test_configure_selects_a_runtime_lls_mode():
+    """CONFIGURE LLS_MODE picks EngineConfig.runtime_modes; the step is the golden model of that mode."""
+    config = default_config("lls", "sin", (16, 6, 3), runtime_modes=(("square", 1, 8),))
+    pixels = torch.randint(0, 256, (16,), generator=torch.Generator().manual_seed(3))
+    log = {}
+
+    async def script(dev):
+        status, data = await dev.request(*requests.identify())
+        log["n_modes"] = Geometry.from_bytes(data).n_modes
+        log["too_big"] = (await dev.request(*requests.configure(ConfigField.LLS_MODE, 2)))[0]
+        log["set"] = (await dev.request(*requests.configure(ConfigField.LLS_MODE, 1)))[0]
+        status, data = await dev.request(*requests.train(pixels, 1))
+        log["train"] = (data[0], int.from_bytes(data[1:5], "little"))
+        log["counters"] = parse_counters((await dev.request(*requests.read_counters()))[1])
+
+    run_device(script, config=config)
+    net = IntegerNetwork(config.mode(1))
+    geo = LayerGeometry(config, LANES)
+    trace = net.train_step(pixels, 1, record=True)
+    assert log["n_modes"] == 2 and log["too_big"] == StatusCode.OUT_OF_RANGE and log["set"] == StatusCode.OK
+    assert log["train"] == (trace.prediction, weight_checksum(geo, net.weights, net.biases))
+    assert log["counters"]["lls_mode"] == 1
 
 
 def test_system_top_identifies_over_its_uart_pins():
