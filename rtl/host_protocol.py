@@ -143,8 +143,10 @@ class FrameParser:
 
 
 def max_payload(config, lanes):
-    """The largest payload a build accepts: a power of two holding a TRAIN request (>= 256)."""
-    need = max(1 + config.layers[0] * pixel_bytes(config), 256)
+    """The largest payload a build accepts: a power of two holding a TRAIN request and a one-word
+    weight write (at least 256)."""
+    word_bytes = (lanes * max(config.weight_bits) + 7) // 8
+    need = max(1 + config.layers[0] * pixel_bytes(config), 5 + word_bytes, 256)
     return 1 << (need - 1).bit_length()
 
 

@@ -267,7 +267,8 @@ async def protocol_fuzz(dut):
     geo, rng = fuzz.geo, fuzz.rng
     link = Link(tb)
     result = {"frames": int(p["frames"]), "sent": {}, "rejected": {}, "dropped": {}, "unexpected": [],
-              "probe_retries": 0, "readonly_ok": 0, "rejected_late": {}}
+              "probe_retries": 0, "readonly_ok": 0, "rejected_late": {},
+              "truncated_no_pause": 0, "answered": {}}
 
     async def ok(opcode, payload=b""):
         tag = fuzz.next_tag()
@@ -310,6 +311,8 @@ async def protocol_fuzz(dut):
             answers = await link.settle()
             if not answers:
                 result["dropped"][kind] = result["dropped"].get(kind, 0) + 1
+            else:
+                result["answered"][kind] = result["answered"].get(kind, 0) + 1
             for code, _, _ in answers:
                 name = StatusCode(code).name if code in set(StatusCode) else hex(code)
                 result["rejected"][name] = result["rejected"].get(name, 0) + 1
@@ -318,7 +321,8 @@ async def protocol_fuzz(dut):
             if expected is not None and not answers:
                 result["unexpected"].append([i, kind, frame.hex(), "no response", 0])
         else:
-            result["dropped"]["truncated_no_gap"] = result["dropped"].get("truncated_no_gap", 0) + 1
+            # Answered (or not) together with the probe: counted in rejected_late.
+            result["truncated_no_pause"] += 1
         # The probe: the unit must answer within three attempts (a frame cut short with no
         # pause swallows the first).
         for attempt in range(3):
