@@ -242,6 +242,26 @@ def test_busy_while_the_engine_initialises():
     assert log == [StatusCode.BUSY, StatusCode.OK, StatusCode.OK]
 
 
+def test_configure_sets_the_learning_rate_offset():
+    """CONFIGURE LR_OFFSET: the next step is the golden step with that offset (numerics §12)."""
+    pixels = torch.randint(0, 256, (16,), generator=torch.Generator().manual_seed(4))
+    offset = len(CONFIG.lr_decay)
+    log = {}
+
+    async def script(dev):
+        log["set"] = (await dev.request(*requests.configure(ConfigField.LR_OFFSET, offset)))[0]
+        status, data = await dev.request(*requests.train(pixels, 0))
+        log["train"] = (data[0], int.from_bytes(data[1:5], "little"))
+        log["counters"] = parse_counters((await dev.request(*requests.read_counters()))[1])
+
+    run_device(script)
+    net = IntegerNetwork(CONFIG)
+    net.lr_offset = offset
+    trace = net.train_step(pixels, 0, record=True)
+    assert log["set"] == StatusCode.OK and log["counters"]["lr_offset"] == offset
+    assert log["train"] == (trace.prediction, weight_checksum(LayerGeometry(CONFIG, LANES), net.weights, net.biases))
+
+
 def test_configure_selects_a_runtime_lls_mode():
     """CONFIGURE LLS_MODE picks EngineConfig.runtime_modes; the step is the golden model of that mode."""
     config = default_config("lls", "sin", (16, 6, 3), runtime_modes=(("square", 1, 8),))
