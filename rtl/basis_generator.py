@@ -27,6 +27,10 @@ class BasisGenerator(wiring.Component):
     The ``"sin"`` table has one read port per class: on iCE40 each port is its own EBR (or fabric);
     serialising classes over fewer ports is the alternative when that matters.
 
+    With ``runtime_square`` a ``"sin"`` generator can also emit the square wave, chosen by the
+    ``square`` input: the sign of the phase is the top bit of the quadrant it already registers,
+    so the square wave costs a 2-way mux per class and keeps the sine stream's one-stage latency.
+
     Parameters
     ----------
     n_classes : int
@@ -38,6 +42,8 @@ class BasisGenerator(wiring.Component):
     table_index_bits, table_bits : int
         ``"sin"``: quarter-wave table of ``2**table_index_bits`` entries of ``table_bits`` signed
         bits (magnitudes up to ``2**(table_bits - 1) - 1``).
+    runtime_square : bool
+        ``"sin"`` only: add the ``square`` input (run-time choice of the square wave).
 
     Members
     -------
@@ -47,9 +53,13 @@ class BasisGenerator(wiring.Component):
     restart : In(1)
         Go back to ``n = 0`` at the next clock edge. It drops a column being offered (a flush, not
         a transfer); the first column after it is ``n = 0``.
+    square : In(1)
+        With ``runtime_square`` only: emit ``+-1`` (the sign of the phase) instead of the sine
+        table; it selects the output of the column already fetched, so change it between passes.
     """
 
-    def __init__(self, n_classes, phase_bits, basis="square", table_index_bits=6, table_bits=8):
+    def __init__(self, n_classes, phase_bits, basis="square", table_index_bits=6, table_bits=8,
+                 runtime_square=False):
         if n_classes < 1:
             raise ValueError(f"BasisGenerator needs n_classes >= 1, got {n_classes}")
         if basis not in ("square", "sin"):
@@ -57,6 +67,10 @@ class BasisGenerator(wiring.Component):
         if basis == "sin" and not (1 <= table_index_bits <= phase_bits - 2 and table_bits >= 2):
             raise ValueError(f"BasisGenerator: table_index_bits={table_index_bits} must be "
                              f"1..phase_bits-2={phase_bits - 2} and table_bits >= 2")
+        if runtime_square and basis != "sin":
+            raise ValueError("BasisGenerator: runtime_square needs basis 'sin' (a square generator has "
+                             "no sine table to switch to)")
+        self.runtime_square = runtime_square
         self.n_classes = n_classes
         self.phase_bits = phase_bits
         self.basis = basis
@@ -64,10 +78,13 @@ class BasisGenerator(wiring.Component):
         self.table_bits = table_bits
         self.increments = phase_increments(n_classes, phase_bits)
         self.value_shape = signed(2) if basis == "square" else signed(table_bits)
-        super().__init__({
+        members = {
             "o": Out(stream.Signature(data.ArrayLayout(self.value_shape, n_classes))),
             "restart": In(1),
-        })
+        }
+        if runtime_square:
+            members["square"] = In(1)
+        super().__init__(members)
 
     @classmethod
     def from_config(cls, config):
@@ -104,8 +121,13 @@ class BasisGenerator(wiring.Component):
                 m.d.comb += [
                     port.en.eq(advance),
                     port.addr.eq(Mux(quadrant[0], ~index, index)),
-                    self.o.payload[c].eq(Mux(negate, -port.data, port.data)),
                 ]
+                sine = Mux(negate, -port.data, port.data)
+                if self.runtime_square:
+                    # The quadrant's top bit is the phase's sign bit: the square wave of this column.
+                    m.d.comb += self.o.payload[c].eq(Mux(self.square, Mux(negate, -1, 1), sine))
+                else:
+                    m.d.comb += self.o.payload[c].eq(sine)
                 with m.If(advance):
                     m.d.sync += negate.eq(quadrant[1])
 

@@ -33,7 +33,16 @@ class Region(enum.Enum, shape=3):
 
 
 class Status(enum.IntEnum):
-    """Addresses of the ``STATUS`` region."""
+    """Addresses of the ``STATUS`` region.
+
+    Writable (when idle, through ``access`` with ``write = 1``; a write's response is 0):
+    ``LR_OFFSET`` (``o``, 0 … ``len(lr_decay)``; wider values are truncated) and ``LLS_MODE``.
+    ``LLS_MODE`` selects the run-time LLS mode of the following steps: 0 is the configuration's own
+    ``(basis, temp_shift, norm_guard)``, ``i`` is ``EngineConfig.runtime_modes[i - 1]``; the
+    golden model of a step in mode ``i`` is ``IntegerNetwork(config.mode(i))``. A write of a
+    value ``>= MODES`` is ignored (read back to check). ``MODES`` (read-only) is
+    ``config.n_modes``: 1 for a single-mode engine, whose ``LLS_MODE`` reads 0.
+    """
     CYCLES = 0        #: cycles spent in steps (training and inference)
     BUSY = 1          #: lane-cycles of real work (a load or a product for a neuron that exists)
     STEPS = 2         #: completed steps
@@ -42,6 +51,8 @@ class Status(enum.IntEnum):
     READY = 5         #: initialised (weights and DRTP row states) and idle
     LANES = 6         #: P
     LR_OFFSET = 7     #: the learning-rate offset register o (writable): lr_shift[k] + o
+    LLS_MODE = 8      #: the run-time LLS mode (writable): 0 = own, i = runtime_modes[i - 1]
+    MODES = 9         #: number of run-time LLS modes (read-only)
 
 
 class SignalField(enum.IntEnum):
@@ -78,6 +89,11 @@ class Engine(wiring.Component):
     and a δ memory; the output layer's logits feed a :class:`~rtl.softmax_error.SoftmaxError`
     whose errors are its δ. The sample memory is double-buffered, so the next sample loads while
     a step runs.
+
+    The learning rule is fixed at elaboration (``config.rule``); with ``config.runtime_modes``
+    the LLS basis and its per-mode constants are chosen per step by the ``STATUS``/``LLS_MODE``
+    register (:class:`Status`). A run-time choice between LLS and DRTP is not built
+    (``docs/architecture.md`` §5): ``EngineConfig`` refuses run-time modes with DRTP.
 
     Parameters
     ----------
@@ -386,11 +402,20 @@ class Engine(wiring.Component):
         lr_offset = Signal(range(len(config.lr_decay) + 1))
         m.d.comb += lanes.lr_offset.eq(lr_offset)
         for unit in units:
-            # LLS-M's modulation update shifts by mod_lr_shift + o too.
-            if hasattr(unit, "lr_offset"):
+            # LLS-M's modulation update shifts by mod_lr_shift + o too (the unit samples it with start).
+            if isinstance(unit, LLSLearningSignal) and unit.lls_m:
                 m.d.comb += unit.lr_offset.eq(lr_offset)
-        with m.If(access_fire & req.write & (req.region == Region.STATUS) & (req.addr == Status.LR_OFFSET)):
+        status_write = access_fire & req.write & (req.region == Region.STATUS)
+        with m.If(status_write & (req.addr == Status.LR_OFFSET)):
             m.d.sync += lr_offset.eq(req.data)
+
+        # -- the run-time LLS mode register (EngineConfig.runtime_modes), written between steps -----
+        lls_mode = Signal(range(config.n_modes))
+        if config.n_modes > 1:
+            for unit in units:
+                m.d.comb += unit.mode.eq(lls_mode)
+            with m.If(status_write & (req.addr == Status.LLS_MODE) & (req.data < config.n_modes)):
+                m.d.sync += lls_mode.eq(req.data)
 
         # -- counters ------------------------------------------------------------------------------
         cycles = Signal(48)
@@ -507,6 +532,10 @@ class Engine(wiring.Component):
                         m.d.comb += word.eq(P)
                     with m.Case(Status.LR_OFFSET):
                         m.d.comb += word.eq(lr_offset)
+                    with m.Case(Status.LLS_MODE):
+                        m.d.comb += word.eq(lls_mode)
+                    with m.Case(Status.MODES):
+                        m.d.comb += word.eq(config.n_modes)
         with m.If(pending):
             m.d.sync += [pending.eq(0), self.response.valid.eq(1),
                          self.response.payload.eq(Mux(held.write, 0, word))]

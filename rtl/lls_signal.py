@@ -1,6 +1,6 @@
 """The LLS (and LLS-M) learning signal of one hidden layer (``docs/numerics.md`` §7, §8)."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -35,7 +35,7 @@ class LLSLearningSignal(wiring.Component):
     """``δ`` of LLS hidden layer ``k``, bit for bit ``IntegerNetwork._lls_delta`` of :mod:`golden.integer.network`.
 
     **Step protocol.** A ``start`` pulse while idle (``busy = 0``) begins a step: it samples
-    ``label``, clears the accumulators and restarts the basis generator (a ``start`` while busy
+    ``label`` (and ``mode``, ``lr_offset``), clears the accumulators and restarts the basis generator (a ``start`` while busy
     is ignored). Then:
 
     1. *Pass 1*: exactly ``N`` transfers on ``h`` (neuron order, ``fprime`` ignored), one per
@@ -70,6 +70,14 @@ class LLSLearningSignal(wiring.Component):
     high every trace register holds this step's value. When ``zero = 1`` (``S = 0``) only
     ``raw_logits`` (all zero), ``S`` and ``zero`` are meaningful (the model records nothing else).
 
+    **Run-time modes.** With ``runtime_modes``, mode 0 is ``(basis, temp_shift, norm_guard)``
+    and mode ``i`` is ``runtime_modes[i - 1]``, chosen per step by ``mode``. The unit is built for
+    the sine basis if any mode uses it (:attr:`hardware_basis`); a square mode then reads the
+    generator's sign bit (``BasisGenerator(runtime_square=True)``) through the same multipliers
+    (``±1`` products are exact), so a square mode runs at the sine timing. The per-mode constants
+    (``basis_frac``, ``temp_shift``, ``norm_guard``) are a small multiplexer each; the σ rounding
+    becomes a variable shift when the modes' ``temp_shift`` differ.
+
     **Arithmetic.** With ``basis_lanes="parallel"``: square basis, pass 1 is one add/subtract cell
     per class (``r_c ± h_n``), pass 2 a tree of ``C - 1`` add/subtract nodes for ``g_n``, no
     multiplier; sine basis, ``C`` multipliers (``table_bits`` × ``delta_bits``), shared by both
@@ -99,6 +107,11 @@ class LLSLearningSignal(wiring.Component):
         Keep the ``(I - ẑẑᵀ)`` projection (``σ``, ``κ``, ``P_n``).
     modulation : bool
         LLS-M (§8), with ``mod_bits``, ``mod_frac``, ``mod_init``, ``mod_lr_shift``.
+    max_lr_offset : int
+        LLS-M: largest value of the ``lr_offset`` input (``len(lr_decay)``).
+    runtime_modes : tuple of (str, int, int)
+        Further ``(basis, temp_shift, norm_guard)`` modes selectable by ``mode``
+        (:attr:`~golden.integer.config.EngineConfig.runtime_modes`).
     basis_lanes : str
         ``"parallel"`` (default): all ``C`` classes of a neuron in one cycle, one ``h`` transfer
         per cycle in both passes. ``"serial"``: one class per cycle through one lane (one
@@ -110,6 +123,11 @@ class LLSLearningSignal(wiring.Component):
     -------
     label : In(unsigned(ceil_log2(C) or 1))
         ``c*``, sampled with ``start``.
+    mode : In(range(n_modes))
+        With ``runtime_modes`` only: the step's mode, sampled with ``start``.
+    lr_offset : In(range(max_lr_offset + 1))
+        LLS-M only: the learning-rate offset ``o`` of numerics §12, sampled with ``start``; the
+        modulation update shifts by ``mod_lr_shift + o``.
     start : In(1)
         Begin a step (while idle).
     h : In(stream.Signature(data.StructLayout({"h": act_shape, "fprime": 1})))
@@ -149,7 +167,7 @@ class LLSLearningSignal(wiring.Component):
                  logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12, recip_shift=28,
                  delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
-                 mod_init=4096, mod_lr_shift=20, basis_lanes="parallel"):
+                 mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=()):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
@@ -160,6 +178,13 @@ class LLSLearningSignal(wiring.Component):
         self.n_neurons = N = n_neurons
         self.act_shape = act_shape
         self.act_max = act_max
+        #: Every mode's ``(basis, temp_shift, norm_guard)``; mode 0 is the parameters' own.
+        self.modes = [(basis, temp_shift, norm_guard)] + [tuple(mode) for mode in runtime_modes]
+        for mode_basis, _, _ in self.modes:
+            if mode_basis not in ("square", "sin"):
+                raise ValueError(f"LLSLearningSignal basis must be 'square' or 'sin', got {mode_basis!r}")
+        #: The basis the datapath is built for: the sine table serves the square modes too.
+        self.hardware_basis = "sin" if any(mode[0] == "sin" for mode in self.modes) else "square"
         self.basis = basis
         self.phase_bits = phase_bits
         self.table_index_bits = table_index_bits
@@ -182,15 +207,27 @@ class LLSLearningSignal(wiring.Component):
         self.mod_frac = mod_frac
         self.mod_init = mod_init
         self.mod_lr_shift = mod_lr_shift
+        if max_lr_offset < 0:
+            raise ValueError(f"LLSLearningSignal: max_lr_offset must be >= 0, got {max_lr_offset}")
+        self.max_lr_offset = max_lr_offset
 
-        self.basis_frac = 0 if basis == "square" else table_bits - 1
-        self.basis_max = 1 if basis == "square" else (1 << (table_bits - 1)) - 1
+        sine_frac = table_bits - 1
+        #: Per mode: the basis's fraction bits, the logit shift without e2, the guard, the σ shift.
+        self.mode_basis_frac = [0 if b == "square" else sine_frac for b, _, _ in self.modes]
+        self.mode_post_base = [norm_bits + frac - t - logit_frac
+                               for frac, (_, t, _) in zip(self.mode_basis_frac, self.modes)]
+        self.mode_norm_guard = [g for _, _, g in self.modes]
+        self.mode_sigma_shift = [t + logit_frac for _, t, _ in self.modes]
+        self.basis_frac = self.mode_basis_frac[0]
+        self.post_base = self.mode_post_base[0]
+        self.basis_max = 1 if self.hardware_basis == "square" else (1 << (table_bits - 1)) - 1
         bound = N * self.basis_max * act_max
         self.raw_bits = signed_width(-bound, bound)
         self.square_bits = max(1, (N * act_max * act_max).bit_length())
-        self.post_base = norm_bits + self.basis_frac - temp_shift - logit_frac
-        if self.post_base < 0:
+        if min(self.mode_post_base) < 0:
             raise ValueError("LLSLearningSignal: norm_bits + basis_frac must be >= temp_shift + logit_frac")
+        if min(self.mode_norm_guard) < 0:
+            raise ValueError(f"LLSLearningSignal: norm_guard must be >= 0, got {self.mode_norm_guard}")
         if not 0 <= delta_shift <= norm_bits:
             raise ValueError(f"LLSLearningSignal: delta_shift={delta_shift} must be 0..norm_bits")
         self.prob_shape = signed(prob_frac + 2)
@@ -208,7 +245,9 @@ class LLSLearningSignal(wiring.Component):
         self._normaliser = Normaliser(self.square_bits, norm_index_bits=norm_index_bits, norm_bits=norm_bits)
         self._softmax = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                                      prob_frac=prob_frac, recip_shift=recip_shift, hold_input=True)
-        self._basis = BasisGenerator(C, phase_bits, basis, table_index_bits, table_bits)
+        self._basis = BasisGenerator(C, phase_bits, self.hardware_basis, table_index_bits, table_bits,
+                                     runtime_square=self.hardware_basis == "sin"
+                                     and any(mode[0] == "square" for mode in self.modes))
         self.e2_bits = self._normaliser.e2_bits
         self.label_shape = unsigned(ceil_log2(C) or 1)
         iterations = [C] * (2 + (3 if modulation else 0) + (1 if projection else 0)) + ([1] if projection else [])
@@ -237,14 +276,18 @@ class LLSLearningSignal(wiring.Component):
             "sigma": Out(signed(delta_bits)),
             "kappa": Out(signed(delta_bits)),
         }
+        if len(self.modes) > 1:
+            members["mode"] = In(range(len(self.modes)))
         if modulation:
+            members["lr_offset"] = In(range(max_lr_offset + 1))
             members["local_logits"] = Out(data.ArrayLayout(signed(logit_bits), C))
             members["modulation"] = Out(data.ArrayLayout(signed(mod_bits), C), init=[mod_init] * C)
         super().__init__(members)
 
     @classmethod
     def from_config(cls, config, layer, basis_lanes="parallel"):
-        """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`."""
+        """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
+        (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
             raise ValueError(f"LLSLearningSignal needs rule lls or lls-m, got {config.rule!r}")
         if not 0 <= layer < config.n_layers - 1:
@@ -261,7 +304,8 @@ class LLSLearningSignal(wiring.Component):
                    delta_shift=config.delta_shift, projection=config.projection,
                    modulation=config.rule == "lls-m", mod_bits=config.mod_bits,
                    mod_frac=config.mod_frac, mod_init=config.mod_init,
-                   mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes)
+                   mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
+                   max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes)
 
     def elaborate(self, platform):
         m = Module()
@@ -274,8 +318,32 @@ class LLSLearningSignal(wiring.Component):
         label = Signal(self.label_shape)
         neuron = Signal(range(N))
         count = Signal(range(C))
+
+        # -- the step's mode and learning-rate offset (sampled with start) ------------------------
+        modes = len(self.modes)
+        mode = Signal(range(modes))
+
+        def per_mode(values, name):
+            # A mode's constant: a constant when every mode agrees, else a small multiplexer.
+            if len(set(values)) == 1:
+                return Const(values[0], range(values[0] + 1))
+            value = Signal(range(max(values) + 1), name=name)
+            with m.Switch(mode):
+                for i, v in enumerate(values):
+                    with m.Case(i):
+                        m.d.comb += value.eq(v)
+            return value
+
+        square_mode = per_mode([int(b == "square") for b, _, _ in self.modes], "square_mode")
+        post_base = per_mode(self.mode_post_base, "post_base")
+        guard = per_mode(self.mode_norm_guard, "norm_guard")
+        sigma_shift = per_mode(self.mode_sigma_shift, "sigma_shift")
+        if self._basis.runtime_square:
+            m.d.comb += basis.square.eq(square_mode)
+        lr_offset = Signal(range(self.max_lr_offset + 1))
+
         pre = Signal(range(1 << self.e2_bits))
-        post = Signal(range(self.post_base + self.norm_guard + 1))
+        post = Signal(range(max(b + g for b, g in zip(self.mode_post_base, self.mode_norm_guard)) + 1))
         scale_shift = Signal(range(self.norm_bits - self.delta_shift + (1 << self.e2_bits)))
         local = self.local_logits if self.lls_m else self.logits
         errors_in = Signal(data.ArrayLayout(signed(self.emod_bits), C)) if self.lls_m else self.errors
@@ -313,19 +381,28 @@ class LLSLearningSignal(wiring.Component):
         g1 = Signal(signed(g_bits))
         g2 = Signal(signed(g_bits))
         fprime1, fprime2 = Signal(), Signal()
-        shift_shape = range(max(self.post_base + self.norm_guard, self.norm_bits - self.delta_shift
-                                + (1 << self.e2_bits), self.norm_bits, self.mod_frac, self.mod_lr_shift,
+        # g_n's basis fraction travels with it: pass-2 products may still be in flight at the
+        # next step's start, which may change the mode.
+        square1 = Signal()
+        shift_shape = range(max(max(b + g for b, g in zip(self.mode_post_base, self.mode_norm_guard)),
+                                self.norm_bits - self.delta_shift + (1 << self.e2_bits), self.norm_bits,
+                                self.mod_frac, self.mod_lr_shift + self.max_lr_offset,
                                 1 << self.e2_bits) + 1)
         issue_shift = Signal(shift_shape)
         shift1, shift2 = Signal(shift_shape), Signal(shift_shape)
         pipeline_empty = ~valid1 & ~valid2
+        fracs = set(self.mode_basis_frac)
+        if len(fracs) == 1:
+            g_rounded = round_shift(g1, fracs.pop())
+        else:
+            g_rounded = Mux(square1, g1, round_shift(g1, max(fracs)))
         with m.If(enable):
             m.d.sync += [
                 valid1.eq(issue_valid), op1.eq(issue_op), index1.eq(count), shift1.eq(issue_shift),
                 shift2.eq(shift1),
-                a1.eq(issue_a), b1.eq(issue_b), g1.eq(issue_g), fprime1.eq(issue_f),
+                a1.eq(issue_a), b1.eq(issue_b), g1.eq(issue_g), fprime1.eq(issue_f), square1.eq(square_mode),
                 valid2.eq(valid1), op2.eq(op1), index2.eq(index1),
-                product.eq(a1 * b1), g2.eq(round_shift(g1, self.basis_frac)), fprime2.eq(fprime1),
+                product.eq(a1 * b1), g2.eq(g_rounded), fprime2.eq(fprime1),
                 self.delta.valid.eq(valid2 & (op2 == _Op.DELTA)),
             ]
 
@@ -346,7 +423,7 @@ class LLSLearningSignal(wiring.Component):
             ]
             with m.If(in_pass & transfer):
                 m.d.sync += neuron.eq(Mux(neuron == N - 1, 0, neuron + 1))
-            if self.basis == "square":
+            if self.hardware_basis == "square":
                 negative = [column[c] < 0 for c in range(C)]
                 raw_next = [Mux(negative[c], self.raw_logits[c] - h_value, self.raw_logits[c] + h_value)
                             for c in range(C)]
@@ -389,7 +466,7 @@ class LLSLearningSignal(wiring.Component):
             value = select(m, elements(column), lane, name="lane_basis")
             operand = Mux(in_pass1, h_held, select(m, elements(self.scaled_errors), lane, name="lane_error"))
             lane_product = Signal(signed(g_bits))
-            if self.basis == "square":
+            if self.hardware_basis == "square":
                 m.d.comb += lane_product.eq(Mux(value < 0, -operand, operand))
             else:
                 m.d.comb += lane_product.eq(value * operand)
@@ -456,8 +533,10 @@ class LLSLearningSignal(wiring.Component):
                     total = accumulator + product
                     m.d.sync += accumulator.eq(total)
                     with m.If(last2):
-                        m.d.sync += self.sigma.eq(saturate(
-                            round_shift(total, self.temp_shift + self.logit_frac), self.delta_bits))
+                        sigma_rounded = (round_shift(total, self.mode_sigma_shift[0])
+                                         if len(set(self.mode_sigma_shift)) == 1
+                                         else round_shift_var(total, sigma_shift))
+                        m.d.sync += self.sigma.eq(saturate(sigma_rounded, self.delta_bits))
                 with m.Case(_Op.KAPPA):
                     m.d.sync += self.kappa.eq(sat_delta)
                 with m.Case(_Op.DELTA):
@@ -500,7 +579,7 @@ class LLSLearningSignal(wiring.Component):
 
         shifts = {
             _Op.LOGIT: post, _Op.SCALE: scale_shift, _Op.KAPPA: self.norm_bits, _Op.SIGMA: 0,
-            _Op.MODLOGIT: self.mod_frac, _Op.EMOD: self.mod_frac, _Op.MODUPD: self.mod_lr_shift,
+            _Op.MODLOGIT: self.mod_frac, _Op.EMOD: self.mod_frac, _Op.MODUPD: self.mod_lr_shift + lr_offset,
         }
 
         def loop(op, iterations, next_state):
@@ -522,8 +601,12 @@ class LLSLearningSignal(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += [basis.restart.eq(1), softmax.o.ready.eq(1)]
+                    m.d.sync += label.eq(self.label)
+                    if modes > 1:
+                        m.d.sync += mode.eq(self.mode)
+                    if self.lls_m:
+                        m.d.sync += lr_offset.eq(self.lr_offset)
                     m.d.sync += [
-                        label.eq(self.label),
                         neuron.eq(0),
                         count.eq(0),
                         self.S.eq(0),
@@ -559,8 +642,8 @@ class LLSLearningSignal(wiring.Component):
                         self.e2.eq(e2),
                         self.R.eq(result.rsqrt),
                         self.zero.eq(result.zero),
-                        pre.eq(Mux(e2 > self.norm_guard, e2 - self.norm_guard, 0)),
-                        post.eq(self.post_base + Mux(e2 > self.norm_guard, self.norm_guard, e2)),
+                        pre.eq(Mux(e2 > guard, e2 - guard, 0)),
+                        post.eq(post_base + Mux(e2 > guard, guard, e2)),
                         scale_shift.eq(self.norm_bits - self.delta_shift + e2),
                     ]
                     with m.If(result.zero):

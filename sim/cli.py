@@ -55,21 +55,6 @@ def _config(args, dataset):
     return default_config(args.rule, args.basis, layers, seed=args.seed)
 
 
-def _check_schedule(config, epochs):
-    """LLS-M's modulation update needs the learning-rate offset inside the LLS unit too."""
-    from golden.integer.train import lr_offset
-    from rtl.lls_signal import LLSLearningSignal
-
-    if config.rule != "lls-m" or max(lr_offset(config, e) for e in range(1, epochs + 1)) == 0:
-        return
-    unit = LLSLearningSignal.from_config(config, 0)
-    unit._MustUse__silence = True
-    if "lr_offset" not in unit.signature.members:
-        first = min(config.lr_decay)
-        raise ValueError(f"--rule lls-m past epoch {first} needs the learning-rate offset in the LLS "
-                         f"unit's modulation update, which it does not have yet; use --epochs {first} or less")
-
-
 def run(args):
     from golden.datasets import load_dataset
     from sim.engine_sim import run_engine
@@ -78,7 +63,6 @@ def run(args):
         raise ValueError("--epochs, --samples and --lanes must be positive")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     config = _config(args, dataset)
-    _check_schedule(config, args.epochs)
     per_epoch = min(args.samples or len(dataset.train_y), len(dataset.train_y))
     total = per_epoch * args.epochs
     print(f"dataset: {dataset.note}")

@@ -30,7 +30,8 @@ from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 
 from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb
 
-__all__ = ["SimTop", "EngineTB", "GoldenChecker", "Mismatch", "run_engine", "COCOTB_DIR", "params"]
+__all__ = ["SimTop", "EngineTB", "GoldenChecker", "Mismatch", "run_engine", "COCOTB_DIR", "params",
+           "golden_in_mode"]
 
 COCOTB_DIR = REPO_ROOT / "tests" / "cocotb"
 COCOTB_MODULE = "cocotb_engine"
@@ -317,6 +318,11 @@ class EngineTB:
         await self.access(Region.STATUS, 0, Status.LR_OFFSET, write=True, data=int(offset))
         assert await self.status(Status.LR_OFFSET) == offset
 
+    async def set_lls_mode(self, mode):
+        """Write the run-time LLS mode register (``Status.LLS_MODE``) and check it took."""
+        await self.access(Region.STATUS, 0, Status.LLS_MODE, write=True, data=int(mode))
+        assert await self.status(Status.LLS_MODE) == mode
+
     async def counters(self):
         return {"cycles": await self.status(Status.CYCLES), "busy": await self.status(Status.BUSY),
                 "steps": await self.status(Status.STEPS)}
@@ -338,6 +344,18 @@ class Mismatch:
                 f"golden={self.golden}")
 
 
+def golden_in_mode(net, config, mode):
+    """The golden model of steps in run-time mode ``mode`` of ``config``:
+    ``IntegerNetwork(config.mode(mode))`` carrying on ``net``'s state (weights, biases, LLS-M
+    modulation, the stochastic-rounding LFSR, the learning-rate offset), as the engine does."""
+    from golden.integer.network import IntegerNetwork
+    new = IntegerNetwork(config.mode(mode))
+    new.load_weights(net.weights, net.biases, net.modulations or None)
+    new._round_lfsr = net._round_lfsr  # one LFSR stream across modes, like the engine's
+    new.lr_offset = net.lr_offset
+    return new
+
+
 @dataclass
 class GoldenChecker:
     """The integer golden model in lock-step with the engine."""
@@ -349,6 +367,10 @@ class GoldenChecker:
         from golden.integer.network import IntegerNetwork
         self.net = IntegerNetwork(self.config)
         self.geometry = LayerGeometry(self.config, self.lanes)
+
+    def select_mode(self, mode):
+        """Continue the lock-step model in run-time mode ``mode`` (after writing ``LLS_MODE``)."""
+        self.net = golden_in_mode(self.net, self.config, mode)
 
     def record(self, step, tensor, hardware, golden):
         """Compare two sequences (or scalars); record and return the first mismatch, if any."""

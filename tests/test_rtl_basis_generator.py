@@ -39,8 +39,9 @@ def golden_columns(gen, count):
     return matrix.T.tolist()
 
 
-def run_basis(gen, count, *, stall, restart_rate, seed, reference=golden_columns):
+def run_basis(gen, count, *, stall, restart_rate, seed, reference=golden_columns, square=None):
     """Take ``count`` columns under random back-pressure and restarts; compare every one.
+    ``square`` drives the ``runtime_square`` generator's ``square`` input.
 
     Returns the number of cycles taken.
     """
@@ -51,6 +52,8 @@ def run_basis(gen, count, *, stall, restart_rate, seed, reference=golden_columns
     async def bench(ctx):
         n = got = cycles = 0
         held = None
+        if square is not None:
+            ctx.set(gen.square, square)
         while got < count:
             ready = int(rng.random() >= stall)
             restart = int(rng.random() < restart_rate)
@@ -111,6 +114,18 @@ def test_basis_from_config_is_basis_matrix(rule, basis):
     gen = BasisGenerator.from_config(config)
     run_basis(gen, 40, stall=0.2, restart_rate=0.0, seed=3,
               reference=lambda g, n: basis_matrix(config, n).T.tolist())
+
+
+@pytest.mark.parametrize("cfg", [CONFIGS[1], CONFIGS[2]], ids=config_id)
+def test_runtime_square(cfg):
+    """A sine generator with ``runtime_square`` streams the square wave of the same phases when
+    ``square`` is high, the sine otherwise."""
+    gen = BasisGenerator(*cfg, runtime_square=True)
+    square_columns = lambda g, n: square_wave(phases(g.increments, n, g.phase_bits), g.phase_bits).T.tolist()
+    run_basis(gen, 300, stall=0.3, restart_rate=0.02, seed=11, reference=square_columns, square=1)
+    run_basis(gen, 300, stall=0.3, restart_rate=0.02, seed=12, square=0)
+    with pytest.raises(ValueError, match="runtime_square"):
+        BasisGenerator(*CONFIGS[0], runtime_square=True)
 
 
 def test_basis_check_can_fail():

@@ -22,7 +22,7 @@ from golden.integer.train import default_config
 from rtl.engine import Command, Engine, Region, Status
 from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 from sim.cocotb_runner import CocotbFailure
-from sim.engine_sim import run_engine
+from sim.engine_sim import golden_in_mode, run_engine
 
 
 # -- Amaranth simulator ------------------------------------------------------------------------------
@@ -35,8 +35,11 @@ def _lanes(word, bits, count):
     return out
 
 
-def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0):
-    """Train ``steps`` random samples in the Amaranth simulator; return the per-step records."""
+def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None):
+    """Train ``steps`` random samples in the Amaranth simulator; return the per-step records.
+
+    ``modes``: the run-time LLS mode of each step (cycled), written to ``LLS_MODE`` before a step
+    whose mode differs from the last; the golden model follows (``golden_in_mode``)."""
     dut = Engine(config, lanes)
     geo = dut.geometry
     net = IntegerNetwork(config)
@@ -66,11 +69,19 @@ def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0):
                 for k in range(geo.n_layers)]
 
     async def bench(ctx):
+        nonlocal net
         await ctx.tick().until(dut.ready)
         records["init"] = (await weights(ctx)) == [w.tolist() for w in pack_weights(geo, net.weights, net.biases)]
         if lr_offset:
             await access(ctx, Region.STATUS, 0, Status.LR_OFFSET, write=1, data=lr_offset)
+        records["modes"] = await access(ctx, Region.STATUS, 0, Status.MODES)
+        mode = 0
         for i in range(steps):
+            if modes and modes[i % len(modes)] != mode:
+                mode = modes[i % len(modes)]
+                await access(ctx, Region.STATUS, 0, Status.LLS_MODE, write=1, data=mode)
+                assert await access(ctx, Region.STATUS, 0, Status.LLS_MODE) == mode
+                net = golden_in_mode(net, config, mode)
             for px in xs[i].tolist():
                 ctx.set(dut.pixels.payload, px)
                 ctx.set(dut.pixels.valid, 1)
@@ -133,6 +144,38 @@ def test_engine_trains_bit_exact_pysim(layers, rule, basis, lanes, offset, overr
         assert step["weights"], f"step {i}: weights differ"
 
 
+# Run-time modes: (layers, rule, power-up basis, lanes, offset, overrides, per-step modes).
+MODE_CASES = [
+    ((11, 9, 5), "lls", "sin", 3, 0, {"runtime_modes": (("square", 1, 8),)}, [1, 0, 1, 1]),
+    # LLS-M with a learning-rate offset and a fast modulation update (the offset matters at once).
+    ((9, 7, 6, 4), "lls-m", "square", 2, 2, {"norm_guard": 2, "mod_lr_shift": 2,
+                                             "runtime_modes": (("sin", 2, 2), ("square", 0, 3))},
+     [2, 1, 0, 1]),
+]
+
+
+@pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides, modes", MODE_CASES,
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-{c[2]}-modes{''.join(map(str, c[6]))}"
+                              for c in MODE_CASES])
+def test_engine_runtime_modes_pysim(layers, rule, basis, lanes, offset, overrides, modes):
+    """The LLS mode switched between steps: every step bit-exact with ``IntegerNetwork(config.mode(i))``."""
+    config = default_config(rule, basis, layers, **overrides)
+    records = simulate(config, lanes, steps=len(modes), seed=sum(layers), lr_offset=offset, modes=modes)
+    assert records["modes"] == config.n_modes
+    for i, step in enumerate(records["steps"]):
+        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
+        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
+        assert step["weights"], f"step {i}: weights differ"
+
+
+def test_engine_refuses_a_runtime_rule_switch():
+    """LLS/DRTP is an elaboration choice: a run-time mode cannot name DRTP, nor can a DRTP engine have modes."""
+    with pytest.raises(ValueError, match="runtime_modes.*LLS and DRTP"):
+        default_config("drtp", None, (8, 5, 3), runtime_modes=(("square", 1, 8),))
+    with pytest.raises(ValueError, match="runtime_modes: mode 1: unknown basis 'drtp'"):
+        default_config("lls", "sin", (8, 5, 3), runtime_modes=(("drtp", 1, 8),))
+
+
 def test_engine_infers_pysim():
     config = default_config("drtp", None, (12, 7, 4))
     records = simulate(config, 3, steps=4, seed=5, infer=True)
@@ -162,16 +205,25 @@ def test_lane_utilisation_digits_pysim():
 
 def random_config(seed):
     """A random valid engine configuration (odd sizes, 1-3 hidden layers, any rule, a third with
-    stochastic rounding) and a lane count."""
+    stochastic rounding) and a lane count. Seeds from 24 on are LLS engines with run-time modes
+    (the sine hardware, a square power-up mode or the reverse, sometimes a third mode)."""
     rng = random.Random(seed)
     kind = ["lls-square", "lls-sin", "drtp", "lls-m"][seed % 4]
+    if seed >= 24:
+        kind = ["lls-square", "lls-sin", "lls-m-sin", "lls-m"][seed % 4]
     rule, basis = {"lls-square": ("lls", "square"), "lls-sin": ("lls", "sin"), "drtp": ("drtp", None),
-                   "lls-m": ("lls-m", "square")}[kind]
+                   "lls-m": ("lls-m", "square"), "lls-m-sin": ("lls-m", "sin")}[kind]
     hidden = [rng.randrange(3, 40) | 1 for _ in range(1 + seed % 3)]
     layers = (rng.randrange(5, 60) | 1, *hidden, rng.randrange(2, 12))
     lanes = rng.choice([1, 2, 3, 5, 7, 8])
     rounding = "stochastic" if seed % 3 == 2 else "nearest"
-    return default_config(rule, basis, layers, seed=seed, rounding=rounding), lanes
+    overrides = {}
+    if seed >= 24:
+        other = ("sin", 2, 2) if basis == "square" else ("square", 1, 8)
+        overrides["runtime_modes"] = (other,) + ((("square", 0, 3),) if seed % 2 else ())
+        if basis == "square":
+            overrides["norm_guard"] = rng.choice([2, 8])
+    return default_config(rule, basis, layers, seed=seed, rounding=rounding, **overrides), lanes
 
 
 def run_system_test(tmp_path, config, lanes, steps, seed, **extra):
@@ -194,26 +246,36 @@ def run_system_test(tmp_path, config, lanes, steps, seed, **extra):
 
 
 FAST_SYSTEM = [
-    ((13, 9, 5), "lls", "square", 4, {"random_weights": True, "infer_every": 3, "reinit": True}),
-    ((11, 7, 6, 5), "drtp", None, 3, {"infer_every": 2, "lr_offset": 2}),
+    # (layers, rule, basis, lanes, config overrides, test parameters)
+    ((13, 9, 5), "lls", "square", 4, {}, {"random_weights": True, "infer_every": 3, "reinit": True}),
+    ((11, 7, 6, 5), "drtp", None, 3, {}, {"infer_every": 2, "lr_offset": 2}),
+    # LLS-M on the sine hardware, switching to a square mode and back between steps, with a
+    # learning-rate offset (the modulation update's too).
+    ((9, 7, 5), "lls-m", "sin", 3, {"runtime_modes": (("square", 1, 8),)},
+     {"modes": [0, 1, 1, 0, 1, 0, 0, 1], "lr_offset": 2, "infer_every": 4}),
 ]
 
 
-@pytest.mark.parametrize("layers, rule, basis, lanes, extra", FAST_SYSTEM,
-                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}" for c in FAST_SYSTEM])
-def test_engine_system_fast(tmp_path, layers, rule, basis, lanes, extra):
-    config = default_config(rule, basis, layers, seed=1)
+@pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra", FAST_SYSTEM,
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}{'-modes' if c[4] else ''}"
+                              for c in FAST_SYSTEM])
+def test_engine_system_fast(tmp_path, layers, rule, basis, lanes, overrides, extra):
+    config = default_config(rule, basis, layers, seed=1, **overrides)
     run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(28))
 def test_engine_system_regression(tmp_path, seed):
     config, lanes = random_config(seed)
-    # LLS-M's modulation update would need the offset inside the LLS unit: offsets for the others.
-    offset = 0 if config.rule == "lls-m" else seed % (len(config.lr_decay) + 1)
-    run_system_test(tmp_path, config, lanes, steps=12, seed=seed, infer_every=5,
-                    random_weights=seed % 5 == 4, lr_offset=offset)
+    offset = seed % (len(config.lr_decay) + 1)
+    steps = 12
+    # Run-time modes: a random mode per step, every mode used and switched to and from.
+    modes = [random.Random(seed).randrange(config.n_modes) for _ in range(steps)]
+    modes[:config.n_modes + 1] = list(range(1, config.n_modes)) + [0, 1]
+    run_system_test(tmp_path, config, lanes, steps=steps, seed=seed, infer_every=5,
+                    random_weights=seed % 5 == 4, lr_offset=offset,
+                    **({"modes": modes} if config.n_modes > 1 else {}))
 
 
 @pytest.mark.slow

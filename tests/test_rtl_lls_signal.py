@@ -65,12 +65,22 @@ def make_steps(config, layer, rng, count):
     return steps
 
 
-def golden_steps(config, layer, steps):
+def golden_steps(config, layer, steps, settings=None):
     """δ and the expected trace registers of every step, from ``IntegerNetwork._lls_delta`` (which
-    also carries LLS-M's modulation from step to step)."""
-    net = IntegerNetwork(config)
+    also carries LLS-M's modulation from step to step).
+
+    ``settings`` (one dict per step, optional): the step's ``mode`` (its golden model is
+    ``IntegerNetwork(config.mode(mode))``, the modulation carried over) and ``lr_offset``."""
+    nets = [IntegerNetwork(config.mode(i)) for i in range(config.n_modes)]
+    net = nets[0]
     results = []
-    for label, h, fprime in steps:
+    for i, (label, h, fprime) in enumerate(steps):
+        setting = settings[i] if settings else {}
+        if config.rule == "lls-m" and nets[setting.get("mode", 0)] is not net:
+            nets[setting["mode"]].load_weights(net.weights, net.biases, net.modulations)
+        net = nets[setting.get("mode", 0)]
+        net.lr_offset = setting.get("lr_offset", 0)
+        config_now = net.config
         trace = LayerTrace(None, None, torch.tensor(h), fprime=torch.tensor(fprime))
         delta = net._lls_delta(layer, torch.tensor(h), torch.tensor(fprime), label, trace)
         S = sum(v * v for v in h)
@@ -86,8 +96,8 @@ def golden_steps(config, layer, steps):
                 expected["modulation"] = trace.modulation.tolist()
                 # The unmodulated logits of §7.4 (the model does not record them).
                 e2 = norm.half_exponent
-                pre = max(e2 - config.norm_guard, 0)
-                post = (config.norm_bits + e2 - pre + config.basis_frac - config.temp_shift
+                pre = max(e2 - config_now.norm_guard, 0)
+                post = (config.norm_bits + e2 - pre + config_now.basis_frac - config_now.temp_shift
                         - config.logit_frac)
                 local = saturate(round_shift(round_shift(trace.raw_logits, pre) * norm.rsqrt, post),
                                  config.logit_bits)
@@ -97,14 +107,28 @@ def golden_steps(config, layer, steps):
 
 
 def run_lls(config, steps, *, layer=0, gap=0.0, stall=0.0, seed=0, unit=None, results=None, watch=None,
-            basis_lanes="parallel"):
+            basis_lanes="parallel", settings=None):
     """Run ``steps`` through the unit with random gaps/back-pressure; compare every δ and, when
-    ``trace_valid`` rises, every trace register against the golden model."""
+    ``trace_valid`` rises, every trace register against the golden model.
+
+    ``settings``: per step, the inputs (``mode``, ``lr_offset``) to drive when the step's first
+    ``h`` is offered, i.e. possibly while the previous step is still busy (they count from
+    ``start``)."""
     unit = unit or LLSLearningSignal.from_config(config, layer, basis_lanes=basis_lanes)
     N = config.layers[layer + 1]
-    results = results or golden_steps(config, layer, steps)
+    results = results or golden_steps(config, layer, steps, settings)
     sink = Sink(unit.delta, N * len(steps), stall=stall, seed=seed + 1)
     source = step_source(unit, steps, gap=gap, seed=seed, passes=2)
+    if settings:
+        started = source.before
+
+        async def before(ctx, index):
+            if index % (2 * N) == 0:
+                for name, value in settings[index // (2 * N)].items():
+                    ctx.set(getattr(unit, name), value)
+            await started(ctx, index)
+
+        source.before = before
     traces = []
 
     async def monitor(ctx):
@@ -180,6 +204,57 @@ def test_serial_throughput():
             assert burst == list(range(burst[0], burst[0] + C * N, C))
         pass2 = transfers[(2 * s + 1) * N:(2 * s + 2) * N]
         assert sink.cycles[N * s:N * (s + 1)] == [c + C + 3 for c in pass2]
+
+
+# Run-time modes: a sine engine switching to square with its own temp_shift/norm_guard, and the
+# reverse order (a square power-up mode on the sine hardware), LLS-M included.
+MODE_CONFIGS = {
+    "sin+square": ("lls", "sin", (16, 37, 10), {"runtime_modes": (("square", 1, 8),)}),
+    "square+sin-hardtanh": ("lls", "square", (16, 37, 7),
+                            {"activation": "hardtanh", "norm_guard": 2, "runtime_modes": (("sin", 2, 2),)}),
+    "llsm-sin+square+square": ("lls-m", "sin", (16, 29, 7),
+                               {"runtime_modes": (("square", 1, 8), ("square", 0, 3))}),
+}
+
+
+@pytest.mark.parametrize("name", list(MODE_CONFIGS))
+@pytest.mark.parametrize("basis_lanes", ["parallel", "serial"])
+def test_runtime_modes(name, basis_lanes):
+    """The mode is chosen per step (set while the previous step still runs); every step matches
+    ``IntegerNetwork(config.mode(i))``, LLS-M's modulation carried across the switches."""
+    rule, basis, layers, overrides = MODE_CONFIGS[name]
+    config = default_config(rule, basis, layers, **overrides)
+    rng = random.Random(sum(map(ord, name)))
+    steps = make_steps(config, 0, rng, 12)
+    settings = [{"mode": rng.randrange(config.n_modes)} for _ in steps]
+    settings[1]["mode"], settings[2]["mode"] = 0, 1
+    pressure = (0.2, 0.3) if basis_lanes == "parallel" else (0.0, 0.0)
+    run_lls(config, steps, gap=pressure[0], stall=pressure[1], seed=3, settings=settings, basis_lanes=basis_lanes)
+
+
+def test_runtime_modes_check_can_fail():
+    """Checked against the wrong mode's model, a switching run fails."""
+    rule, basis, layers, overrides = MODE_CONFIGS["sin+square"]
+    config = default_config(rule, basis, layers, **overrides)
+    steps = make_steps(config, 0, random.Random(2), 6)
+    settings = [{"mode": i % 2} for i in range(len(steps))]
+    wrong = golden_steps(config, 0, steps, [{"mode": 0}] * len(steps))
+    with pytest.raises(AssertionError):
+        run_lls(config, steps, settings=settings, results=wrong)
+
+
+def test_llsm_lr_offset():
+    """LLS-M's modulation update shifts by mod_lr_shift + o (numerics §12), o changing between steps."""
+    config = make_config("llsm-sin-fast")
+    rng = random.Random(21)
+    steps = make_steps(config, 0, rng, 16)
+    offsets = [0, 0, 1, 1, 3, 2, 3, 0] + [rng.randrange(len(config.lr_decay) + 1) for _ in steps[8:]]
+    settings = [{"lr_offset": o} for o in offsets]
+    run_lls(config, steps, gap=0.2, stall=0.2, seed=21, settings=settings)
+    # Without the offset the model differs: the test can fail.
+    results = golden_steps(config, 0, steps)
+    with pytest.raises(AssertionError):
+        run_lls(config, steps, settings=settings, results=results)
 
 
 def test_second_hidden_layer():

@@ -10,17 +10,20 @@ would have to go the wrong way), naming the field.
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from .lfsr import POLY32, is_primitive
 
-__all__ = ["ACTIVATIONS", "BASES", "ROUNDINGS", "RULES", "EngineConfig"]
+__all__ = ["ACTIVATIONS", "BASES", "MODE_FIELDS", "ROUNDINGS", "RULES", "EngineConfig"]
 
 RULES = ("lls", "lls-m", "drtp")
 # "square": the phase's sign bit; "sin": the phase read through a quarter-wave sine table.
 BASES = ("square", "sin")
 ACTIVATIONS = ("relu", "hardtanh")
 ROUNDINGS = ("nearest", "stochastic")
+# What a run-time LLS mode sets (``EngineConfig.runtime_modes``): the constants of the LLS unit
+# that differ between bases. Everything else (rule, lr_shift, formats) is shared by all modes.
+MODE_FIELDS = ("basis", "temp_shift", "norm_guard")
 
 # Fields that hold one value per layer (weights, shifts) and must be as long as ``layers`` - 1.
 PER_LAYER = ("weight_bits", "weight_frac", "init_bits", "act_shift", "lr_shift")
@@ -45,6 +48,14 @@ class EngineConfig:
         Hidden-layer learning rule, one of :data:`RULES`.
     basis : str
         LLS basis, one of :data:`BASES` (unused by ``drtp``, which must leave it ``"square"``).
+    runtime_modes : tuple of tuple
+        LLS only: further modes the engine can switch to at run time (its ``LLS_MODE`` register),
+        each ``(basis, temp_shift, norm_guard)`` (:data:`MODE_FIELDS`). Mode 0 is this
+        configuration's own ``basis``, ``temp_shift``, ``norm_guard``; mode ``i`` is
+        ``runtime_modes[i - 1]``, and :meth:`mode` gives its complete configuration (the golden
+        model of a step in mode ``i`` is ``IntegerNetwork(config.mode(i))``). The engine then
+        holds the sine table if any mode uses it. ``lr_shift`` is the updater's and shared by
+        all modes; a run-time choice between LLS and DRTP is not built (``docs/architecture.md`` §5).
     activation : str
         Hidden non-linearity, one of :data:`ACTIVATIONS`.
     input_bits, input_frac : int
@@ -109,6 +120,7 @@ class EngineConfig:
     layers: tuple = (64, 128, 10)
     rule: str = "lls"
     basis: str = "square"
+    runtime_modes: tuple = ()
     activation: str = "relu"
     input_bits: int = 8
     input_frac: int = 8
@@ -154,7 +166,11 @@ class EngineConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
+        # Modes come back from JSON as lists of lists.
+        object.__setattr__(self, "runtime_modes", tuple(tuple(mode) if isinstance(mode, (list, tuple)) else mode
+                                                        for mode in self.runtime_modes))
         self._validate()
+        self._validate_runtime_modes()
 
     # -- derived formats -------------------------------------------------------------------------
 
@@ -207,11 +223,42 @@ class EngineConfig:
     def uses_basis(self):
         return self.rule in ("lls", "lls-m")
 
+    # -- run-time modes ---------------------------------------------------------------------------
+
+    @property
+    def n_modes(self):
+        """Run-time LLS modes: 1 (this configuration) + ``len(runtime_modes)``."""
+        return 1 + len(self.runtime_modes)
+
+    def mode(self, index):
+        """The complete single-mode configuration of run-time mode ``index`` (0 = this one's own).
+
+        Mode ``index`` of a multi-mode engine is bit for bit the engine of ``mode(index)``.
+        """
+        if not 0 <= index < self.n_modes:
+            raise ValueError(f"EngineConfig.mode: no mode {index}; this configuration has {self.n_modes}")
+        values = dict(zip(MODE_FIELDS, (self.basis, self.temp_shift, self.norm_guard)))
+        if index:
+            values.update(zip(MODE_FIELDS, self.runtime_modes[index - 1]))
+        return replace(self, runtime_modes=(), **values)
+
+    @property
+    def hardware_basis(self):
+        """The basis the LLS hardware is built for: ``"sin"`` if any mode uses the sine table
+        (the square wave is its phase's sign bit, so a sine engine also runs square modes)."""
+        used = {self.basis} | {mode[0] for mode in self.runtime_modes}
+        return "sin" if "sin" in used else "square"
+
     # -- serialisation ----------------------------------------------------------------------------
 
     def to_dict(self):
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """Plain JSON-able dict (tuples become lists). An empty ``runtime_modes`` is left out, so a
+        single-mode configuration keeps the digest it had before the field existed."""
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        data["runtime_modes"] = [list(mode) for mode in self.runtime_modes]
+        if not self.runtime_modes:
+            del data["runtime_modes"]
+        return data
 
     @classmethod
     def from_dict(cls, data):
@@ -352,3 +399,31 @@ class EngineConfig:
                  f"modulation format ({self.mod_bits}, {self.mod_frac}) invalid for mult_bits={M}")
             need(fits(self.mod_init, self.mod_bits), "mod_init", f"{self.mod_init} does not fit mod_bits")
             need(self.mod_lr_shift >= 1, "mod_lr_shift", f"must be >= 1, got {self.mod_lr_shift}")
+
+    def _validate_runtime_modes(self):
+        modes = self.runtime_modes
+        if not modes:
+            return
+
+        def fail(message):
+            raise ValueError(f"EngineConfig.runtime_modes: {message}")
+
+        if not self.uses_basis:
+            fail(f"rule {self.rule!r} has no run-time modes: they select an LLS basis, and a run-time "
+                 f"switch between LLS and DRTP is not built (docs/architecture.md, section 5)")
+        own = (self.basis, self.temp_shift, self.norm_guard)
+        for i, mode in enumerate(modes, start=1):
+            if not (isinstance(mode, tuple) and len(mode) == len(MODE_FIELDS)):
+                fail(f"mode {i} must be ({', '.join(MODE_FIELDS)}), got {mode!r}")
+            basis, temp_shift, norm_guard = mode
+            if basis not in BASES:
+                fail(f"mode {i}: unknown basis {basis!r}; a mode selects one of {', '.join(BASES)} "
+                     f"(a run-time switch between LLS and DRTP is not built)")
+            if not (isinstance(temp_shift, int) and isinstance(norm_guard, int)):
+                fail(f"mode {i}: temp_shift and norm_guard must be integers, got {mode!r}")
+            if mode == own or mode in modes[:i - 1]:
+                fail(f"mode {i} {mode!r} repeats an earlier mode")
+            try:
+                self.mode(i)
+            except ValueError as error:
+                fail(f"mode {i} {mode!r} is invalid: {error}")

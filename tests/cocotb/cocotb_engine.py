@@ -6,7 +6,9 @@ the configuration and the test's parameters in ``$SYNCHRONY_PARAMS``.
 - ``engine_trace``: single steps; after each one every intermediate the golden ``StepTrace``
   records is read back through the access port and compared (activations, ``f'``, logits,
   probabilities, errors, δ, the LLS unit's registers, every weight and bias, the checksum);
-  the first difference fails the test with the tensor, index, both values and the step.
+  the first difference fails the test with the tensor, index, both values and the step. With
+  ``modes`` (a list, cycled over the steps) the run-time LLS mode register is rewritten before
+  each step whose mode differs, and the golden model follows (``GoldenChecker.select_mode``).
 - ``engine_epoch``: the ``synchrony sim`` run: online training in the host order of
   ``docs/numerics.md`` §12 with the next sample always queued (the engine never waits for
   Python), every step checked by prediction and weight checksum, all weights read and compared
@@ -21,7 +23,7 @@ import cocotb
 import torch
 
 from golden.integer.network import initial_weights
-from rtl.engine import Command
+from rtl.engine import Command, Region, Status
 from rtl.layer_engine import pack_weights
 from sim.engine_sim import EngineTB, GoldenChecker, Mismatch, config_from_params, params, result_path
 
@@ -79,8 +81,23 @@ async def engine_trace(dut):
         await tb.set_lr_offset(offset)
         net.lr_offset = offset
 
+    modes = [int(i) for i in p.get("modes", [])]
+    mode = 0
+    if modes:
+        if await tb.status(Status.MODES) != config.n_modes:
+            _fail(f"Status.MODES reads {await tb.status(Status.MODES)}, want {config.n_modes}")
+        # An out-of-range mode is ignored.
+        await tb.access(Region.STATUS, 0, Status.LLS_MODE, write=True, data=config.n_modes)
+        if await tb.status(Status.LLS_MODE) != 0:
+            _fail(f"LLS_MODE took the out-of-range value {config.n_modes}")
+
     infer_every = int(p.get("infer_every", 0))
     for step in range(int(p["steps"])):
+        if modes and modes[step % len(modes)] != mode:
+            mode = modes[step % len(modes)]
+            await tb.set_lls_mode(mode)
+            checker.select_mode(mode)
+            net = checker.net
         x = torch.randint(0, 1 << config.input_bits, (n_in,), generator=gen)
         label = int(torch.randint(0, n_classes, (1,), generator=gen))
         await tb.submit(Command.TRAIN, x.tolist(), label)
