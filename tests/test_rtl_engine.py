@@ -176,6 +176,31 @@ def test_engine_refuses_a_runtime_rule_switch():
         default_config("lls", "sin", (8, 5, 3), runtime_modes=(("drtp", 1, 8),))
 
 
+def test_runtime_modes_config():
+    """One EngineConfig holds every mode: ``mode(i)`` is the complete single-mode configuration,
+    the modes survive JSON, a single-mode configuration keeps its digest, bad modes name the field."""
+    import json as _json
+    from golden.integer.config import EngineConfig
+
+    plain = default_config("lls", "sin", (13, 9, 5))
+    config = default_config("lls", "sin", (13, 9, 5), runtime_modes=(("square", 1, 8),))
+    assert config.n_modes == 2 and plain.n_modes == 1 and config.hardware_basis == "sin"
+    assert config.mode(0) == plain
+    assert config.mode(1) == default_config("lls", "square", (13, 9, 5), lr_shift=plain.lr_shift)
+    assert EngineConfig.from_dict(_json.loads(_json.dumps(config.to_dict()))) == config
+    assert "runtime_modes" not in plain.to_dict() and config.digest() != plain.digest()
+    assert default_config("lls", "square", (13, 9, 5), norm_guard=2,
+                          runtime_modes=(("sin", 2, 2),)).hardware_basis == "sin"
+    for modes, match in [((("sin", 2, 8),), "mode 1 .* invalid: EngineConfig.norm_guard"),
+                         ((("square", 1),), "mode 1 must be"),
+                         ((("sin", 2, 2),), "mode 1 .* repeats"),
+                         ((("square", 4, 8), ("square", 4, 8)), "mode 2 .* repeats")]:
+        with pytest.raises(ValueError, match=f"EngineConfig.runtime_modes: {match}"):
+            default_config("lls", "sin", (13, 9, 5), runtime_modes=modes)
+    with pytest.raises(ValueError, match="no mode 2"):
+        config.mode(2)
+
+
 def test_engine_infers_pysim():
     config = default_config("drtp", None, (12, 7, 4))
     records = simulate(config, 3, steps=4, seed=5, infer=True)

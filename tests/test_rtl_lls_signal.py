@@ -217,8 +217,8 @@ MODE_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name", list(MODE_CONFIGS))
-@pytest.mark.parametrize("basis_lanes", ["parallel", "serial"])
+@pytest.mark.parametrize("name, basis_lanes", [(name, "parallel") for name in MODE_CONFIGS]
+                         + [("sin+square", "serial")])
 def test_runtime_modes(name, basis_lanes):
     """The mode is chosen per step (set while the previous step still runs); every step matches
     ``IntegerNetwork(config.mode(i))``, LLS-M's modulation carried across the switches."""
