@@ -30,7 +30,8 @@ def register(subparsers):
     parser.add_argument("--data-dir", type=Path, help="directory holding the MNIST IDX files")
     parser.add_argument("--layers", help="inputs,hidden...,classes (default: inputs,128,classes)")
     parser.add_argument("--samples", type=int, help="train on the first N samples of each epoch's order")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1,
+                        help="epochs (default 1); the learning-rate schedule spans the whole run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lanes", type=int, default=8, help="MAC lanes P (default 8, an iCE40 UP5K)")
     parser.add_argument("--waves", action="store_true", help="record an FST waveform of the whole run")
@@ -55,19 +56,19 @@ def _config(args, dataset):
     return default_config(args.rule, args.basis, layers, seed=args.seed)
 
 
-def _check_schedule(config, epochs):
+def _check_schedule(config, total):
     """LLS-M's modulation update needs the learning-rate offset inside the LLS unit too."""
-    from golden.integer.train import lr_offset
+    from golden.integer.train import lr_segments
     from rtl.lls_signal import LLSLearningSignal
 
-    if config.rule != "lls-m" or max(lr_offset(config, e) for e in range(1, epochs + 1)) == 0:
+    if config.rule != "lls-m" or len(lr_segments(config, total)) == 1:
         return
     unit = LLSLearningSignal.from_config(config, 0)
     unit._MustUse__silence = True
     if "lr_offset" not in unit.signature.members:
-        first = min(config.lr_decay)
-        raise ValueError(f"--rule lls-m past epoch {first} needs the learning-rate offset in the LLS "
-                         f"unit's modulation update, which it does not have yet; use --epochs {first} or less")
+        raise ValueError(f"--rule lls-m halves the learning rate during the run (lr_decay {config.lr_decay} "
+                         f"percent of it), which needs the learning-rate offset in the LLS unit's modulation "
+                         f"update; the RTL does not have it yet")
 
 
 def run(args):
@@ -78,9 +79,9 @@ def run(args):
         raise ValueError("--epochs, --samples and --lanes must be positive")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     config = _config(args, dataset)
-    _check_schedule(config, args.epochs)
     per_epoch = min(args.samples or len(dataset.train_y), len(dataset.train_y))
     total = per_epoch * args.epochs
+    _check_schedule(config, total)
     print(f"dataset: {dataset.note}")
     print(f"rtl engine: rule={config.rule}{' basis=' + config.basis if config.uses_basis else ''} "
           f"network={'-'.join(map(str, config.layers))} lanes={args.lanes} epochs={args.epochs} "
