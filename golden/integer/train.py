@@ -26,7 +26,7 @@ LR_DECAY = (60, 80, 90, 95)
 RULE_DEFAULTS = {
     "lls":   dict(hidden_lr_log2=5, output_lr_log2=2,
                   fields=dict(activation="relu", epochs=10, lr_decay=LR_DECAY)),
-    "lls-m": dict(hidden_lr_log2=5, output_lr_log2=2,
+    "lls-m": dict(hidden_lr_log2=5, output_lr_log2=3,
                   fields=dict(activation="relu", epochs=10, lr_decay=LR_DECAY)),
     # DRTP needs an activation that can go negative; 4-bit B entries beat signs (docs/results.md).
     "drtp":  dict(hidden_lr_log2=10, output_lr_log2=7,
