@@ -26,7 +26,9 @@ LR_DECAY = (60, 80, 90, 95)
 RULE_DEFAULTS = {
     "lls":   dict(hidden_lr_log2=5, output_lr_log2=2,
                   fields=dict(activation="relu", epochs=10, lr_decay=LR_DECAY)),
-    "lls-m": dict(hidden_lr_log2=5, output_lr_log2=3,
+    # LLS-M keeps 2**-6: with 2**-3 on the classifier the integer model fell to 87 % on MNIST
+    # (its float mirror 95.6 %; docs/results.md).
+    "lls-m": dict(hidden_lr_log2=6, output_lr_log2=6,
                   fields=dict(activation="relu", epochs=10, lr_decay=LR_DECAY)),
     # DRTP needs an activation that can go negative; 4-bit B entries beat signs (docs/results.md).
     "drtp":  dict(hidden_lr_log2=10, output_lr_log2=7,
