@@ -6,8 +6,9 @@ for ``synchrony sim-board``. Every request has an explicit ``--timeout`` and ``-
 dead port, a timeout or a malformed response is reported as ``synchrony host: error: ...``.
 
 Training streams the samples in the order of ``golden.integer.train`` (a seeded permutation per
-epoch) and writes the learning-rate offset between epochs, so a run is bit for bit the integer
-golden model's run on the same seed. The last line of ``train`` is
+epoch) and writes the learning-rate offset between samples by the run-wide schedule
+(``golden.integer.train.lr_segments``), so a run is bit for bit the integer golden model's run on
+the same seed. The last line of ``train`` is
 
     samples=N epochs=E train_accuracy=0.XXXX test_accuracy=0.XXXX retries=R
 """
@@ -128,6 +129,8 @@ def _test(client, xs, ys, quiet):
 def _train(client, args):
     import torch
 
+    from golden.integer.train import lr_segments
+
     if args.epochs < 1:
         raise ValueError("--epochs must be positive")
     dataset, train_x, train_y, test_x, test_y = _dataset(client, args)
@@ -149,9 +152,15 @@ def _train(client, args):
         client.configure(ConfigField.LLS_MODE, args.lls_mode)
     bar = _bar(total, "train", args.quiet)
     steps, correct = [], 0
-    for number, order in enumerate(epochs, start=1):
-        client.set_lr_offset(geo.lr_offset(number))
+    # The run-wide learning-rate schedule of numerics §12, written between samples as the golden model's.
+    segments = iter(lr_segments(geo, total))
+    seen, stop = 0, 0
+    for order in epochs:
         for index in order:
+            if seen == stop:
+                _, stop, offset = next(segments)
+                client.set_lr_offset(offset)
+            seen += 1
             prediction, checksum = client.train(train_x[index].tolist(), train_y[index])
             correct += int(prediction == train_y[index])
             steps.append([index, prediction, checksum])

@@ -171,7 +171,8 @@ class Geometry:
         ``EngineConfig.digest()``, hex.
     rule, basis : str
     lr_decay : tuple of int
-        The epochs after which the host raises the learning-rate offset (``EngineConfig.lr_decay``).
+        Percentages of a run after which the host raises the learning-rate offset (``EngineConfig.lr_decay``;
+        ``golden.integer.train.lr_segments`` takes this record in place of the configuration).
     n_modes : int
         Run-time LLS modes (``EngineConfig.n_modes``; 1 without run-time modes).
     """
@@ -203,10 +204,6 @@ class Geometry:
     def lr_offsets(self):
         """The largest learning-rate offset."""
         return len(self.lr_decay)
-
-    def lr_offset(self, epoch):
-        """The learning-rate offset during ``epoch`` (1-based), as ``golden.integer.train.lr_offset``."""
-        return sum(1 for e in self.lr_decay if e < epoch)
 
     # -- derived sizes ---------------------------------------------------------------------------
 

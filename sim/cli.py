@@ -30,7 +30,8 @@ def register(subparsers):
     parser.add_argument("--data-dir", type=Path, help="directory holding the MNIST IDX files")
     parser.add_argument("--layers", help="inputs,hidden...,classes (default: inputs,128,classes)")
     parser.add_argument("--samples", type=int, help="train on the first N samples of each epoch's order")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1,
+                        help="epochs (default 1); the learning-rate schedule spans the whole run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lanes", type=int, default=8, help="MAC lanes P (default 8, an iCE40 UP5K)")
     parser.add_argument("--waves", action="store_true", help="record an FST waveform of the whole run")

@@ -48,6 +48,9 @@ def test_defaults_are_valid_for_every_rule():
     (dict(init_seed=0), "init_seed"),
     (dict(rounding="truncate"), "rounding"),
     (dict(act_bits=16), "act_bits"),
+    (dict(lr_decay=(0, 50)), "lr_decay"),
+    (dict(lr_decay=(50, 100)), "lr_decay"),
+    (dict(lr_decay=(80, 60)), "lr_decay"),
 ])
 def test_invalid_configurations_name_the_field(changes, field):
     with pytest.raises(ValueError, match=rf"EngineConfig\.{field}: "):

@@ -128,11 +128,13 @@ def train_float_mirror(dataset, config, epochs=None, seed=0, on_epoch=None):
     labels = train_y.tolist()
     history = {"config": config.to_dict(), "dataset": dataset.name, "numerics": "float-mirror", "epochs": []}
     start = time.perf_counter()
+    total, seen = epochs * len(labels), 0
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
-        net.lr_offset = lr_offset(config, epoch)
         for i in torch.randperm(len(labels), generator=generator).tolist():
+            net.lr_offset = lr_offset(config, seen, total)
             net.train_step(train_x[i], labels[i])
+            seen += 1
         record = {"epoch": epoch, "train_accuracy": accuracy(net, train_x, train_y),
                   "test_accuracy": accuracy(net, test_x, test_y),
                   "seconds": time.perf_counter() - epoch_start}

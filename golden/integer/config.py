@@ -113,8 +113,9 @@ class EngineConfig:
     epochs : int
         Host side: training epochs of a run.
     lr_decay : tuple of int
-        Host side: after each listed epoch every ``lr_shift`` (and ``mod_lr_shift``) grows by 1
-        (the host rewrites the engine's learning-rate offset register between epochs).
+        Host side: once each listed percentage of a run's samples has been trained, every
+        ``lr_shift`` (and ``mod_lr_shift``) grows by 1 (the host rewrites the engine's
+        learning-rate offset register between two samples; ``docs/numerics.md`` §12).
     """
 
     layers: tuple = (64, 128, 10)
@@ -131,7 +132,7 @@ class EngineConfig:
     weight_frac: tuple = (13, 13)
     init_bits: tuple = (10, 9)
     act_shift: tuple = (15, 14)
-    lr_shift: tuple = (13, 11)
+    lr_shift: tuple = (12, 7)
     logit_bits: int = 12
     logit_frac: int = 5
     exp_bits: int = 14
@@ -159,7 +160,7 @@ class EngineConfig:
     drtp_seed: int = 0x7F4A7C15
     round_seed: int = 0x85EBCA6B
     epochs: int = 10
-    lr_decay: tuple = (3, 6, 8)
+    lr_decay: tuple = (60, 80, 90, 95)
 
     def __post_init__(self):
         for f in fields(self):
@@ -360,8 +361,8 @@ class EngineConfig:
 
         need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         need(all(isinstance(e, int) for e in self.lr_decay) and list(self.lr_decay) == sorted(set(self.lr_decay))
-             and all(e >= 1 for e in self.lr_decay), "lr_decay",
-             f"must be increasing positive epoch numbers, got {self.lr_decay}")
+             and all(1 <= e <= 99 for e in self.lr_decay), "lr_decay",
+             f"must be increasing percentages of a run in 1 .. 99, got {self.lr_decay}")
         worst_lr = max(self.lr_shift) + len(self.lr_decay)
         need(worst_lr <= self.acc_bits, "lr_decay", f"lr_shift + decays reaches {worst_lr} > acc_bits")
         if self.rule == "drtp":

@@ -140,7 +140,7 @@ async def engine_trace(dut):
 async def engine_epoch(dut):
     """Online training in the host order, checked every sample, then the held-out test."""
     from golden.datasets import load_dataset
-    from golden.integer.train import flatten, lr_offset
+    from golden.integer.train import flatten, lr_segments
 
     p = params()
     config, lanes = config_from_params(p)
@@ -186,14 +186,13 @@ async def engine_epoch(dut):
         if progress:
             progress.write(f"{i}\n")
 
-    done = 0
-    for number, epoch in enumerate(epochs, start=1):
-        # The host's learning-rate schedule: the offset register, written between epochs.
-        net.lr_offset = lr_offset(config, number)
-        await tb.set_lr_offset(net.lr_offset)
-        await run([(Command.TRAIN, train_x[i].tolist(), train_y[i]) for i in epoch],
-                  lambda i, prediction, checksum: on_train(done + i, prediction, checksum))
-        done += len(epoch)
+    for start, stop, offset in lr_segments(config, len(order)):
+        # The host's learning-rate schedule: the offset register, written between two samples
+        # once the engine has finished the earlier ones (run() drains its jobs).
+        net.lr_offset = offset
+        await tb.set_lr_offset(offset)
+        await run([(Command.TRAIN, train_x[i].tolist(), train_y[i]) for i in order[start:stop]],
+                  lambda i, prediction, checksum, start=start: on_train(start + i, prediction, checksum))
     train_counters = await tb.counters()
     found = await _check_all_weights(tb, checker, len(order))
     first = first or found
