@@ -18,7 +18,7 @@ import torch
 from golden.cli import main
 from golden.datasets import load_dataset
 from golden.integer.network import IntegerNetwork
-from golden.integer.train import default_config, flatten
+from golden.integer.train import default_config, flatten, lr_offset, lr_segments
 from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 from sim.board_sim import run_board
 
@@ -75,13 +75,16 @@ def test_host_tool_trains_the_simulated_board_bit_exactly(board, tmp_path, capsy
     dumped = json.loads(checkpoint.read_text())
     assert dumped["config_digest"] == config.digest()
 
-    # The golden model on the same samples in the same order (epoch 1 of seed 0).
+    # The golden model on the same samples in the same order (epoch 1 of seed 0), with the run-wide
+    # learning-rate schedule over those samples.
     dataset = load_dataset("digits")
     train_x, train_y = flatten(dataset.train_x), dataset.train_y.tolist()
     order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0)).tolist()[:SAMPLES]
     net = IntegerNetwork(config)
     golden_steps = []
-    for i in order:
+    assert len(lr_segments(config, SAMPLES)) > 1  # the host must write the offset mid-run
+    for seen, i in enumerate(order):
+        net.lr_offset = lr_offset(config, seen, SAMPLES)
         trace = net.train_step(train_x[i], train_y[i], record=True)
         golden_steps.append([i, trace.prediction, weight_checksum(geo, net.weights, net.biases)])
     assert summary["steps"] == golden_steps
