@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "golden.train_cli",
     "golden.accounting_cli",
     "sim.cli",
+    "boards.cli",
     "bench.cli",
 ]
 
