@@ -65,10 +65,11 @@ def synth_available():
     return "synth" in action.choices
 
 
-def run_synth(board, log_path):
-    """Run ``synchrony synth --board board`` (output in ``log_path``); returns the exit code."""
+def run_synth(board, build_root, log_path):
+    """Run ``synchrony synth --board board --build-dir build_root`` (output in ``log_path``);
+    returns the exit code."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        return subprocess.run([sys.executable, "-m", "golden.cli", "synth", "--board", board],
-                              stdout=log, stderr=subprocess.STDOUT).returncode
+        return subprocess.run([sys.executable, "-m", "golden.cli", "synth", "--board", board,
+                               "--build-dir", str(build_root)], stdout=log, stderr=subprocess.STDOUT).returncode

@@ -28,6 +28,8 @@ def register(subparsers):
     parser.add_argument("--docs", type=Path, metavar="PATH",
                         help="the Markdown report to regenerate (default docs/benchmarks.md in a full run)")
     parser.add_argument("--no-docs", action="store_true", help="do not write the Markdown report and plots")
+    parser.add_argument("--no-synth", action="store_true",
+                        help="never run `synchrony synth` (a full run does for boards without a report)")
     parser.add_argument("--build-root", type=Path, default=REPO_ROOT / "build",
                         help="where the synthesis reports are (<root>/<board>/report.json; default build)")
     parser.set_defaults(func=run)
@@ -39,7 +41,7 @@ def run(args):
     from .run import run_bench
 
     budget = QUICK if args.quick else FULL
-    result = run_bench(budget, data_dir=args.data_dir, build_root=args.build_root)
+    result = run_bench(budget, data_dir=args.data_dir, build_root=args.build_root, synth=not args.no_synth)
     results_dir = args.results_dir or (REPO_ROOT / "build" / "bench" if args.quick else REPO_ROOT / "bench" / "results")
     path = args.json or results_dir / f"{result['date']}{'-quick' if args.quick else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -82,8 +82,9 @@ def _log(message):
 
 
 class Bench:
-    def __init__(self, budget, data_dir=None, build_root=None, log=_log):
+    def __init__(self, budget, data_dir=None, build_root=None, log=_log, synth=True):
         self.budget = budget
+        self.synth = synth
         self.data_dir = data_dir
         self.build_root = Path(build_root) if build_root else Path(__file__).resolve().parent.parent / "build"
         self.log = log
@@ -283,15 +284,18 @@ class Bench:
         reports = []
         for board in boards.BOARDS:
             report = boards.load_report(self.build_root, board)
-            if "missing" in report and self.budget.synth:
+            if "missing" in report and self.budget.synth and self.synth:
                 if boards.synth_available():
                     self.log(f"hardware: synchrony synth --board {board}")
-                    code = boards.run_synth(board, self.build_root / board / "bench-synth.log")
+                    log = self.build_root / f"{board}-bench-synth.log"
+                    code = boards.run_synth(board, self.build_root, log)
                     report = boards.load_report(self.build_root, board)
                     if "missing" in report:
-                        report["missing"] += f" (synchrony synth exited {code})"
+                        report["missing"] += f" (synchrony synth exited {code}; log {log})"
                 else:
                     report["missing"] += "; this checkout has no `synchrony synth` to make one"
+            elif "missing" in report:
+                report["missing"] += f"; synthesis not run ({'--no-synth' if self.budget.synth else self.budget.name + ' mode'})"
             reports.append(report)
         rows = []
         for report in reports:
@@ -334,7 +338,11 @@ class Bench:
         for report in [{"board": "(any)", "lanes": LANES, "missing": "no clock: break-even only"}] + \
                 [r for r in reports if "missing" not in r]:
             lanes = int(report["lanes"])
+            # On a board: LLS square (the headline) and the board's own rule, at its lane count.
+            own = boards.parse_rule(report["rule"]) if "layers" in report else None
             for rule, basis, label in RULES:
+                if own and (rule, basis) not in (("lls", "square"), own) and lanes != LANES:
+                    continue
                 row = {"board": report["board"], "network": network_name(layers), "rule": rule, "basis": basis,
                        "label": label, "lanes": lanes,
                        "cpu_samples_per_second": baseline[label]["samples_per_second"],
@@ -385,10 +393,13 @@ class Bench:
         self.result["cost"] = rows
 
 
-def run_bench(budget, *, data_dir=None, build_root=None, log=_log):
-    """Run every benchmark within ``budget``; returns the result dict (see :data:`RESULT_KEYS`)."""
+def run_bench(budget, *, data_dir=None, build_root=None, log=_log, synth=True):
+    """Run every benchmark within ``budget``; returns the result dict (see :data:`RESULT_KEYS`).
+
+    ``synth=False``: never run ``synchrony synth``, even for a board without a report.
+    """
     start = time.perf_counter()
-    bench = Bench(budget, data_dir=data_dir, build_root=build_root, log=log)
+    bench = Bench(budget, data_dir=data_dir, build_root=build_root, log=log, synth=synth)
     now = datetime.now(timezone.utc)
     result = bench.result
     result.update({"schema": 1, "date": now.strftime("%Y-%m-%d"), "started_utc": now.isoformat(timespec="seconds"),
