@@ -204,6 +204,7 @@ def write_report(result, path, json_path=None):
 def _engine_section(result, rel):
     rows = [[r["network"], r["label"], r["lanes"], r["dataset"], r["samples"], f"{r['cycles_per_sample']:,.0f}",
              f"{r['ideal_cycles_per_sample']:,.0f}", f"{r['ideal_ratio']:.3f}", f"**{r['lane_utilisation']:.3f}**",
+             f"{r['padding_bound_utilisation']:.3f}", f"{r['overhead_cycles_per_sample']:.0f}",
              "yes" if r["bit_exact"] else "**no**"] for r in result["engine"]]
     out = ["## 1. Engine efficiency (RTL under Verilator)", "",
            "Cycles per training sample from the RTL's own counters (`Status.CYCLES`, `Status.BUSY`) over real "
@@ -213,21 +214,19 @@ def _engine_section(result, rel):
            "lanes; the ratio is ideal ÷ measured cycles (the bias loads make it a little lower than the "
            "utilisation). The learning signal (LLS unit, DRTP projection, softmax) runs beside the lanes and "
            "costs no lane cycles.", "",
+           "*Padding bound* is the utilisation the lane groups allow at one word per cycle (a layer of N "
+           "neurons takes ⌈N/P⌉ groups of P lanes; padding lanes idle); *overhead* is the cycles per sample "
+           "beyond one word per cycle (start handshake, pipeline drain, waits).", "",
            _table(["network", "rule", "P", "samples of", "samples", "cycles/sample", "ideal", "ideal ÷ measured",
-                   "utilisation", "bit-exact"], rows), ""]
+                   "utilisation", "padding bound", "overhead cycles", "bit-exact"], rows), ""]
     if result["engine_skipped"]:
         out += ["Not measured in this run: " + ", ".join(f"{s['network']} {s['label']} ({s['reason']})"
                                                           for s in result["engine_skipped"]) + ".", ""]
     out += [f"![lane utilisation]({rel['engine']})", ""]
-    low = [r for r in result["engine"] if r["lane_utilisation"] < UTILISATION_TARGET]
-    if low:
-        out += [f"**Below the {UTILISATION_TARGET:.2f} target:** "
-                + ", ".join(f"{r['network']} {r['label']} P={r['lanes']} ({r['lane_utilisation']:.3f})" for r in low)
-                + ". What limits it is padding, not sequencing: a layer of N neurons occupies ⌈N/P⌉ groups of "
-                  "P lanes, so the 10-class output layer on 8 lanes is 2 groups with 6 idle lanes, 7.5 % of a "
-                  "digits step; the sequencer itself loses only 6 cycles per step (start handshake and pipeline "
-                  "drain). Fixes: a lane count that divides the layer sizes, or packing the output layer's "
-                  "two groups' words so that a group spans layers.", ""]
+    for r in result["engine"]:
+        if r["lane_utilisation"] < UTILISATION_TARGET:
+            out += [f"**{r['network']} {r['label']} below the {UTILISATION_TARGET:.2f} target** "
+                    f"({r['lane_utilisation']:.3f}). " + _limit(r), ""]
     return out
 
 
@@ -252,11 +251,31 @@ def _hardware_section(result):
                         "utilisation", "GMAC/s", "ceiling GMAC/s", "fraction"], rows), ""]
     if missing:
         out += ["No figures for:", ""] + missing + [""]
-    ice = next((r for r in result["hardware"] if r["board"] == "icebreaker"), None)
-    if ice and "ceiling_fraction" in ice and ice["ceiling_fraction"] < CEILING_TARGET:
-        out += [f"**iCEBreaker below the {CEILING_TARGET} target** ({ice['ceiling_fraction']:.3f}): the fraction is "
-                "lanes ÷ multipliers × utilisation; see the engine section for what limits utilisation.", ""]
+    for r in result["hardware"]:
+        if "ceiling_fraction" not in r or r["ceiling_fraction"] >= CEILING_TARGET:
+            continue
+        out += [f"**{r['board']} below {CEILING_TARGET} of its ceiling** ({r['ceiling_fraction']:.3f} = "
+                f"{r['lanes']}/{r['multipliers']} multipliers used as lanes × utilisation {r['lane_utilisation']:.3f}). "
+                + _limit(r) + (f" The {r['multipliers'] - r['lanes']} multipliers left are outside the lanes "
+                               "(the board's lane count)." if r["multipliers"] > r["lanes"] else ""), ""]
     return out
+
+
+def _limit(r):
+    """What keeps a row's lane utilisation below 1, from its padding bound and overhead cycles."""
+    padding, measured = r["padding_bound_utilisation"], r["lane_utilisation"]
+    text = (f"The lane groups allow {padding:.3f} on {r['network']} at P = {r['lanes']}; measured "
+            f"{measured:.3f}, with {r['overhead_cycles_per_sample']:.0f} cycles per sample beyond one word per "
+            "cycle. ")
+    if measured >= 0.98 * padding:
+        text += ("Padding, not sequencing, limits it: a layer of N neurons takes ⌈N/P⌉ groups of P lanes, so "
+                 "the 10-class output layer leaves P − 10 lanes idle in its group and a hidden width P does not "
+                 "divide leaves a part-empty last group. Fix: P dividing the layer widths (and P close to 10 "
+                 "or a multiple for the output layer), or wider layers on a wide engine.")
+    else:
+        text += ("Sequencing costs more than padding here: the sequencer waits (for activations, δ words or "
+                 "the result bank). Fix: deeper prefetch of the next layer's inputs.")
+    return text
 
 
 def _cpu_section(result):

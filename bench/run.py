@@ -19,6 +19,7 @@ import torch
 from golden.accounting import account
 from golden.integer.train import default_config as engine_config
 from golden.netspec import NetSpec
+from rtl.layer_engine import LayerGeometry
 
 from . import boards
 from .budget import NETWORKS, RULES
@@ -104,16 +105,17 @@ class Bench:
         b = self.budget
         curves, checks, speed = [], [], []
         plans = [("digits", (64, 128, 10), b.digits_samples, b.digits_every, None,
-                  b.digits_rtl_samples, b.digits_every, b.digits_rtl_test),
+                  b.digits_rtl_points, b.digits_rtl_test),
                  ("mnist", (784, 128, 10), b.mnist_samples, b.mnist_every, b.mnist_test,
-                  b.mnist_rtl_samples, b.mnist_rtl_every, b.mnist_rtl_test)]
-        for name, layers, samples, every, test, rtl_samples, rtl_every, rtl_test in plans:
+                  b.mnist_rtl_points, b.mnist_rtl_test)]
+        for name, layers, samples, every, test, rtl_points, rtl_test in plans:
             dataset = self.dataset(name)
-            order = _order(len(dataset.train_y))[:samples]
             n_test = len(dataset.test_y)
+            rtl_points = sorted(set(rtl_points))
+            rtl_samples = rtl_points[-1] if rtl_points else 0
+            samples = max(samples, rtl_samples)
+            order = _order(len(dataset.train_y))[:samples]
             test_indices = list(range(min(test or n_test, n_test)))
-            rtl_samples = min(rtl_samples, samples)
-            rtl_points = _points(rtl_samples, rtl_every) if rtl_samples else []
             rtl_test = list(range(min(rtl_test or n_test, n_test))) if rtl_samples else []
             points = sorted(set(_points(samples, every)) | set(rtl_points))
             for rule, basis, label in RULES:
@@ -201,6 +203,7 @@ class Bench:
         per_sample = {s["cycles"] // max(s["steps"], 1) for s in segments if s["steps"]}
         cost = account(NetSpec(tuple(layers)), rule, basis=basis or "square")
         lane_macs = cost.forward_macs + cost.update_macs
+        geometry = LayerGeometry(config, lanes)
         return {
             "network": network_name(layers), "layers": list(layers), "rule": rule, "basis": basis,
             "label": rule_label(rule, basis), "lanes": lanes, "dataset": summary["dataset"],
@@ -212,6 +215,11 @@ class Bench:
             "signal_macs_per_sample": cost.signal_macs,
             "ideal_cycles_per_sample": lane_macs / lanes,
             "ideal_ratio": (lane_macs / lanes) / (cycles / samples),
+            # What the lane groups allow (ceil(N/P) groups per layer, padding lanes idle) at one word
+            # per cycle, and the cycles beyond one word per cycle (sequencing overhead).
+            "padding_bound_utilisation": geometry.busy_per_step / (lanes * geometry.issue_cycles_per_step),
+            "issue_cycles_per_sample": geometry.issue_cycles_per_step,
+            "overhead_cycles_per_sample": cycles / samples - geometry.issue_cycles_per_step,
             "bit_exact": summary["bit_exact"], "config_digest": summary["config_digest"],
         }
 
@@ -315,6 +323,8 @@ class Bench:
                 engine = self.engine_row(layers, rule, basis, lanes)
                 row["cycles_per_sample"] = engine["cycles_per_sample"]
                 row["lane_utilisation"] = engine["lane_utilisation"]
+                row["padding_bound_utilisation"] = engine["padding_bound_utilisation"]
+                row["overhead_cycles_per_sample"] = engine["overhead_cycles_per_sample"]
                 row["config_matches"] = report.get("config_digest") in (None, engine["config_digest"])
                 row["sustained_gmacs"] = lanes * engine["lane_utilisation"] * fmax / 1e3
                 row["ceiling_fraction"] = row["sustained_gmacs"] / row["ceiling_gmacs"]
