@@ -30,6 +30,8 @@ def register(subparsers):
     parser.add_argument("--no-docs", action="store_true", help="do not write the Markdown report and plots")
     parser.add_argument("--no-synth", action="store_true",
                         help="never run `synchrony synth` (a full run does for boards without a report)")
+    parser.add_argument("--synth-boards", metavar="B,B",
+                        help="run `synchrony synth` only for these boards when their report is missing")
     parser.add_argument("--build-root", type=Path, default=REPO_ROOT / "build",
                         help="where the synthesis reports are (<root>/<board>/report.json; default build)")
     parser.set_defaults(func=run)
@@ -41,7 +43,8 @@ def run(args):
     from .run import run_bench
 
     budget = QUICK if args.quick else FULL
-    result = run_bench(budget, data_dir=args.data_dir, build_root=args.build_root, synth=not args.no_synth)
+    synth = False if args.no_synth else (args.synth_boards.split(",") if args.synth_boards else True)
+    result = run_bench(budget, data_dir=args.data_dir, build_root=args.build_root, synth=synth)
     results_dir = args.results_dir or (REPO_ROOT / "build" / "bench" if args.quick else REPO_ROOT / "bench" / "results")
     path = args.json or results_dir / f"{result['date']}{'-quick' if args.quick else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -292,7 +292,8 @@ class Bench:
         reports = []
         for board in boards.BOARDS:
             report = boards.load_report(self.build_root, board)
-            if "missing" in report and self.budget.synth and self.synth:
+            wanted = self.synth is True or (self.synth and board in self.synth)
+            if "missing" in report and self.budget.synth and wanted:
                 if boards.synth_available():
                     self.log(f"hardware: synchrony synth --board {board}")
                     log = self.build_root / f"{board}-bench-synth.log"
@@ -406,7 +407,8 @@ class Bench:
 def run_bench(budget, *, data_dir=None, build_root=None, log=_log, synth=True):
     """Run every benchmark within ``budget``; returns the result dict (see :data:`RESULT_KEYS`).
 
-    ``synth=False``: never run ``synchrony synth``, even for a board without a report.
+    ``synth=False``: never run ``synchrony synth``, even for a board without a report; a list of
+    board names: only for those.
     """
     start = time.perf_counter()
     bench = Bench(budget, data_dir=data_dir, build_root=build_root, log=log, synth=synth)
