@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["BOARDS", "RESOURCES", "load_report", "parse_rule", "synth_available", "run_synth"]
+__all__ = ["BOARDS", "RESOURCES", "definition", "load_report", "parse_rule", "synth_available", "run_synth"]
 
 BOARDS = ("icebreaker", "orangecrab", "ulx3s")
 RESOURCES = ("lut", "ff", "dsp", "ram")
@@ -55,6 +55,20 @@ def load_report(build_root, board):
     report["layers"] = [int(v) for v in (report["layers"].split("-") if isinstance(report["layers"], str)
                                          else report["layers"])]
     return report
+
+
+def definition(board):
+    """What ``synchrony synth`` builds for ``board`` by default (``boards/platforms.py``): lanes,
+    rule, multipliers on the part, target clock; ``None`` without the boards package."""
+    try:
+        from boards.platforms import BOARDS as DEFINED
+    except ImportError:
+        return None
+    b = DEFINED.get(board)
+    if b is None:
+        return None
+    return {"lanes": b.lanes, "rule": b.rule, "multipliers": b.dsp, "target_mhz": b.target_mhz,
+            "device": b.device, "layers": [64, 128, 10]}
 
 
 def synth_available():

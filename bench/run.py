@@ -309,7 +309,24 @@ class Bench:
         rows = []
         for report in reports:
             if "missing" in report:
-                rows.append({"board": report["board"], "missing": report["missing"]})
+                row = {"board": report["board"], "missing": report["missing"]}
+                defined = boards.definition(report["board"])
+                if defined:
+                    # Fmax cancels in the ceiling fraction: lanes x utilisation / multipliers.
+                    rule, basis = boards.parse_rule(defined["rule"])
+                    layers, lanes = tuple(defined["layers"]), defined["lanes"]
+                    row["definition"] = defined
+                    row["network"] = network_name(layers)
+                    if self._can_simulate(layers, rule, basis, lanes):
+                        engine = self.engine_row(layers, rule, basis, lanes)
+                        row.update(lane_utilisation=engine["lane_utilisation"],
+                                   padding_bound_utilisation=engine["padding_bound_utilisation"],
+                                   overhead_cycles_per_sample=engine["overhead_cycles_per_sample"],
+                                   cycles_per_sample=engine["cycles_per_sample"],
+                                   lanes=lanes, multipliers=defined["multipliers"],
+                                   ceiling_fraction_without_fmax=lanes * engine["lane_utilisation"]
+                                   / defined["multipliers"])
+                rows.append(row)
                 continue
             rule, basis = boards.parse_rule(report["rule"])
             layers, lanes = tuple(report["layers"]), int(report["lanes"])
@@ -346,8 +363,14 @@ class Bench:
         layers = (784, 128, 10)
         rows = []
         # Any board: the engine's own figures at 8 lanes, then each board with a report.
+        defined = []
+        for r in reports:
+            d = boards.definition(r["board"]) if "missing" in r else None
+            if d:
+                defined.append({"board": r["board"], "lanes": d["lanes"], "target_mhz": d["target_mhz"],
+                                "missing": r["missing"]})
         for report in [{"board": "(any)", "lanes": LANES, "missing": "no clock: break-even only"}] + \
-                [r for r in reports if "missing" not in r]:
+                [r for r in reports if "missing" not in r] + defined:
             lanes = int(report["lanes"])
             # On a board with other than 8 lanes: LLS square only (each rule is one more engine build).
             for rule, basis, label in RULES:
@@ -370,6 +393,11 @@ class Bench:
                 row["break_even_mhz"] = baseline[label]["samples_per_second"] * per_sample / 1e6
                 if "missing" in report:
                     row["missing"] = report["missing"]
+                    if report.get("target_mhz"):
+                        # The clock the build is constrained to: a projection, not a measured Fmax.
+                        row["target_mhz"] = report["target_mhz"]
+                        row["ratio_at_target_clock"] = report["target_mhz"] * 1e6 / per_sample \
+                            / row["cpu_samples_per_second"]
                 else:
                     fmax = float(report["fmax_mhz"])
                     row["fmax_mhz"] = fmax
