@@ -295,8 +295,16 @@ def _limit(r):
                  "divide leaves a part-empty last group. Fix: P dividing the layer widths (and P close to 10 "
                  "or a multiple for the output layer), or wider layers on a wide engine.")
     else:
-        text += ("Sequencing costs more than padding here: the sequencer waits (for activations, δ words or "
-                 "the result bank). Fix: deeper prefetch of the next layer's inputs.")
+        layers = [int(v) for v in r["network"].split("-")]
+        short = [k for k, m in enumerate(layers[:-1]) if m + 1 < r["lanes"] + 3]
+        if short:
+            text += (f"Sequencing costs more than padding here: a forward group of layer "
+                     f"{', '.join(map(str, short))} is M + 1 = {layers[short[0]] + 1} words, shorter than P + 3 = "
+                     f"{r['lanes'] + 3}, so its last word waits for the result bank (docs/architecture.md §3). "
+                     "Fix: a second result bank, so that short groups overlap (784-input layers never wait).")
+        else:
+            text += ("Sequencing costs more than padding here: the sequencer waits for activations or δ words. "
+                     "Fix: deeper prefetch of the next layer's inputs.")
     return text
 
 
@@ -309,9 +317,14 @@ def _cpu_section(result):
            "thread, measured in this run; against the engine's projected throughput, Fmax ÷ cycles per sample "
            "(cycles measured in simulation at the board's lane count). *Break-even* is the clock at which the "
            "engine would train as fast as this CPU: it needs no synthesis report.", "",
-           _table(["rule (float32, CPU)", "samples/s", "µs/sample"],
-                  [[b["label"], f"{b['samples_per_second']:,.0f}", f"{1e6 / b['samples_per_second']:,.0f}"]
-                   for b in base]), ""]
+           _table(["rule (float32, CPU)", "samples/s (best)", "µs/sample", "the repeats (samples/s)"],
+                  [[b["label"], f"{b['samples_per_second']:,.0f}", f"{1e6 / b['samples_per_second']:,.0f}",
+                    ", ".join(f"{v:,.0f}" for v in b["repeats_samples_per_second"])] for b in base]), "",
+           "The engine's side is exact (cycle counts); the CPU's varies with the load of this shared machine: "
+           "the best of the repeats is used, and two full runs an hour apart on 2026-11-22 differed by up to "
+           "2× on the CPU side (1,994 against 3,794 LLS-square samples/s), so read the ratios as ±2×. The "
+           "iCEBreaker rows project the engine's cycles at that board's clock; 784-128-10's 1.44 Mbit of "
+           "weights does not fit the UP5K (docs/architecture.md §2), whose MNIST build is a narrower 784-H-10.", ""]
     rows = []
     for r in cpu["rows"]:
         at_target = (f"{_ratio(r['ratio_at_target_clock'])} at {r['target_mhz']:g} MHz"
@@ -382,7 +395,8 @@ def _curves_section(result, rel):
            "model on the same subset at the same points; crosses: the RTL).", ""]
     for dataset in dict.fromkeys(c["dataset"] for c in result["curves"]):
         out += [f"![{dataset} learning curves]({rel[dataset]})", ""]
-    out += [f"**RTL on the integer curve: {'yes, exactly' if check['all'] else 'NO'}.** {check['how']}.", "",
+    how = check["how"][0].upper() + check["how"][1:]
+    out += [f"**RTL on the integer curve: {'yes, exactly' if check['all'] else 'NO'}.** {how}.", "",
             _table(["dataset", "rule", "points", "test subset", "identical predictions", "every step bit-exact"],
                    rows), ""]
     final = []
