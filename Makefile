@@ -53,6 +53,8 @@ regress: install
 synth: install
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony synth --board $(BOARD)
 
+# Benchmarks: bench/results/<date>.json and docs/benchmarks.md (13 min); BENCH_ARGS=--quick: 1-2 min,
+# JSON in build/bench/, docs untouched.
 bench: install
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony bench $(BENCH_ARGS)
 

@@ -1,0 +1,1 @@
+"""Board tops, the budget check and the bitstream flow (``synchrony synth``)."""

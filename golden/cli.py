@@ -17,6 +17,8 @@ SUBCOMMANDS = [
     "sim.cli",
     "sim.board_cli",
     "boards.host_cli",
+    "boards.cli",
+    "bench.cli",
 ]
 
 

@@ -1,0 +1,166 @@
+"""The engine under simulation: timed training runs under Verilator and under Amaranth's simulator.
+
+:func:`run_rtl` builds :class:`sim.engine_sim.SimTop` with Verilator (the build is shared with
+``synchrony sim``: same Verilog, same options) and runs :mod:`bench.cocotb_bench` on it.
+:func:`run_pysim` trains the same :class:`rtl.engine.Engine` on the same samples under
+``amaranth.sim``, timed, then checks every step against the integer golden model.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from golden.integer.train import flatten
+
+__all__ = ["run_rtl", "run_pysim"]
+
+TEST_MODULE = "bench.cocotb_bench"
+
+
+def _deep(work):
+    """``work()`` in a thread with a large stack and recursion limit: Amaranth walks expressions
+    recursively, and a wide engine (64 lanes) nests deeper than Python's defaults allow."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    limit = sys.getrecursionlimit()
+    size = threading.stack_size(512 * 1024 * 1024)
+    sys.setrecursionlimit(max(limit, 200_000))
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(size)
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def run_rtl(config, lanes, dataset_name, order, *, segments=(), test_indices=(), evaluate_at=(),
+            data_dir=None):
+    """Train the Verilator model of the engine on ``order`` (training-set indices).
+
+    Returns the summary of :func:`bench.cocotb_bench.bench_train` (segments with the RTL's
+    cycle and busy-lane counters, evaluations on ``test_indices``, ``bit_exact``) plus
+    ``wall_seconds`` (build and all) and ``rebuilt``.
+    """
+    from sim import toolchain
+    from sim.cocotb_runner import REPO_ROOT, run_cocotb, to_verilog
+    from sim.engine_sim import BUILD_ARGS, MAKE_VARIABLES, SimTop
+
+    toolchain.setup()       # the Yosys that converts to Verilog, as run_cocotb would have it
+    top = SimTop(config, lanes)
+    # The same text run_cocotb would make (so the same build), converted with room to recurse.
+    verilog = _deep(lambda: to_verilog(top, "engine_top"))
+    block = "engine_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="synchrony-bench-") as tmp:
+        result = Path(tmp) / "result.json"
+        payload = {"config": config.to_dict(), "lanes": lanes, "dataset": dataset_name,
+                   "data_dir": str(data_dir) if data_dir else None, "order": list(map(int, order)),
+                   "segments": list(map(int, segments)), "test_indices": list(map(int, test_indices)),
+                   "evaluate_at": list(map(int, evaluate_at)), "result_file": str(result)}
+        saved = os.environ.get("MAKEFLAGS")
+        os.environ["MAKEFLAGS"] = f"{saved or ''} -- {MAKE_VARIABLES}".strip()
+        try:
+            run = run_cocotb(top, block=block, toplevel="engine_top", test_module=TEST_MODULE,
+                             test_paths=[REPO_ROOT], params=payload, testcase="bench_train",
+                             build_args=BUILD_ARGS, verilog=verilog)
+        finally:
+            if saved is None:
+                del os.environ["MAKEFLAGS"]
+            else:
+                os.environ["MAKEFLAGS"] = saved
+        summary = json.loads(result.read_text())
+    summary["wall_seconds"] = time.perf_counter() - start
+    summary["rebuilt"] = run.rebuilt
+    return summary
+
+
+def run_pysim(config, lanes, dataset, order):
+    """Train ``Engine(config, lanes)`` on ``order`` under ``amaranth.sim``; check it afterwards.
+
+    The testbench streams each sample's pixels, issues ``TRAIN`` and waits for the result (no
+    access-port reads inside the timed run). Returns the simulated engine cycles (the RTL's
+    own ``CYCLES`` counter), busy lane-cycles, the wall seconds of ``sim.run()``, the
+    elaboration seconds, and whether every prediction and checksum matched the golden model.
+    """
+    from amaranth.sim import Simulator
+
+    from golden.integer.network import IntegerNetwork
+    from rtl.engine import Command, Engine, Region, Status
+    from rtl.layer_engine import weight_checksum
+
+    start = time.perf_counter()
+    dut = Engine(config, lanes)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    xs = flatten(dataset.train_x[list(order)])
+    ys = dataset.train_y[list(order)].tolist()
+    results, counters = [], {}
+
+    async def access(ctx, region, addr):
+        ctx.set(dut.access.payload.region, region)
+        ctx.set(dut.access.payload.layer, 0)
+        ctx.set(dut.access.payload.addr, int(addr))
+        ctx.set(dut.access.payload.write, 0)
+        ctx.set(dut.access.valid, 1)
+        await ctx.tick().until(dut.access.ready)
+        ctx.set(dut.access.valid, 0)
+        ctx.set(dut.response.ready, 1)
+        value, = await ctx.tick().sample(dut.response.payload).until(dut.response.valid)
+        ctx.set(dut.response.ready, 0)
+        return value
+
+    async def bench(ctx):
+        await ctx.tick().until(dut.ready)
+        counters["start"] = time.perf_counter()
+        for i in range(len(ys)):
+            for px in xs[i].tolist():
+                ctx.set(dut.pixels.payload, px)
+                ctx.set(dut.pixels.valid, 1)
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+            ctx.set(dut.cmd.payload.op, Command.TRAIN)
+            ctx.set(dut.cmd.payload.label, ys[i])
+            ctx.set(dut.cmd.valid, 1)
+            await ctx.tick().until(dut.cmd.ready)
+            ctx.set(dut.cmd.valid, 0)
+            ctx.set(dut.result.ready, 1)
+            results.append(await ctx.tick().sample(
+                dut.result.payload.prediction, dut.result.payload.checksum).until(dut.result.valid))
+            ctx.set(dut.result.ready, 0)
+        counters["end"] = time.perf_counter()
+        counters["cycles"] = await access(ctx, Region.STATUS, Status.CYCLES)
+        counters["busy"] = await access(ctx, Region.STATUS, Status.BUSY)
+
+    sim.add_testbench(bench)
+    elaborated = time.perf_counter()
+    sim.run()
+
+    net = IntegerNetwork(config)
+    geometry = dut.geometry
+    matched = True
+    for i, (prediction, checksum) in enumerate(results):
+        trace = net.train_step(xs[i], ys[i], record=True)
+        matched &= int(prediction) == trace.prediction
+        matched &= int(checksum) == weight_checksum(geometry, net.weights, net.biases)
+    return {
+        "samples": len(ys),
+        "cycles": int(counters["cycles"]),
+        "busy": int(counters["busy"]),
+        "seconds": counters["end"] - counters["start"],
+        "setup_seconds": elaborated - start,
+        "bit_exact": bool(matched) and len(results) == len(ys),
+    }

@@ -1,0 +1,112 @@
+"""The budget check: does a configuration fit a board's multipliers and block RAM?
+
+It runs before synthesis and in milliseconds, so a network that cannot fit is refused with its
+budget shown instead of failing after minutes of place-and-route. Block counts follow the RAM's
+aspect ratios (:data:`~boards.platforms.ICE40_EBR`, :data:`~boards.platforms.ECP5_EBR`) the way
+Yosys tiles a memory: the cheapest ``ceil(width / w) * ceil(depth / d)``.
+"""
+
+from dataclasses import dataclass, field
+
+from rtl.layer_engine import LayerGeometry
+
+__all__ = ["Budget", "MemoryNeed", "blocks_for", "engine_memories", "check_budget"]
+
+# Memories smaller than this many bits become LUT RAM or flip-flops, not block RAM.
+SMALL_MEMORY_BITS = 1024
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    name: str
+    depth: int
+    width: int
+
+    @property
+    def bits(self):
+        return self.depth * self.width
+
+
+def blocks_for(memory, configs):
+    """Block RAMs a ``depth x width`` 1R1W memory takes with the best aspect ratio."""
+    return min(-(-memory.width // w) * -(-memory.depth // d) for d, w in configs)
+
+
+def engine_memories(config, lanes):
+    """The engine's memories (``rtl/engine.py``, ``rtl/layer_engine.py``): weights per layer,
+    sample double buffer, activation buffers, δ memories."""
+    geo = LayerGeometry(config, lanes)
+    mems = [MemoryNeed(f"weights{k}", geo.words[k], lanes * config.weight_bits[k]) for k in range(geo.n_layers)]
+    mems.append(MemoryNeed("samples", 2 * geo.fan_in[0], config.input_bits))
+    for k in range(geo.n_layers - 1):
+        mems.append(MemoryNeed(f"activations{k}", geo.fan_out[k], config.act_bits + 1))
+    for k in range(geo.n_layers):
+        mems.append(MemoryNeed(f"delta{k}", geo.groups[k], lanes * config.delta_bits))
+    return mems
+
+
+@dataclass
+class Budget:
+    board: object
+    lanes: int
+    memories: list
+    blocks: dict
+    problems: list = field(default_factory=list)
+
+    @property
+    def ram_blocks(self):
+        return sum(self.blocks.values())
+
+    @property
+    def weight_bits(self):
+        return sum(m.bits for m in self.memories if m.name.startswith("weights"))
+
+    @property
+    def read_bits_per_cycle(self):
+        """Weight bits the lanes read every cycle (one word of the widest layer)."""
+        return max(m.width for m in self.memories if m.name.startswith("weights"))
+
+    def table(self):
+        b = self.board
+        lines = [f"budget for {b.name} ({b.device}), {self.lanes} lanes:",
+                 f"  multipliers  {self.lanes:>7} / {b.dsp}   (one per MAC lane)",
+                 f"  block RAM    {self.ram_blocks:>7} / {b.ram}   ({b.ram_bits // 1024} Kbit each)"]
+        for m in self.memories:
+            n = self.blocks.get(m.name, 0)
+            where = f"{n} blocks" if n else "logic (small)"
+            lines.append(f"    {m.name:<14} {m.depth:>6} x {m.width:<4} = {m.bits / 1024:8.1f} Kbit -> {where}")
+        lines.append(f"  weight read bandwidth {self.read_bits_per_cycle} bits/cycle")
+        if b.spram:
+            lines.append(f"  SPRAM        {b.spram} x {b.spram_bits // 1024} Kbit (16 bits wide each, single port): "
+                         "not used by the engine's 1R1W weight memories")
+        return "\n".join(lines)
+
+    def to_dict(self):
+        return {
+            "multipliers": {"need": self.lanes, "have": self.board.dsp},
+            "ram_blocks": {"need": self.ram_blocks, "have": self.board.ram},
+            "weight_bits": self.weight_bits,
+            "read_bits_per_cycle": self.read_bits_per_cycle,
+            "memories": {m.name: {"depth": m.depth, "width": m.width, "blocks": self.blocks.get(m.name, 0)}
+                         for m in self.memories},
+        }
+
+
+def check_budget(board, config, lanes):
+    """The :class:`Budget` of ``config`` on ``lanes`` lanes; ``ValueError`` (with the budget
+    table) if it cannot fit ``board``."""
+    memories = engine_memories(config, lanes)
+    blocks = {m.name: blocks_for(m, board.ram_configs) for m in memories if m.bits >= SMALL_MEMORY_BITS}
+    budget = Budget(board, lanes, memories, blocks)
+    if lanes > board.dsp:
+        budget.problems.append(f"{lanes} lanes need {lanes} multipliers; the {board.device} has {board.dsp}")
+    if config.mult_bits > (16 if board.family == "ice40" else 18):
+        budget.problems.append(f"mult_bits={config.mult_bits} is wider than the {board.device}'s multipliers")
+    if budget.ram_blocks > board.ram:
+        budget.problems.append(
+            f"the memories need {budget.ram_blocks} block RAMs ({budget.weight_bits / 1024:.0f} Kbit of weights); "
+            f"the {board.device} has {board.ram} ({board.ram * board.ram_bits / 1024:.0f} Kbit)")
+    if budget.problems:
+        raise ValueError(f"{'-'.join(map(str, config.layers))} rule={config.rule} does not fit {board.name}: "
+                         + "; ".join(budget.problems) + "\n" + budget.table())
+    return budget

@@ -1,0 +1,66 @@
+"""``synchrony synth``: a board's bitstream, its resources and timing (``build/<board>/report.json``).
+
+The last line of the output is
+
+    board=B fmax_mhz=X target_mhz=Y lut=a/b dsp=c/d ram=e/f timing=pass
+"""
+
+from pathlib import Path
+
+__all__ = ["register", "run", "board_config"]
+
+
+def register(subparsers):
+    from .platforms import BOARDS
+
+    parser = subparsers.add_parser(
+        "synth", help="build a board's bitstream (YoWASP Yosys + nextpnr) and report resources and timing",
+        description="Build the engine for a board: budget check, synthesis, place and route, bitstream; "
+                    "writes build/<board>/report.json.")
+    parser.add_argument("--board", required=True, choices=sorted(BOARDS))
+    parser.add_argument("--layers", help="inputs,hidden...,classes (default 64,128,10: the digits network)")
+    parser.add_argument("--rule", choices=("lls", "lls-m", "drtp"), help="learning rule (default: the board's)")
+    parser.add_argument("--basis", choices=("square", "sin"), help="LLS basis (default square)")
+    parser.add_argument("--lanes", type=int, help="MAC lanes P (default: the board's)")
+    parser.add_argument("--weight-bits", type=int, help="widest weight format (default 16)")
+    parser.add_argument("--target-mhz", type=float, help="the sync clock (default: the board's)")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--build-dir", type=Path, default=Path("build"))
+    parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
+    parser.add_argument("--program", action="store_true", help="program the board after building")
+    parser.set_defaults(func=run)
+
+
+def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
+    """The :class:`EngineConfig` a board builds by default (or with the given choices)."""
+    from golden.integer.train import default_config
+    from golden.netspec import parse_int_list
+
+    layers = parse_int_list(layers) if isinstance(layers, str) else tuple(layers or (64, 128, 10))
+    rule = rule or board.rule
+    if basis is not None and rule == "drtp":
+        raise ValueError("--basis applies to the LLS rules only")
+    return default_config(rule, basis, layers, weight_width=weight_bits or 16)
+
+
+def run(args):
+    from .budget import check_budget
+    from .flow import build, format_table, summary_line
+    from .platforms import board as get_board
+
+    board = get_board(args.board)
+    if args.lanes is not None and args.lanes < 1:
+        raise ValueError("--lanes must be positive")
+    config = board_config(board, args.layers, args.rule, args.basis, args.weight_bits)
+    lanes = args.lanes or board.lanes
+    if args.budget_only:
+        print(check_budget(board, config, lanes).table())
+        return 0
+    report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
+                   seed=args.seed, program=args.program)
+    print(format_table(report))
+    print(f"design={report['design']} layers={'-'.join(map(str, report['layers']))} rule={report['rule']} "
+          f"lanes={report['lanes']} place-and-route+synthesis {report['seconds']:.0f} s; "
+          f"report: {args.build_dir / board.name / 'report.json'}")
+    print(summary_line(report))
+    return 0 if report["timing"] == "pass" else 1

