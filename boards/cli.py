@@ -5,6 +5,7 @@ The last line of the output is
     board=B fmax_mhz=X target_mhz=Y lut=a/b dsp=c/d ram=e/f timing=pass
 """
 
+import sys
 from pathlib import Path
 
 __all__ = ["register", "run", "board_config"]
@@ -45,7 +46,7 @@ def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
 
 def run(args):
     from .budget import check_budget
-    from .flow import build, format_table, summary_line
+    from .flow import SynthesisError, build, format_table, summary_line
     from .platforms import board as get_board
 
     board = get_board(args.board)
@@ -56,8 +57,12 @@ def run(args):
     if args.budget_only:
         print(check_budget(board, config, lanes).table())
         return 0
-    report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
-                   seed=args.seed, program=args.program)
+    try:
+        report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
+                       seed=args.seed, program=args.program)
+    except SynthesisError as error:
+        print(f"synchrony synth: error: {error}", file=sys.stderr)
+        return 1
     print(format_table(report))
     print(f"design={report['design']} layers={'-'.join(map(str, report['layers']))} rule={report['rule']} "
           f"lanes={report['lanes']} place-and-route+synthesis {report['seconds']:.0f} s; "

@@ -7,6 +7,8 @@ with unmapped generic cells, or a missing nextpnr report.
 """
 
 import json
+import os
+import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +40,15 @@ def tool_versions(family):
         "amaranth": _version("amaranth"),
         "amaranth-boards": _version("amaranth-boards"),
     }
+
+
+def _tail(build_dir, name="top"):
+    """The end of the nextpnr log (or of the Yosys log if nextpnr never started)."""
+    for log in (Path(build_dir) / f"{name}.tim", Path(build_dir) / f"{name}.rpt"):
+        if log.exists():
+            lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+            return "\n".join(lines[-25:])
+    return "(no log)"
 
 
 def check_netlist(build_dir, name="top"):
@@ -125,6 +136,9 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     budget = check_budget(board, config, lanes)
     log(budget.table())
     toolchain.setup()
+    # The OrangeCrab flow appends a DFU suffix for its bootloader (dfu-util's dfu-suffix); a
+    # build-only machine has no dfu-util, and the .bit is the same without it.
+    os.environ.setdefault("DFU_SUFFIX", "true")
     build_dir = Path(build_root) / board.name
     build_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt"):
@@ -139,10 +153,17 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     }
     if board.family == "ice40":
         overrides["synth_opts"] = "-dsp"
+        # The SB_MAC16s are for the MAC lanes: every other multiplier (the softmax's exp x 1/sum,
+        # the learning-signal units') becomes a Booth adder tree in the fabric first, or it
+        # would take a ninth DSP that the UP5K does not have.
+        overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
     start = time.perf_counter()
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
-    platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides)
+    try:
+        platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides)
+    except subprocess.CalledProcessError as error:
+        raise SynthesisError(f"the build failed ({error}); the tools' last words:\n" + _tail(build_dir)) from None
     seconds = time.perf_counter() - start
 
     cells = check_netlist(build_dir)
