@@ -15,6 +15,8 @@ SUBCOMMANDS = [
     "golden.train_cli",
     "golden.accounting_cli",
     "sim.cli",
+    "sim.board_cli",
+    "boards.host_cli",
     "boards.cli",
 ]
 

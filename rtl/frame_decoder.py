@@ -1,0 +1,168 @@
+"""Receives host protocol frames from a byte stream into a payload buffer and checks their CRC."""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .host_protocol import CRC_PARAMETERS, SYNC, StatusCode
+
+__all__ = ["FrameDecoder", "frame_layout"]
+
+
+def frame_layout():
+    """A received frame's header: ``status`` is ``OK``, ``BAD_CRC`` or ``BAD_LENGTH``."""
+    return data.StructLayout({"code": 8, "tag": 8, "length": 16, "status": 8})
+
+
+class FrameDecoder(wiring.Component):
+    """Hunts for ``SYNC``, takes the header, stores the payload, checks the CRC (``rtl.host_protocol``).
+
+    A frame is offered on ``frame`` with its status; while it is offered (until taken) no byte is
+    accepted, so the payload buffer stays valid for the command that executes it. A length beyond
+    ``max_payload`` is offered at once as ``BAD_LENGTH`` (the rest of that frame is then hunted
+    through as noise). A frame that stalls mid-way for ``timeout`` cycles is dropped (``dropped``
+    pulses) and hunting resumes, so a truncated frame never blocks the next.
+
+    Parameters
+    ----------
+    max_payload : int
+        Payload buffer size in bytes.
+    timeout : int
+        Idle cycles inside a frame before it is dropped (0: never).
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Received bytes.
+    frame : Out(stream.Signature(frame_layout()))
+        One per complete (or refused) frame.
+    read_addr : In(range(max_payload))
+    read_data : Out(8)
+        The payload buffer's read port (the byte at ``read_addr`` one cycle later).
+    dropped : Out(1)
+        Pulses when a partial frame is dropped on the timeout.
+    receiving : Out(1)
+        Inside a frame, waiting for its next byte.
+    busy : Out(1)
+        A complete frame is being checked or offered.
+    """
+
+    def __init__(self, max_payload, timeout=0):
+        if not 1 <= max_payload <= 0xFFFF:
+            raise ValueError(f"FrameDecoder: max_payload must be 1..65535, got {max_payload}")
+        self.max_payload = max_payload
+        self.timeout = timeout
+        super().__init__({
+            "i": In(stream.Signature(8)),
+            "frame": Out(stream.Signature(frame_layout())),
+            "read_addr": In(range(max_payload)),
+            "read_data": Out(8),
+            "dropped": Out(1),
+            "receiving": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self.max_payload, init=[])
+        write = buffer.write_port()
+        read = buffer.read_port()
+        m.d.comb += [read.addr.eq(self.read_addr), self.read_data.eq(read.data)]
+        m.submodules.crc = crc = CRC_PARAMETERS.create()
+
+        byte = self.i.payload
+        fire = self.i.valid & self.i.ready
+        header = self.frame.payload
+        count = Signal(16)
+        m.d.comb += [write.addr.eq(count), write.data.eq(byte), crc.data.eq(byte)]
+
+        idle = Signal(range(max(self.timeout, 1) + 1))
+        expecting = Signal()   # inside a frame, waiting for its next byte
+        timed_out = Signal()
+        if self.timeout:
+            with m.If(fire | ~expecting):
+                m.d.sync += idle.eq(0)
+            with m.Elif(idle == self.timeout - 1):
+                m.d.sync += idle.eq(0)
+                m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
+
+        def drop_if_timed_out():
+            with m.If(timed_out):
+                m.next = "HUNT"
+
+        with m.FSM() as fsm:
+            with m.State("HUNT"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(fire & (byte == SYNC[0])):
+                    m.next = "SYNC1"
+            with m.State("SYNC1"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1)]
+                with m.If(fire):
+                    with m.If(byte == SYNC[1]):
+                        m.next = "CODE"
+                    with m.Elif(byte != SYNC[0]):
+                        m.next = "HUNT"
+                drop_if_timed_out()
+            with m.State("CODE"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.start.eq(1), crc.valid.eq(fire)]
+                with m.If(fire):
+                    m.d.sync += header.code.eq(byte)
+                    m.next = "TAG"
+                drop_if_timed_out()
+            with m.State("TAG"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                with m.If(fire):
+                    m.d.sync += header.tag.eq(byte)
+                    m.next = "LEN0"
+                drop_if_timed_out()
+            with m.State("LEN0"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                with m.If(fire):
+                    m.d.sync += header.length[:8].eq(byte)
+                    m.next = "LEN1"
+                drop_if_timed_out()
+            with m.State("LEN1"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                with m.If(fire):
+                    length = Signal(16)
+                    m.d.comb += length.eq(byte << 8 | header.length[:8])
+                    m.d.sync += [header.length.eq(length), count.eq(0)]
+                    with m.If(length > self.max_payload):
+                        m.d.sync += header.status.eq(StatusCode.BAD_LENGTH)
+                        m.next = "OFFER"
+                    with m.Elif(length == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                drop_if_timed_out()
+            with m.State("PAYLOAD"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire), write.en.eq(fire)]
+                with m.If(fire):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == header.length - 1):
+                        m.next = "CRC0"
+                drop_if_timed_out()
+            with m.State("CRC0"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                with m.If(fire):
+                    m.next = "CRC1"
+                drop_if_timed_out()
+            with m.State("CRC1"):
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                with m.If(fire):
+                    m.next = "CHECK"
+                drop_if_timed_out()
+            with m.State("CHECK"):
+                # The CRC register has taken the last byte: the residue means an intact frame.
+                m.d.sync += header.status.eq(Mux(crc.match_detected, StatusCode.OK, StatusCode.BAD_CRC))
+                m.next = "OFFER"
+            with m.State("OFFER"):
+                m.d.comb += self.frame.valid.eq(1)
+                with m.If(self.frame.ready):
+                    m.next = "HUNT"
+
+        m.d.comb += [self.receiving.eq(expecting), self.busy.eq(fsm.ongoing("CHECK") | fsm.ongoing("OFFER"))]
+        return m
+

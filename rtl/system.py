@@ -1,0 +1,93 @@
+"""The board-independent system: UART, host protocol and engine behind two pins and four LEDs."""
+
+import math
+
+from amaranth import Cat, Module, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from .host_interface import HostInterface
+from .uart import UARTRx, UARTTx, uart_divisor
+
+__all__ = ["SystemTop", "LED_READY", "LED_BUSY", "LED_ERROR", "LED_HEARTBEAT"]
+
+LED_READY = 0       #: the engine is initialised and idle
+LED_BUSY = 1        #: a frame is being received, executed or answered (training, ...)
+LED_ERROR = 2       #: lit for 0.2 s after a refused or dropped frame, or a UART error
+LED_HEARTBEAT = 3   #: blinks at 1 Hz: the clock runs
+
+
+class SystemTop(wiring.Component):
+    """:class:`~rtl.engine.Engine` driven over a UART by the host protocol (``docs/protocol.md``).
+
+    UART receiver (8N1) -> a 16-byte FIFO -> :class:`~rtl.host_interface.HostInterface` (frame
+    decoder, bridge, engine, frame encoder) -> UART transmitter. Platform-independent: a board top
+    supplies the clock (``sync`` domain) and wires the pins; ``clk_freq`` only sets the UART
+    divisor, the frame timeout and the LED timings.
+
+    Parameters
+    ----------
+    config : EngineConfig
+    lanes : int
+    clk_freq : float
+        ``sync`` clock frequency in Hz.
+    baud : int
+        UART rate (8N1).
+    frame_timeout : float
+        Seconds a frame may stall mid-way before the decoder drops it.
+
+    Members
+    -------
+    uart_rx : In(1)
+        From the host (idles high).
+    uart_tx : Out(1)
+        To the host (idles high).
+    leds : Out(4)
+        :data:`LED_READY`, :data:`LED_BUSY`, :data:`LED_ERROR`, :data:`LED_HEARTBEAT`.
+    """
+
+    def __init__(self, config, lanes=8, *, clk_freq, baud=115200, frame_timeout=0.02):
+        self.config = config
+        self.lanes = lanes
+        self.clk_freq = clk_freq
+        self.baud = baud
+        self.divisor = uart_divisor(clk_freq, baud)
+        self.frame_timeout = max(1, math.ceil(frame_timeout * clk_freq))
+        self.interface = HostInterface(config, lanes, frame_timeout=self.frame_timeout)
+        self.max_payload = self.interface.max_payload
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(4)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.interface = interface = self.interface
+        m.submodules.uart_rx = rx = UARTRx(self.divisor)
+        m.submodules.uart_tx = tx = UARTTx(self.divisor)
+        # The host sends one frame, then waits: the FIFO only absorbs the decoder's pauses.
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=16)
+
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        m.d.comb += [
+            rx_fifo.w_data.eq(rx.o.payload), rx_fifo.w_en.eq(rx.o.valid), rx.o.ready.eq(1),
+            interface.i.payload.eq(rx_fifo.r_data), interface.i.valid.eq(rx_fifo.r_rdy),
+            rx_fifo.r_en.eq(interface.i.ready),
+        ]
+        wiring.connect(m, interface.o, tx.i)
+
+        hold = max(1, int(self.clk_freq * 0.2))
+        error_hold = Signal(range(hold + 1))
+        with m.If(interface.error | rx.framing_error | (rx_fifo.w_en & ~rx_fifo.w_rdy)):
+            m.d.sync += error_hold.eq(hold)
+        with m.Elif(error_hold != 0):
+            m.d.sync += error_hold.eq(error_hold - 1)
+        half_second = max(1, int(self.clk_freq // 2))
+        beat = Signal(range(half_second))
+        heartbeat = Signal()
+        with m.If(beat == half_second - 1):
+            m.d.sync += [beat.eq(0), heartbeat.eq(~heartbeat)]
+        with m.Else():
+            m.d.sync += beat.eq(beat + 1)
+        # Busy from the first bit of a request's last byte to the last bit of its response, so
+        # a simulation may stop the clock whenever it is low and no byte is on its way in.
+        busy = rx.busy | rx_fifo.r_rdy | interface.busy | tx.busy
+        m.d.comb += self.leds.eq(Cat(interface.ready, busy, error_hold != 0, heartbeat))
+        return m

@@ -1,0 +1,272 @@
+"""The host protocol: framing and CRC (host and gateware share one definition), and the protocol
+unit (:class:`rtl.host_interface.HostInterface`, with a real engine) in the Amaranth simulator:
+every command, every error code, bounds, atomic refusals, and a training step against the golden
+model."""
+
+import random
+
+import torch
+from amaranth.sim import Simulator
+
+from boards.host import pack_word, parse_counters, requests, unpack_word
+from golden.integer.network import IntegerNetwork
+from golden.integer.train import default_config
+from rtl.host_interface import HostInterface
+from rtl.host_protocol import (CRC, ConfigField, FrameParser, Geometry, Opcode, StatusCode, encode_frame,
+                               frame_crc)
+from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
+
+# 6 hidden neurons on 4 lanes: layer 0's last group has two padding lanes; layer 1's weights
+# are narrower than the word's lanes.
+CONFIG = default_config("lls", None, (16, 6, 3), weight_bits=(16, 12), weight_frac=(13, 9), init_bits=(11, 8),
+                        act_shift=(15, 10))
+LANES = 4
+
+
+def test_crc_is_the_catalog_algorithm():
+    # CRC-16/IBM-3740's check value; the gateware instantiates the same Parameters object.
+    assert frame_crc(b"123456789") == 0x29B1
+    assert CRC.crc_width == 16
+
+
+def test_frame_round_trip_and_resync():
+    frames = [encode_frame(Opcode.TRAIN, t, bytes(range(t))) for t in range(5)]
+    noise = bytes([0xA5, 0x00, 0x5A, 0xA5, 0xA5])
+    corrupt = bytearray(frames[2])
+    corrupt[7] ^= 0x10
+    parser = FrameParser()
+    got = []
+    for chunk in (noise + frames[0] + bytes(corrupt) + frames[1] + frames[3] + frames[4][:5], frames[4][5:]):
+        got += parser.feed(chunk)
+    assert [tag for _, tag, _ in got] == [0, 1, 3, 4]
+    assert got[3] == (Opcode.TRAIN, 4, bytes(range(4)))
+    assert parser.bad_frames >= 1
+
+
+def test_identity_round_trip():
+    geo = Geometry.from_config(CONFIG, LANES)
+    back = Geometry.from_bytes(geo.to_bytes())
+    assert back == geo and back.words == LayerGeometry(CONFIG, LANES).words
+
+
+# -- the protocol unit in the Amaranth simulator ----------------------------------------------------
+
+class Device:
+    """Byte-level driver of a :class:`HostInterface` simulation."""
+
+    def __init__(self, ctx, dut, received):
+        self.ctx, self.dut, self.received = ctx, dut, received
+        self.parser = FrameParser()
+        self.tag = 0
+
+    async def send(self, data, gap=0):
+        ctx, dut = self.ctx, self.dut
+        for byte in data:
+            ctx.set(dut.i.payload, byte)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        if gap:
+            await ctx.tick().repeat(gap)
+
+    async def frames(self, cycles):
+        """Frames received within ``cycles`` (stops at the first)."""
+        out = []
+        for _ in range(cycles):
+            if self.received:
+                out += self.parser.feed(bytes(self.received))
+                self.received.clear()
+                if out:
+                    return out
+            await self.ctx.tick()
+        return out
+
+    async def request(self, opcode, payload=b"", cycles=20000):
+        self.tag = (self.tag + 1) & 0xFF
+        await self.send(encode_frame(opcode, self.tag, payload))
+        got = await self.frames(cycles)
+        assert len(got) == 1, f"{Opcode(opcode).name}: {len(got)} responses"
+        status, tag, data = got[0]
+        assert tag == self.tag
+        return status, data
+
+
+def run_device(script, timeout=64):
+    dut = HostInterface(CONFIG, LANES, frame_timeout=timeout)
+    received = []
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+
+    async def collect(ctx):
+        ctx.set(dut.o.ready, 1)
+        async for _, _, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
+            if valid:
+                received.append(payload)
+
+    async def bench(ctx):
+        await ctx.tick().until(dut.ready)
+        await script(Device(ctx, dut, received))
+
+    sim.add_process(collect)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_protocol_unit_commands_and_errors():
+    geo = Geometry.from_config(CONFIG, LANES)
+    lgeo = LayerGeometry(CONFIG, LANES)
+    net = IntegerNetwork(CONFIG)
+    packed = [w.tolist() for w in pack_weights(lgeo, net.weights, net.biases)]
+    gen = torch.Generator().manual_seed(1)
+    pixels = torch.randint(0, 256, (CONFIG.layers[0],), generator=gen)
+    log = {}
+
+    async def script(dev):
+        status, data = await dev.request(*requests.identify())
+        assert status == StatusCode.OK and Geometry.from_bytes(data) == geo
+
+        async def read_all():
+            out = []
+            for k in range(geo.n_layers):
+                words = []
+                for addr in range(0, geo.words[k], geo.words_per_frame):
+                    count = min(geo.words_per_frame, geo.words[k] - addr)
+                    status, data = await dev.request(*requests.read_weights(k, addr, count))
+                    assert status == StatusCode.OK
+                    words += [unpack_word(geo, data[i * geo.word_bytes:(i + 1) * geo.word_bytes])
+                              for i in range(count)]
+                out.append(words)
+            return out
+
+        assert await read_all() == packed, "initial weights"
+
+        # Errors: each with its code, nothing changed.
+        bad = bytearray(encode_frame(Opcode.READ_COUNTERS, 7, b""))
+        bad[-1] ^= 1
+        await dev.send(bytes(bad))
+        (status, tag, _), = await dev.frames(2000)
+        log["bad_crc"] = (status, tag)
+        assert (await dev.request(0x7E))[0] == StatusCode.UNKNOWN_COMMAND
+        assert (await dev.request(Opcode.IDENTIFY, b"x"))[0] == StatusCode.BAD_LENGTH
+        assert (await dev.request(Opcode.READ_WEIGHTS, b"\0\0"))[0] == StatusCode.BAD_LENGTH
+        assert (await dev.request(*requests.read_weights(geo.n_layers, 0, 1)))[0] == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(*requests.read_weights(0, geo.words[0] - 1, 2)))[0] == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(*requests.read_weights(0, 0, 0)))[0] == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(*requests.read_weights(1, 0xFFFF, 1)))[0] == StatusCode.OUT_OF_RANGE
+        word = pack_word(geo, [1] * geo.lanes)
+        assert (await dev.request(*requests.write_weights(0, geo.words[0], [word])))[0] == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(*requests.write_weights(1, geo.words[1] - 1, [word, word])))[0] \
+            == StatusCode.OUT_OF_RANGE
+        # A length that disagrees with the count.
+        op, payload = requests.write_weights(0, 0, [word])
+        assert (await dev.request(op, payload + b"\0"))[0] == StatusCode.BAD_LENGTH
+        # Padding lanes and values wider than the layer's weight_bits are refused, atomically
+        # (the first word of each request is valid).
+        last_group = (lgeo.groups[0] - 1) * (lgeo.fan_in[0] + 1)
+        padded = pack_word(geo, [1, 1, 1, 0])
+        assert (await dev.request(*requests.write_weights(0, last_group - 1, [word, padded])))[0] \
+            == StatusCode.OUT_OF_RANGE
+        too_big = pack_word(geo, [0, 1 << (CONFIG.weight_bits[1] - 1), 0, 0])
+        assert (await dev.request(*requests.write_weights(1, 0, [word, too_big])))[0] == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(*requests.train(pixels, CONFIG.n_classes)))[0] == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(Opcode.TRAIN, b"\1" + bytes(3)))[0] == StatusCode.BAD_LENGTH
+        assert (await dev.request(*requests.configure(ConfigField.LR_OFFSET, len(CONFIG.lr_decay) + 1)))[0] \
+            == StatusCode.OUT_OF_RANGE
+        assert (await dev.request(*requests.configure(ConfigField.RULE, 2)))[0] == StatusCode.UNSUPPORTED
+        assert (await dev.request(*requests.configure(ConfigField.RULE, 0)))[0] == StatusCode.OK
+        assert (await dev.request(*requests.configure(9, 0)))[0] == StatusCode.OUT_OF_RANGE
+        # An oversized length is refused at once.
+        await dev.send(b"\xa5\x5a\x03\x09\xff\xff")
+        (status, tag, _), = await dev.frames(2000)
+        log["too_long"] = (status, tag)
+        # A truncated frame is dropped on the timeout; the next frame is served.
+        await dev.send(encode_frame(Opcode.IDENTIFY, 3, b"")[:5], gap=200)
+        log["after_truncation"] = await dev.request(*requests.identify())
+        assert await read_all() == packed, "weights after the refused commands"
+
+        # Write and read back (the golden network takes the same weights).
+        def padding(k, a, p):
+            return a >= (lgeo.groups[k] - 1) * (lgeo.fan_in[k] + 1) and p >= lgeo.last_real[k]
+
+        new = [[[0 if padding(k, a, p) else random.Random(k * 1000 + a).randrange(-300, 300)
+                 for p in range(geo.lanes)] for a in range(geo.words[k])] for k in range(geo.n_layers)]
+        new[1][0][1] = -(1 << (CONFIG.weight_bits[1] - 1))
+        for k in range(geo.n_layers):
+            words = [pack_word(geo, w) for w in new[k]]
+            for addr in range(0, len(words), geo.words_per_frame):
+                chunk = words[addr:addr + geo.words_per_frame]
+                assert (await dev.request(*requests.write_weights(k, addr, chunk)))[0] == StatusCode.OK
+        # More words than a frame holds.
+        assert (await dev.request(*requests.read_weights(0, 0, geo.words_per_frame + 1)))[0] \
+            == StatusCode.OUT_OF_RANGE
+        assert await read_all() == new
+        # Back to the initial weights through INITIALISE; then one training step.
+        assert (await dev.request(*requests.initialise()))[0] == StatusCode.OK
+        assert await read_all() == packed
+        status, data = await dev.request(*requests.train(pixels, 2))
+        assert status == StatusCode.OK
+        log["train"] = (data[0], int.from_bytes(data[1:5], "little"))
+        log["weights"] = await read_all()
+        status, data = await dev.request(*requests.infer(pixels))
+        log["infer"] = data[0]
+        status, data = await dev.request(*requests.read_counters())
+        log["counters"] = parse_counters(data)
+
+    run_device(script)
+    assert log["bad_crc"] == (StatusCode.BAD_CRC, 7)
+    assert log["too_long"] == (StatusCode.BAD_LENGTH, 9)
+    assert log["after_truncation"][0] == StatusCode.OK
+    trace = net.train_step(pixels, 2, record=True)
+    assert log["train"] == (trace.prediction, weight_checksum(lgeo, net.weights, net.biases))
+    assert log["weights"] == [w.tolist() for w in pack_weights(lgeo, net.weights, net.biases)]
+    assert log["infer"] == int(net.infer(pixels.unsqueeze(0))[0])
+    counters = log["counters"]
+    assert counters["steps"] == 2 and counters["frames_dropped"] == 1
+    assert counters["checksum"] == log["train"][1] and counters["prediction"] == log["infer"]
+    assert counters["frames_rejected"] >= 18
+
+
+def test_system_top_identifies_over_its_uart_pins():
+    """SystemTop in the Amaranth simulator: a host UART on its pins, IDENTIFY, the LEDs."""
+    from amaranth import Module
+    from rtl.system import LED_BUSY, LED_READY, SystemTop
+    from rtl.uart import UARTRx, UARTTx
+
+    m = Module()
+    m.submodules.top = top = SystemTop(CONFIG, LANES, clk_freq=460800, baud=115200)
+    m.submodules.host_tx = host_tx = UARTTx(top.divisor)
+    m.submodules.host_rx = host_rx = UARTRx(top.divisor)
+    m.d.comb += [top.uart_rx.eq(host_tx.tx), host_rx.rx.eq(top.uart_tx)]
+    received = []
+    seen = {"busy": 0, "ready": 0}
+
+    async def collect(ctx):
+        ctx.set(host_rx.o.ready, 1)
+        async for _, _, valid, payload, leds in ctx.tick().sample(host_rx.o.valid, host_rx.o.payload, top.leds):
+            if valid:
+                received.append(payload)
+            seen["busy"] |= (leds >> LED_BUSY) & 1
+            seen["ready"] |= (leds >> LED_READY) & 1
+
+    async def bench(ctx):
+        for byte in encode_frame(Opcode.IDENTIFY, 42):
+            ctx.set(host_tx.i.payload, byte)
+            ctx.set(host_tx.i.valid, 1)
+            await ctx.tick().until(host_tx.i.ready)
+        ctx.set(host_tx.i.valid, 0)
+        parser = FrameParser()
+        for _ in range(20000):
+            await ctx.tick()
+            frames.extend(parser.feed(bytes(received)))
+            received.clear()
+            if frames:
+                break
+
+    frames = []
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_process(collect)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == {"busy": 1, "ready": 1}
+    assert frames == [(StatusCode.OK, 42, Geometry.from_config(CONFIG, LANES).to_bytes())]
