@@ -151,12 +151,12 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "script_after_synth": "tee -q -o synth_stat.json stat -json",
         "nextpnr_opts": nextpnr_opts,
     }
+    # The hard multipliers are for the MAC lanes: every other multiplier (the softmax's
+    # exp x 1/sum, the learning-signal units') becomes a Booth adder tree in the fabric first,
+    # or it would take a DSP beyond the lanes' (the UP5K has 8, the 25F 28).
+    overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
     if board.family == "ice40":
         overrides["synth_opts"] = "-dsp"
-        # The SB_MAC16s are for the MAC lanes: every other multiplier (the softmax's exp x 1/sum,
-        # the learning-signal units') becomes a Booth adder tree in the fabric first, or it
-        # would take a ninth DSP that the UP5K does not have.
-        overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
     start = time.perf_counter()
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
