@@ -9,6 +9,8 @@ with unmapped generic cells, or a missing nextpnr report.
 import json
 import os
 import subprocess
+import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +42,32 @@ def tool_versions(family):
         "amaranth": _version("amaranth"),
         "amaranth-boards": _version("amaranth-boards"),
     }
+
+
+def _deep(work):
+    """Run ``work`` with room for deep recursion: Amaranth walks expressions recursively, and
+    the wide reductions of a 64-lane engine (CRC over 1024 bits, ...) nest thousands deep."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    limit = sys.getrecursionlimit()
+    size = threading.stack_size(512 * 1024 * 1024)
+    sys.setrecursionlimit(max(limit, 200_000))
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(size)
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _tail(build_dir, name="top"):
@@ -145,7 +173,8 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
             os.environ.setdefault(tool, "true")
     build_dir = Path(build_root) / board.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt"):
+    for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt", "top.tim", "top.json",
+                  "top.asc", "top.bin", "top.config", "top.bit"):
         (build_dir / stale).unlink(missing_ok=True)
 
     platform = board.make_platform()
@@ -165,7 +194,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
     try:
-        platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides)
+        _deep(lambda: platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides))
     except subprocess.CalledProcessError as error:
         raise SynthesisError(f"the build failed ({error}); the tools' last words:\n" + _tail(build_dir)) from None
     seconds = time.perf_counter() - start
