@@ -8,6 +8,7 @@ with unmapped generic cells, or a missing nextpnr report.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -71,11 +72,18 @@ def _deep(work):
 
 
 def _tail(build_dir, name="top"):
-    """The end of the nextpnr log (or of the Yosys log if nextpnr never started)."""
+    """The end of the nextpnr log (or of the Yosys log if nextpnr never started), led by any
+    over-used resource of nextpnr's utilisation table."""
     for log in (Path(build_dir) / f"{name}.tim", Path(build_dir) / f"{name}.rpt"):
         if log.exists():
             lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
-            return "\n".join(lines[-25:])
+            over = []
+            for line in lines:
+                found = re.match(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", line)
+                if found and int(found[2]) > int(found[3]):
+                    over.append(f"{found[1]} {found[2]}/{found[3]}")
+            head = f"the design does not fit: {', '.join(over)}\n" if over else ""
+            return head + "\n".join(l[:300] for l in lines[-12:])
     return "(no log)"
 
 
