@@ -28,6 +28,8 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
+    parser.add_argument("--force", action="store_true",
+                        help="build even if the budget check refuses the configuration")
     parser.add_argument("--program", action="store_true", help="program the board after building")
     parser.set_defaults(func=run)
 
@@ -59,7 +61,7 @@ def run(args):
         return 0
     try:
         report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
-                       seed=args.seed, program=args.program)
+                       seed=args.seed, program=args.program, force=args.force)
     except SynthesisError as error:
         print(f"synchrony synth: error: {error}", file=sys.stderr)
         return 1

@@ -161,7 +161,7 @@ def summary_line(report):
 
 
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
-          system=None, log=print):
+          system=None, force=False, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
 
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
@@ -170,8 +170,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     board = get_board(board_name)
     lanes = lanes or board.lanes
     target_mhz = target_mhz or board.target_mhz
-    budget = check_budget(board, config, lanes)
+    budget = check_budget(board, config, lanes, refuse=not force)
     log(budget.table())
+    for problem in budget.problems:
+        log(f"warning: {problem} (building anyway: --force)")
     toolchain.setup()
     # The OrangeCrab flow appends a DFU suffix for its bootloader (dfu-util's dfu-suffix); a
     # build-only machine has no dfu-util, and the .bit is the same without it.
