@@ -228,7 +228,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "lanes": lanes,
         "weight_bits": list(config.weight_bits),
         "config_digest": config.digest(),
-        "design": type(top.system_cls).__name__ if not isinstance(top.system_cls, type) else top.system_cls.__name__,
+        "design": top.system_cls.__name__,
         "resources": resources,
         "clocks": clocks,
         "fmax_mhz": fmax,
