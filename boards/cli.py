@@ -5,6 +5,7 @@ The last line of the output is
     board=B fmax_mhz=X target_mhz=Y lut=a/b dsp=c/d ram=e/f timing=pass
 """
 
+import sys
 from pathlib import Path
 
 __all__ = ["register", "run", "board_config"]
@@ -27,6 +28,8 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
+    parser.add_argument("--force", action="store_true",
+                        help="build even if the budget check refuses the configuration")
     parser.add_argument("--program", action="store_true", help="program the board after building")
     parser.set_defaults(func=run)
 
@@ -45,7 +48,7 @@ def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
 
 def run(args):
     from .budget import check_budget
-    from .flow import build, format_table, summary_line
+    from .flow import SynthesisError, build, format_table, summary_line
     from .platforms import board as get_board
 
     board = get_board(args.board)
@@ -56,8 +59,12 @@ def run(args):
     if args.budget_only:
         print(check_budget(board, config, lanes).table())
         return 0
-    report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
-                   seed=args.seed, program=args.program)
+    try:
+        report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
+                       seed=args.seed, program=args.program, force=args.force)
+    except SynthesisError as error:
+        print(f"synchrony synth: error: {error}", file=sys.stderr)
+        return 1
     print(format_table(report))
     print(f"design={report['design']} layers={'-'.join(map(str, report['layers']))} rule={report['rule']} "
           f"lanes={report['lanes']} place-and-route+synthesis {report['seconds']:.0f} s; "

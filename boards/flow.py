@@ -7,6 +7,11 @@ with unmapped generic cells, or a missing nextpnr report.
 """
 
 import json
+import os
+import re
+import subprocess
+import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +45,48 @@ def tool_versions(family):
     }
 
 
+def _deep(work):
+    """Run ``work`` with room for deep recursion: Amaranth walks expressions recursively, and
+    the wide reductions of a 64-lane engine (CRC over 1024 bits, ...) nest thousands deep."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    limit = sys.getrecursionlimit()
+    size = threading.stack_size(512 * 1024 * 1024)
+    sys.setrecursionlimit(max(limit, 200_000))
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(size)
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _tail(build_dir, name="top"):
+    """The end of the nextpnr log (or of the Yosys log if nextpnr never started), led by any
+    over-used resource of nextpnr's utilisation table."""
+    for log in (Path(build_dir) / f"{name}.tim", Path(build_dir) / f"{name}.rpt"):
+        if log.exists():
+            lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+            over = []
+            for line in lines:
+                found = re.match(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", line)
+                if found and int(found[2]) > int(found[3]):
+                    over.append(f"{found[1]} {found[2]}/{found[3]}")
+            head = f"the design does not fit: {', '.join(over)}\n" if over else ""
+            return head + "\n".join(l[:300] for l in lines[-12:])
+    return "(no log)"
+
+
 def check_netlist(build_dir, name="top"):
     """Raise :class:`SynthesisError` unless Yosys reached the end of its script and the netlist
     holds only device cells. Returns the cell type -> count of the top module."""
@@ -56,7 +103,8 @@ def check_netlist(build_dir, name="top"):
     for module in stat["modules"].values():
         for cell, count in module.get("num_cells_by_type", {}).items():
             cells[cell] = cells.get(cell, 0) + count
-    generic = sorted(c for c in cells if c.startswith("$"))
+    # $scopeinfo cells only carry hierarchy names for debugging; nextpnr drops them.
+    generic = sorted(c for c in cells if c.startswith("$") and c != "$scopeinfo")
     if generic:
         raise SynthesisError(f"the netlist still holds generic cells {generic}: technology mapping is incomplete")
     luts = sum(v for c, v in cells.items() if c in ("SB_LUT4", "LUT4"))
@@ -113,7 +161,7 @@ def summary_line(report):
 
 
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
-          system=None, log=print):
+          system=None, force=False, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
 
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
@@ -122,27 +170,48 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     board = get_board(board_name)
     lanes = lanes or board.lanes
     target_mhz = target_mhz or board.target_mhz
-    budget = check_budget(board, config, lanes)
+    budget = check_budget(board, config, lanes, refuse=not force)
     log(budget.table())
+    for problem in budget.problems:
+        log(f"warning: {problem} (building anyway: --force)")
     toolchain.setup()
+    # The OrangeCrab flow appends a DFU suffix for its bootloader (dfu-util's dfu-suffix); a
+    # build-only machine has no dfu-util, and the .bit is the same without it.
+    os.environ.setdefault("DFU_SUFFIX", "true")
+    if not program:
+        # Amaranth requires the programmers even to build (the ULX3S: openFPGALoader).
+        for tool in ("OPENFPGALOADER", "ICEPROG", "DFU_UTIL"):
+            os.environ.setdefault(tool, "true")
     build_dir = Path(build_root) / board.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt"):
+    for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt", "top.tim", "top.json",
+                  "top.asc", "top.bin", "top.config", "top.bit"):
         (build_dir / stale).unlink(missing_ok=True)
 
     platform = board.make_platform()
     top = BoardTop(board, config, lanes, target_mhz, system=system)
     nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
+    # Synthesis stops before its "check" label to skip `autoname`, which alone took over 18 min on
+    # the 24-lane OrangeCrab netlist (names only matter to humans); the label's checks follow.
     overrides = {
-        "script_after_synth": "tee -q -o synth_stat.json stat -json",
+        "synth_opts": ["-run", ":check"],
+        "script_after_synth": "hierarchy -check; check -noinit; blackbox =A:whitebox; "
+                              "tee -q -o synth_stat.json stat -json",
         "nextpnr_opts": nextpnr_opts,
     }
+    # The hard multipliers are for the MAC lanes: every other multiplier (the softmax's
+    # exp x 1/sum, the learning-signal units') becomes a Booth adder tree in the fabric first,
+    # or it would take a DSP beyond the lanes' (the UP5K has 8, the 25F 28).
+    overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
     if board.family == "ice40":
-        overrides["synth_opts"] = "-dsp"
+        overrides["synth_opts"] = ["-dsp", *overrides["synth_opts"]]
     start = time.perf_counter()
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
-    platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides)
+    try:
+        _deep(lambda: platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides))
+    except subprocess.CalledProcessError as error:
+        raise SynthesisError(f"the build failed ({error}); the tools' last words:\n" + _tail(build_dir)) from None
     seconds = time.perf_counter() - start
 
     cells = check_netlist(build_dir)
@@ -159,7 +228,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "lanes": lanes,
         "weight_bits": list(config.weight_bits),
         "config_digest": config.digest(),
-        "design": type(top.system_cls).__name__ if not isinstance(top.system_cls, type) else top.system_cls.__name__,
+        "design": top.system_cls.__name__,
         "resources": resources,
         "clocks": clocks,
         "fmax_mhz": fmax,

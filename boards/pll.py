@@ -60,7 +60,7 @@ def ecp5_pll_params(f_in, f_out):
 
 
 class ClockReset(wiring.Component):
-    """The ``sync`` domain at ``f_out`` MHz from the oscillator pin, held in reset until the PLL
+    """Drives the ``sync`` domain at ``f_out`` MHz from the oscillator pin, held in reset until the PLL
     locks and while the reset button is pressed (synchronised to ``sync``).
 
     Parameters
@@ -72,6 +72,8 @@ class ClockReset(wiring.Component):
         on ECP5 the buffered input (``request(...).i``).
     f_in, f_out : float
         MHz.
+    domain : ClockDomain
+        The ``sync`` domain, defined by the caller; its clock is the PLL's output.
 
     Members
     -------
@@ -79,7 +81,9 @@ class ClockReset(wiring.Component):
         Reset while 1.
     """
 
-    def __init__(self, family, clk_pin, f_in, f_out):
+    def __init__(self, family, clk_pin, f_in, f_out, domain=None):
+        # The top defines the domain (Amaranth 0.6 wants domains defined by a parent of their users).
+        self.domain = domain if domain is not None else ClockDomain("sync")
         self.family = family
         self.clk_pin = clk_pin
         self.f_in = f_in
@@ -93,7 +97,7 @@ class ClockReset(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = cd_sync = ClockDomain("sync")
+        cd_sync = self.domain
         locked = Signal()
         p = self.params
         if self.family == "ice40":

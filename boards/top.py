@@ -1,6 +1,6 @@
 """The board top: PLL and reset, UART pins and LEDs around the system (engine + host protocol)."""
 
-from amaranth import Elaboratable, Module
+from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.build import ResourceError
 
 from .pll import ClockReset
@@ -44,7 +44,8 @@ class BoardTop(Elaboratable):
             clk_pin = platform.request(b.clk, dir="-").io
         else:
             clk_pin = platform.request(b.clk).i
-        m.submodules.clock = self.clock = clock = ClockReset(b.family, clk_pin, b.clk_mhz, self.target_mhz)
+        m.domains.sync = sync = ClockDomain("sync")
+        m.submodules.clock = self.clock = clock = ClockReset(b.family, clk_pin, b.clk_mhz, self.target_mhz, sync)
         m.d.comb += clock.button.eq(platform.request("button", 0).i)
 
         m.submodules.system = system = self.system_cls(self.config, self.lanes,

@@ -18,7 +18,7 @@ class OuterProductUpdater(wiring.Component):
     saturation to ``weight_bits[k]``. The shift is a constant per layer plus the run-time
     learning-rate offset ``o`` (``docs/numerics.md`` §12, at most ``len(lr_decay)``):
     ``rnd(p, s + o) = ((p + 2**(s+o-1)) >> s) >> o`` exactly (floor shifts compose), so it is one
-    adder with a small choice of constants, wires, and an ``o``-way shifter. A bias word
+    adder with a small choice of constants, wires, and an ``o``-way shifter, shared by the layers. A bias word
     is the same operation with ``x = 2**bias_shift(k)`` (§10: the bias's input is 1.0), so it
     needs no case of its own. One register stage; no back-pressure (the write port always takes
     a word).
@@ -104,19 +104,36 @@ class OuterProductUpdater(wiring.Component):
             o.layer.eq(i.layer),
             o.addr.eq(i.addr),
         ]
-        # The shift and the saturation bound are constants per layer: one copy per layer, selected.
+        # One datapath per lane, shared by the layers: the rounding constant, the shift and the
+        # saturation width are per-layer constants chosen by multiplexers around one adder and
+        # one subtractor (a copy per layer doubled the updater's LUTs).
         offset = self.lr_offset
+        # With nearest rounding, product bits below 2**(min lr_shift - 1) never reach a result
+        # (the rounding constant is a multiple of it, and floor shifts compose): drop them first.
+        low = 0 if self.stochastic else max(min(self.lr_shift) - 1, 0)
+        half = Signal(range(((1 << (max(self.lr_shift) + self.max_offset)) >> 1 >> low) + 1))
         with m.Switch(i.layer):
-            for k, (bits, shift) in enumerate(zip(self.weight_bits, self.lr_shift)):
+            for k, shift in enumerate(self.lr_shift):
                 with m.Case(k):
-                    # 2**(shift + o - 1), or 0 when shift + o = 0.
-                    half = Signal(range((1 << (shift + self.max_offset)) + 1), name=f"half{k}")
                     with m.Switch(offset):
                         for extra in range(self.max_offset + 1):
                             with m.Case(extra):
-                                m.d.comb += half.eq((1 << (shift + extra)) >> 1)
-                    for p in range(self.lanes):
-                        bias = self.draws[p] if self.stochastic else half
-                        step = ((i.products[p] + bias) >> shift) >> offset
-                        m.d.sync += o.weights[p].eq(saturate(i.weights[p] - step, bits))
+                                # 2**(shift + o - 1), or 0 when shift + o = 0.
+                                m.d.comb += half.eq(((1 << (shift + extra)) >> 1) >> low)
+        min_shift = min(self.lr_shift) - low
+        for p in range(self.lanes):
+            bias = self.draws[p] if self.stochastic else half
+            total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
+            m.d.comb += total.eq((i.products[p] >> low) + bias)
+            shifted = Signal(signed(len(total) - min_shift), name=f"shifted{p}")
+            with m.Switch(i.layer):
+                for k, shift in enumerate(self.lr_shift):
+                    with m.Case(k):
+                        m.d.comb += shifted.eq(total >> (shift - low))
+            diff = Signal(signed(max(len(shifted), self.weight_shape.width) + 1), name=f"diff{p}")
+            m.d.comb += diff.eq(i.weights[p] - (shifted >> offset))
+            with m.Switch(i.layer):
+                for k, bits in enumerate(self.weight_bits):
+                    with m.Case(k):
+                        m.d.sync += o.weights[p].eq(saturate(diff, bits))
         return m

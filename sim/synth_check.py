@@ -3,9 +3,8 @@
 ``python -m sim.synth_check`` prints the cell counts of the MAC lane for iCE40 and ECP5.
 
 The flows stop before LUT mapping (``-run begin:map_luts``): hard-block inference is finished by
-then, the run takes about a second, and it does not need ABC, which the YoWASP Yosys build here
-(0.70.0.0.post1259 under wasmtime 47) exits in silently, with status 0, in the middle of
-``synth_ice40``/``synth_ecp5`` (``-noabc`` avoids it for a complete netlist).
+then and the run takes about a second. (Complete flows are ``boards/flow.py``'s; YoWASP Yosys
+0.63 and later exit silently, with status 0, inside ABC, so pyproject.toml pins 0.62.)
 """
 
 import json
