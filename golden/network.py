@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .netspec import NetSpec
 
 __all__ = ["ACTIVATIONS", "Network", "activation_fn"]
 

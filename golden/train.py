@@ -5,10 +5,11 @@ tuned so that the bare ``synchrony train`` command reproduces ``docs/results.md`
 """
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from .history import History
 from .netspec import NetSpec
 from .network import Network
 from .rules import LLS_RULES, RULES, make_rule
@@ -186,8 +187,7 @@ def train(dataset, config, progress=None, on_epoch=None):
 
     train_x, train_y = _inputs(dataset.train_x), dataset.train_y
     test_x, test_y = _inputs(dataset.test_x), dataset.test_y
-    history = {"config": config.to_dict(), "dataset": dataset.name, "epochs": []}
-    start = time.perf_counter()
+    history = History(on_epoch, config=config.to_dict(), dataset=dataset.name)
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(len(train_y), generator=generator)
@@ -205,16 +205,5 @@ def train(dataset, config, progress=None, on_epoch=None):
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
-        record = {
-            "epoch": epoch,
-            "train_accuracy": evaluate(net, train_x, train_y),
-            "test_accuracy": evaluate(net, test_x, test_y),
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        history["epochs"].append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    history["train_accuracy"] = history["epochs"][-1]["train_accuracy"]
-    history["test_accuracy"] = history["epochs"][-1]["test_accuracy"]
-    history["seconds"] = time.perf_counter() - start
-    return history, net
+        history.add_epoch(epoch, epoch_start, evaluate(net, train_x, train_y), evaluate(net, test_x, test_y))
+    return history.finish(), net

@@ -8,13 +8,12 @@ between the two is what the integer numerics cost; ``docs/results.md`` reports i
 """
 
 import math
-import time
 
 import torch
 
 from .basis import basis_matrix
 from .network import drtp_matrices, initial_weights
-from .train import accuracy, flatten, lr_offset
+from .train import run_online
 
 __all__ = ["FloatMirror", "train_float_mirror"]
 
@@ -120,28 +119,4 @@ class FloatMirror:
 def train_float_mirror(dataset, config, epochs=None, seed=0, on_epoch=None):
     """:func:`~golden.integer.train.train_integer` with :class:`FloatMirror`: same order, same record."""
     epochs = config.epochs if epochs is None else epochs
-    torch.set_num_threads(1)
-    generator = torch.Generator().manual_seed(seed)
-    net = FloatMirror(config)
-    train_x, train_y = flatten(dataset.train_x), dataset.train_y
-    test_x, test_y = flatten(dataset.test_x), dataset.test_y
-    labels = train_y.tolist()
-    history = {"config": config.to_dict(), "dataset": dataset.name, "numerics": "float-mirror", "epochs": []}
-    start = time.perf_counter()
-    total, seen = epochs * len(labels), 0
-    for epoch in range(1, epochs + 1):
-        epoch_start = time.perf_counter()
-        for i in torch.randperm(len(labels), generator=generator).tolist():
-            net.lr_offset = lr_offset(config, seen, total)
-            net.train_step(train_x[i], labels[i])
-            seen += 1
-        record = {"epoch": epoch, "train_accuracy": accuracy(net, train_x, train_y),
-                  "test_accuracy": accuracy(net, test_x, test_y),
-                  "seconds": time.perf_counter() - epoch_start}
-        history["epochs"].append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    history["train_accuracy"] = history["epochs"][-1]["train_accuracy"]
-    history["test_accuracy"] = history["epochs"][-1]["test_accuracy"]
-    history["seconds"] = time.perf_counter() - start
-    return history
+    return run_online(FloatMirror(config), dataset, config, epochs, seed, on_epoch, numerics="float-mirror")

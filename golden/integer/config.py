@@ -379,7 +379,7 @@ class EngineConfig:
         need(1 <= self.norm_bits <= M - 2, "norm_bits", f"must be 1..mult_bits-2={M - 2}, got {self.norm_bits}")
         need(0 <= self.temp_shift <= 4, "temp_shift", f"must be 0..4, got {self.temp_shift}")
         need(self.norm_bits + self.basis_frac >= self.temp_shift + self.logit_frac, "norm_bits",
-             f"norm_bits + basis_frac must be >= temp_shift + logit_frac (the logit shift would go left)")
+             "norm_bits + basis_frac must be >= temp_shift + logit_frac (the logit shift would go left)")
         need(0 <= self.delta_shift <= self.norm_bits, "delta_shift",
              f"must be 0..norm_bits={self.norm_bits}, got {self.delta_shift}")
         need(self.prob_frac + 1 + self.norm_bits + 1 <= 2 * M - 1, "norm_bits",

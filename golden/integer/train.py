@@ -12,10 +12,11 @@ from types import SimpleNamespace
 
 import torch
 
+from ..history import History
 from .config import EngineConfig
 from .network import IntegerNetwork
 
-__all__ = ["accuracy", "default_config", "default_epochs", "flatten", "init_seed", "lr_offset", "lr_segments",
+__all__ = ["accuracy", "default_config", "default_epochs", "flatten", "init_seed", "lr_offset", "lr_segments", "run_online",
            "train_integer"]
 
 # Per rule: the learning rates 2**-lr_log2 of hidden and output layers in float terms (converted
@@ -204,15 +205,24 @@ def train_integer(dataset, config, epochs=None, seed=0, on_epoch=None, progress=
     epochs = config.epochs if epochs is None else epochs
     if epochs < 1:
         raise ValueError(f"epochs must be positive, got {epochs}")
+    history = run_online(IntegerNetwork(config), dataset, config, epochs, seed, on_epoch, progress,
+                         config_digest=config.digest())
+    return history
+
+
+def run_online(net, dataset, config, epochs, seed, on_epoch=None, progress=None, **fields):
+    """The host's online run (``docs/numerics.md`` §12) of ``net`` on ``dataset``: a seeded
+    permutation per epoch, the learning-rate offset of the run-wide schedule before every sample.
+
+    ``net`` is an :class:`IntegerNetwork` or anything with its ``lr_offset``, ``train_step`` and
+    ``infer`` (the float mirror). Returns the history of :func:`train_integer`, with ``fields`` added.
+    """
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(seed)
-    net = IntegerNetwork(config)
     train_x, train_y = flatten(dataset.train_x), dataset.train_y
     test_x, test_y = flatten(dataset.test_x), dataset.test_y
     labels = train_y.tolist()
-    history = {"config": config.to_dict(), "config_digest": config.digest(), "dataset": dataset.name,
-               "epochs": []}
-    start = time.perf_counter()
+    history = History(on_epoch, config=config.to_dict(), dataset=dataset.name, **fields)
     total, seen = epochs * len(labels), 0
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
@@ -226,14 +236,5 @@ def train_integer(dataset, config, epochs=None, seed=0, on_epoch=None, progress=
                 bar.update(1)
         if bar is not None:
             bar.close()
-        record = {"epoch": epoch,
-                  "train_accuracy": accuracy(net, train_x, train_y),
-                  "test_accuracy": accuracy(net, test_x, test_y),
-                  "seconds": time.perf_counter() - epoch_start}
-        history["epochs"].append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    history["train_accuracy"] = history["epochs"][-1]["train_accuracy"]
-    history["test_accuracy"] = history["epochs"][-1]["test_accuracy"]
-    history["seconds"] = time.perf_counter() - start
-    return history
+        history.add_epoch(epoch, epoch_start, accuracy(net, train_x, train_y), accuracy(net, test_x, test_y))
+    return history.finish()
