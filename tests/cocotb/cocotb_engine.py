@@ -157,7 +157,7 @@ async def engine_epoch(dut):
         epochs.append(epoch[:p["samples"]] if p.get("samples") else epoch)
     order = [i for epoch in epochs for i in epoch]
     progress = open(p["progress_file"], "a", buffering=1) if p.get("progress_file") else None
-    start = time.perf_counter()
+    began = time.perf_counter()
 
     await tb.reset()
     first = await _check_all_weights(tb, checker, "init")
@@ -210,7 +210,7 @@ async def engine_epoch(dut):
     await run([(Command.INFER, test_x[i].tolist(), 0) for i in range(len(test_y))], on_infer)
     counters = await tb.counters()
     gc.enable()
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - began
     correct = sum(int(a == b) for a, b in zip(predictions, test_y))
     golden_correct = sum(int(a == b) for a, b in zip(golden_predictions, test_y))
     cycles, busy = train_counters["cycles"], train_counters["busy"]
