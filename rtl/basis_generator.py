@@ -60,6 +60,8 @@ class BasisGenerator(wiring.Component):
 
     def __init__(self, n_classes, phase_bits, basis="square", table_index_bits=6, table_bits=8,
                  runtime_square=False):
+        # A refused configuration is not an unused design (Amaranth warns on unused elaboratables).
+        self._MustUse__silence = True
         if n_classes < 1:
             raise ValueError(f"BasisGenerator needs n_classes >= 1, got {n_classes}")
         if basis not in ("square", "sin"):
@@ -70,6 +72,7 @@ class BasisGenerator(wiring.Component):
         if runtime_square and basis != "sin":
             raise ValueError("BasisGenerator: runtime_square needs basis 'sin' (a square generator has "
                              "no sine table to switch to)")
+        self._MustUse__silence = False
         self.runtime_square = runtime_square
         self.n_classes = n_classes
         self.phase_bits = phase_bits
