@@ -8,9 +8,7 @@
 
 import json
 import os
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -19,32 +17,6 @@ from golden.integer.train import flatten
 __all__ = ["run_rtl", "run_pysim"]
 
 TEST_MODULE = "bench.cocotb_bench"
-
-
-def _deep(work):
-    """``work()`` in a thread with a large stack and recursion limit: Amaranth walks expressions
-    recursively, and a wide engine (64 lanes) nests deeper than Python's defaults allow."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # re-raised in the caller's thread
-            outcome["error"] = error
-
-    limit = sys.getrecursionlimit()
-    size = threading.stack_size(512 * 1024 * 1024)
-    sys.setrecursionlimit(max(limit, 200_000))
-    try:
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(size)
-        sys.setrecursionlimit(limit)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def run_rtl(config, lanes, dataset_name, order, *, segments=(), test_indices=(), evaluate_at=(),
@@ -62,7 +34,7 @@ def run_rtl(config, lanes, dataset_name, order, *, segments=(), test_indices=(),
     toolchain.setup()       # the Yosys that converts to Verilog, as run_cocotb would have it
     top = SimTop(config, lanes)
     # The same text run_cocotb would make (so the same build), converted with room to recurse.
-    verilog = _deep(lambda: to_verilog(top, "engine_top"))
+    verilog = to_verilog(top, "engine_top")
     block = "engine_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="synchrony-bench-") as tmp:

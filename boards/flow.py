@@ -10,13 +10,12 @@ import json
 import os
 import re
 import subprocess
-import sys
-import threading
 import time
 from importlib import metadata
 from pathlib import Path
 
 from sim import toolchain
+from sim.cocotb_runner import deep_recursion
 
 from .budget import check_budget
 from .platforms import board as get_board
@@ -43,32 +42,6 @@ def tool_versions(family):
         "amaranth": _version("amaranth"),
         "amaranth-boards": _version("amaranth-boards"),
     }
-
-
-def _deep(work):
-    """Run ``work`` with room for deep recursion: Amaranth walks expressions recursively, and
-    the wide reductions of a 64-lane engine (CRC over 1024 bits, ...) nest thousands deep."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # re-raised in the caller's thread
-            outcome["error"] = error
-
-    limit = sys.getrecursionlimit()
-    size = threading.stack_size(512 * 1024 * 1024)
-    sys.setrecursionlimit(max(limit, 200_000))
-    try:
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(size)
-        sys.setrecursionlimit(limit)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def _tail(build_dir, name="top"):
@@ -209,7 +182,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
     try:
-        _deep(lambda: platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides))
+        deep_recursion(lambda: platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides))
     except subprocess.CalledProcessError as error:
         raise SynthesisError(f"the build failed ({error}); the tools' last words:\n" + _tail(build_dir)) from None
     seconds = time.perf_counter() - start

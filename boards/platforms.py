@@ -1,6 +1,6 @@
 """The supported boards: their amaranth-boards platform, clock, pins and resource totals."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 

@@ -1,7 +1,7 @@
 """PLLs that make the ``sync`` clock domain from a board's oscillator, with parameters computed
 for any reachable frequency (the same searches as ``icepll`` and ``ecppll``)."""
 
-from amaranth import ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
+from amaranth import ClockDomain, Instance, Module, Signal
 from amaranth.lib import cdc, wiring
 from amaranth.lib.wiring import In
 

@@ -21,12 +21,14 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import toolchain
 
-__all__ = ["PARAMS_ENV", "CocotbFailure", "CocotbRun", "REPO_ROOT", "params", "run_cocotb", "to_verilog"]
+__all__ = ["PARAMS_ENV", "CocotbFailure", "CocotbRun", "REPO_ROOT", "deep_recursion", "params", "run_cocotb",
+           "to_verilog"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_ENV = "SYNCHRONY_PARAMS"
@@ -60,11 +62,38 @@ def params():
     return json.loads(os.environ.get(PARAMS_ENV, "{}"))
 
 
+def deep_recursion(work):
+    """``work()`` in a thread with a large stack and recursion limit: Amaranth walks expressions
+    recursively, and the wide reductions of a 64-lane engine (a CRC over 1024 bits, ...) nest
+    deeper than Python's defaults allow. Returns its value; re-raises its exception."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    limit = sys.getrecursionlimit()
+    size = threading.stack_size(512 * 1024 * 1024)
+    sys.setrecursionlimit(max(limit, 200_000))
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(size)
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def to_verilog(component, toplevel):
     """Verilog text of ``component`` as module ``toplevel`` (no source locations, so the text
     changes only when the logic does)."""
     from amaranth.back import verilog
-    return verilog.convert(component, name=toplevel, emit_src=False)
+    return deep_recursion(lambda: verilog.convert(component, name=toplevel, emit_src=False))
 
 
 def _digest(*parts):

@@ -206,7 +206,7 @@ class EngineTB:
         """Start the clock, pulse reset, and wait for the engine's self-initialisation."""
         import cocotb
         from cocotb.clock import Clock
-        from cocotb.triggers import ClockCycles, RisingEdge
+        from cocotb.triggers import ClockCycles
 
         dut = self.dut
         for name in ("job_seq", "job_op", "job_label", "job_data", "acc_seq", "acc_region", "acc_layer",
