@@ -19,32 +19,7 @@ import cocotb
 from cocotb.utils import get_sim_time
 
 from rtl.engine import Command
-from sim.engine_sim import EngineTB, GoldenChecker, Mismatch, config_from_params, params, result_path
-
-
-async def _run_jobs(tb, jobs):
-    """Submit ``jobs`` two ahead and collect their results, in order."""
-    results = []
-    for job in jobs[:2]:
-        await tb.submit(*job)
-    for i in range(len(jobs)):
-        results.append(await tb.result())
-        if i + 2 < len(jobs):
-            await tb.submit(*jobs[i + 2])
-    return results
-
-
-async def _compare_weights(tb, checker, step):
-    want = checker.packed_weights()
-    for k in range(tb.config.n_layers):
-        got = await tb.read_weight_words(k)
-        for a, (g, w) in enumerate(zip(got, want[k])):
-            if g != w:
-                p = next(i for i in range(len(g)) if g[i] != w[i])
-                found = Mismatch(step, f"layer{k}.word", (a, p), g[p], w[p])
-                checker.mismatches.append(found)
-                return found
-    return None
+from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, params, result_path
 
 
 @cocotb.test()
@@ -66,7 +41,7 @@ async def bench_train(dut):
     boundaries = sorted(set([0, *(int(b) for b in p["segments"]), len(order)]))
 
     await tb.reset()
-    first = await _compare_weights(tb, checker, "init")
+    first = await checker.compare_weights(tb, "init")
     gc.collect()
     gc.disable()
 
@@ -76,7 +51,7 @@ async def bench_train(dut):
         nonlocal first
         jobs = [(Command.INFER, test_x[i].tolist(), 0) for i in test_indices]
         start = time.perf_counter()
-        results = await _run_jobs(tb, jobs)
+        results = await tb.run_jobs(jobs)
         wall = time.perf_counter() - start
         predictions = [r[0] for r in results]
         golden = net.infer(test_x[test_indices]).tolist() if test_indices else []
@@ -99,7 +74,7 @@ async def bench_train(dut):
         jobs = [(Command.TRAIN, train_x[i].tolist(), train_y[i]) for i in order[lo:hi]]
         clock_start = get_sim_time("ns")
         start = time.perf_counter()
-        results = await _run_jobs(tb, jobs)
+        results = await tb.run_jobs(jobs)
         wall = time.perf_counter() - start
         clock_cycles = (get_sim_time("ns") - clock_start) / tb.period_ns
         after = await tb.counters()
@@ -119,7 +94,7 @@ async def bench_train(dut):
         })
         if hi in evaluate_at:
             await evaluate(hi)
-    found = await _compare_weights(tb, checker, len(order))
+    found = await checker.compare_weights(tb, len(order))
     first = first or found
     gc.enable()
 

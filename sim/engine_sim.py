@@ -248,6 +248,22 @@ class EngineTB:
         assert int(dut.result_seq.value) == self.results, "a result was missed"
         return int(dut.result_prediction.value), int(dut.result_checksum.value)
 
+    async def run_jobs(self, jobs, on_result=None):
+        """Submit ``jobs`` (``(op, pixels, label)``) two ahead, so the next sample streams in while
+        a step runs; ``on_result(i, prediction, checksum)`` as each result arrives. Returns the
+        results in order."""
+        results = []
+        for job in jobs[:2]:
+            await self.submit(*job)
+        for i in range(len(jobs)):
+            result = await self.result()
+            if i + 2 < len(jobs):
+                await self.submit(*jobs[i + 2])
+            results.append(result)
+            if on_result is not None:
+                on_result(i, *result)
+        return results
+
     # access port --------------------------------------------------------------------------------
 
     async def access(self, region, layer=0, addr=0, write=False, data=0):
@@ -386,6 +402,20 @@ class GoldenChecker:
                 found = Mismatch(step, tensor, i, a, b)
                 self.mismatches.append(found)
                 return found
+        return None
+
+    async def compare_weights(self, tb, step):
+        """Read every weight word back from ``tb`` and compare with the golden model's; records
+        and returns the first :class:`Mismatch` (or ``None``)."""
+        want = self.packed_weights()
+        for k in range(tb.config.n_layers):
+            got = await tb.read_weight_words(k)
+            for a, (g, w) in enumerate(zip(got, want[k])):
+                if g != w:
+                    p = next(i for i in range(len(g)) if g[i] != w[i])
+                    found = Mismatch(step, f"layer{k}.word", (a, p), g[p], w[p])
+                    self.mismatches.append(found)
+                    return found
         return None
 
     def packed_weights(self):

@@ -25,24 +25,11 @@ import torch
 from golden.integer.network import initial_weights
 from rtl.engine import Command, Region, Status
 from rtl.layer_engine import pack_weights
-from sim.engine_sim import EngineTB, GoldenChecker, Mismatch, config_from_params, params, result_path
+from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, params, result_path
 
 
 def _fail(message):
     raise AssertionError(message)
-
-
-async def _check_all_weights(tb, checker, step):
-    want = checker.packed_weights()
-    for k in range(tb.config.n_layers):
-        got = await tb.read_weight_words(k)
-        for a, (g, w) in enumerate(zip(got, want[k])):
-            if g != w:
-                p = next(i for i in range(len(g)) if g[i] != w[i])
-                found = Mismatch(step, f"layer{k}.word", (a, p), g[p], w[p])
-                checker.mismatches.append(found)
-                return found
-    return None
 
 
 @cocotb.test()
@@ -57,7 +44,7 @@ async def engine_trace(dut):
     n_in, n_classes = config.layers[0], config.n_classes
     await tb.reset()
 
-    found = await _check_all_weights(tb, checker, "init")
+    found = await checker.compare_weights(tb, "init")
     if found:
         _fail(f"initial weights differ from initial_weights(): {found}")
 
@@ -72,7 +59,7 @@ async def engine_trace(dut):
         net.load_weights(weights, biases)
         for k, words in enumerate(pack_weights(checker.geometry, weights, biases)):
             await tb.write_weight_words(k, words.tolist())
-        found = await _check_all_weights(tb, checker, "load")
+        found = await checker.compare_weights(tb, "load")
         if found:
             _fail(f"weights written through the access port read back differently: {found}")
 
@@ -124,7 +111,7 @@ async def engine_trace(dut):
         while not int(dut.ready.value):
             await dut.ready.value_change
         checker.net.load_weights(*initial_weights(config))
-        found = await _check_all_weights(tb, checker, "reinit")
+        found = await checker.compare_weights(tb, "reinit")
         if found:
             _fail(f"INIT did not restore initial_weights(): {found}")
 
@@ -160,21 +147,11 @@ async def engine_epoch(dut):
     began = time.perf_counter()
 
     await tb.reset()
-    first = await _check_all_weights(tb, checker, "init")
+    first = await checker.compare_weights(tb, "init")
     # The lock-step model makes no reference cycles worth collecting; the collector's passes
     # over torch's objects cost more than the simulation of a step.
     gc.collect()
     gc.disable()
-
-    async def run(jobs, on_result):
-        # Keep two jobs ahead: the feeder streams the next sample while a step runs.
-        for job in jobs[:2]:
-            await tb.submit(*job)
-        for i in range(len(jobs)):
-            result = await tb.result()
-            if i + 2 < len(jobs):
-                await tb.submit(*jobs[i + 2])
-            on_result(i, *result)
 
     def on_train(i, prediction, checksum):
         nonlocal first
@@ -188,13 +165,13 @@ async def engine_epoch(dut):
 
     for start, stop, offset in lr_segments(config, len(order)):
         # The host's learning-rate schedule: the offset register, written between two samples
-        # once the engine has finished the earlier ones (run() drains its jobs).
+        # once the engine has finished the earlier ones (run_jobs drains its jobs).
         net.lr_offset = offset
         await tb.set_lr_offset(offset)
-        await run([(Command.TRAIN, train_x[i].tolist(), train_y[i]) for i in order[start:stop]],
-                  lambda i, prediction, checksum, start=start: on_train(start + i, prediction, checksum))
+        await tb.run_jobs([(Command.TRAIN, train_x[i].tolist(), train_y[i]) for i in order[start:stop]],
+                          lambda i, prediction, checksum, start=start: on_train(start + i, prediction, checksum))
     train_counters = await tb.counters()
-    found = await _check_all_weights(tb, checker, len(order))
+    found = await checker.compare_weights(tb, len(order))
     first = first or found
 
     golden_predictions = net.infer(test_x).tolist()
@@ -207,7 +184,7 @@ async def engine_epoch(dut):
         if progress:
             progress.write(f"t{i}\n")
 
-    await run([(Command.INFER, test_x[i].tolist(), 0) for i in range(len(test_y))], on_infer)
+    await tb.run_jobs([(Command.INFER, test_x[i].tolist(), 0) for i in range(len(test_y))], on_infer)
     counters = await tb.counters()
     gc.enable()
     wall = time.perf_counter() - began
