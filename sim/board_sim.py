@@ -17,7 +17,7 @@ through ``socket://127.0.0.1:PORT`` exactly as it talks to a board.
 import json
 import os
 
-from amaranth import ClockDomain, ClockSignal, Module, Signal
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,7 +26,7 @@ from rtl.system import LED_BUSY, SystemTop
 from rtl.uart import UARTRx, UARTTx
 
 from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb
-from .engine_sim import BUILD_ARGS, MAKE_VARIABLES
+from .engine_sim import BUILD_ARGS, MAKE_VARIABLES, add_sim_clock
 
 __all__ = ["BURST", "SIM_BAUD", "SIM_DIVISOR", "ByteHarness", "ByteTB", "serve_tcp", "run_board", "params"]
 
@@ -89,16 +89,7 @@ class ByteHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Reset from registers, as sim.engine_sim.SimTop does (a reset input slows Verilator).
-        m.domains.sync = sync = ClockDomain("sync")
-        m.domains.por = ClockDomain("por", reset_less=True)
-        m.d.comb += [sync.clk.eq(self.clk), ClockSignal("por").eq(self.clk)]
-        boot = Signal(2)
-        request = Signal()
-        m.d.por += request.eq(self.reset)
-        with m.If(boot != 3):
-            m.d.por += boot.eq(boot + 1)
-        m.d.comb += sync.rst.eq((boot != 3) | request)
+        add_sim_clock(m, self.clk, self.reset)
 
         m.submodules.device = device = self.device
         if self.mode == "uart":

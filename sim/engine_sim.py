@@ -30,7 +30,7 @@ from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 
 from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb
 
-__all__ = ["SimTop", "EngineTB", "GoldenChecker", "Mismatch", "run_engine", "COCOTB_DIR", "params",
+__all__ = ["SimTop", "add_sim_clock", "EngineTB", "GoldenChecker", "Mismatch", "run_engine", "COCOTB_DIR", "params",
            "golden_in_mode"]
 
 COCOTB_DIR = REPO_ROOT / "tests" / "cocotb"
@@ -43,6 +43,25 @@ def params():
 
 
 # -- gateware ---------------------------------------------------------------------------------------
+
+def add_sim_clock(m, clk, reset):
+    """The ``sync`` domain of a simulation top, on ``clk``, reset for 3 cycles after start and while
+    ``reset`` (sampled) is high.
+
+    The reset is made here, from registers: a reset that is a toplevel input puts every
+    register's next-state logic into Verilator's input-combinational region, which is evaluated
+    on every clock edge (it made the model 3x slower).
+    """
+    m.domains.sync = sync = ClockDomain("sync")
+    m.domains.por = ClockDomain("por", reset_less=True)
+    m.d.comb += [sync.clk.eq(clk), ClockSignal("por").eq(clk)]
+    boot = Signal(2)
+    request = Signal()
+    m.d.por += request.eq(reset)
+    with m.If(boot != 3):
+        m.d.por += boot.eq(boot + 1)
+    m.d.comb += sync.rst.eq((boot != 3) | request)
+
 
 class SimTop(wiring.Component):
     """:class:`~rtl.engine.Engine` with sequence-numbered job, result and access registers.
@@ -88,18 +107,7 @@ class SimTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The reset is made here, from registers: a reset that is a toplevel input puts every
-        # register's next-state logic into Verilator's input-combinational region, which is
-        # evaluated on every clock edge (it made the model 3x slower).
-        m.domains.sync = sync = ClockDomain("sync")
-        m.domains.por = ClockDomain("por", reset_less=True)
-        m.d.comb += [sync.clk.eq(self.clk), ClockSignal("por").eq(self.clk)]
-        boot = Signal(2)
-        request = Signal()
-        m.d.por += request.eq(self.reset)
-        with m.If(boot != 3):
-            m.d.por += boot.eq(boot + 1)
-        m.d.comb += sync.rst.eq((boot != 3) | request)
+        add_sim_clock(m, self.clk, self.reset)
 
         m.submodules.engine = engine = self.engine
         config = self.config
