@@ -46,7 +46,7 @@ class Status(enum.IntEnum):
     CYCLES = 0        #: cycles spent in steps (training and inference)
     BUSY = 1          #: lane-cycles of real work (a load or a product for a neuron that exists)
     STEPS = 2         #: completed steps
-    CHECKSUM = 3      #: CRC-32 of the weight words written by the last training step
+    CHECKSUM = 3      #: the weight checksum of the last training step (``weight_checksum``)
     PREDICTION = 4    #: the last step's prediction
     READY = 5         #: initialised (weights and DRTP row states) and idle
     LANES = 6         #: P
@@ -100,6 +100,11 @@ class Engine(wiring.Component):
     config : EngineConfig
     lanes : int
         ``P``, the MAC lanes (8 on an iCE40 UP5K: its SB_MAC16 count).
+    trace : bool
+        Serve the trace regions (``ACTIVATION``, ``DELTA``, ``OUTPUT``, ``SIGNAL``) on
+        ``access``, for the system tests' step-by-step comparison. Without it they read as 0 and
+        their read-back logic (a copy of the probabilities and errors, and the multiplexers) is not
+        built: the host protocol never reads them, so :class:`~rtl.system.SystemTop` leaves it out.
 
     Members
     -------
@@ -110,7 +115,8 @@ class Engine(wiring.Component):
         the label is used by ``TRAIN``.
     result : Out(stream.Signature(StructLayout({"prediction", "checksum", "train"})))
         One per ``TRAIN``/``INFER``: the prediction (first maximal logit, before the update) and,
-        for training, the CRC-32 of every weight word the step wrote, in write order.
+        for training, the checksum of every weight word the step wrote, in write order
+        (:func:`~rtl.layer_engine.weight_checksum`: CRC-32 of each word's 32-bit fold).
     access : In(stream.Signature(StructLayout({"region": Region, "layer", "addr", "write", "data"})))
         Reads (and weight writes) of the memories and registers of :class:`Region`, served when
         the engine is idle; one response each.
@@ -119,7 +125,7 @@ class Engine(wiring.Component):
         Initialised and idle.
     """
 
-    def __init__(self, config, lanes=8):
+    def __init__(self, config, lanes=8, *, trace=True):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -128,6 +134,7 @@ class Engine(wiring.Component):
         self._MustUse__silence = False
         self.config = config
         self.lanes = lanes
+        self.trace = trace
         self.layer_engine = LayerEngine(config, lanes)
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
@@ -172,7 +179,9 @@ class Engine(wiring.Component):
         m.submodules.lanes = lanes = self.layer_engine
         m.submodules.sequencer = seq = Sequencer(geo)
         m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout)
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config)
+        # The logits and label registers stay put from the softmax's start to its result (the
+        # next step starts after it): the unit need not copy them.
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True)
         units = []
         for k in range(L - 1):
             unit = self.signal_unit(k)
@@ -364,8 +373,6 @@ class Engine(wiring.Component):
             m.d.sync += softmax_go.eq(0)
         with m.If(out_fire & (out.layer == L - 1) & (out.index == C - 1) & train):
             m.d.sync += softmax_go.eq(1)
-        probs = Signal(data.ArrayLayout(self.prob_shape, C))
-        errors = Signal(data.ArrayLayout(self.prob_shape, C))
         last = L - 1
         out_write = delta_writes[last]
         out_group = delta_words[last]
@@ -380,8 +387,13 @@ class Engine(wiring.Component):
                     c = g * P + p
                     m.d.comb += out_write.data[p].eq(softmax.o.payload.errors[c] if c < C else 0)
         with m.If(softmax.o.valid):
-            m.d.sync += [delta_words[last].eq(out_group + 1), probs.eq(softmax.o.payload.probs),
-                         errors.eq(softmax.o.payload.errors)]
+            m.d.sync += delta_words[last].eq(out_group + 1)
+        if self.trace:
+            # The softmax's outputs last only until their transfer: a copy for Region.OUTPUT.
+            probs = Signal(data.ArrayLayout(self.prob_shape, C))
+            errors = Signal(data.ArrayLayout(self.prob_shape, C))
+            with m.If(softmax.o.valid):
+                m.d.sync += [probs.eq(softmax.o.payload.probs), errors.eq(softmax.o.payload.errors)]
 
         # -- weight initialisation and host writes share the lanes' write port ---------------------
         access_write = Signal()
@@ -495,25 +507,6 @@ class Engine(wiring.Component):
         with m.Switch(held.region):
             with m.Case(Region.WEIGHTS):
                 m.d.comb += word.eq(lanes.read_data)
-            with m.Case(Region.ACTIVATION):
-                with m.Switch(held.layer):
-                    for k in range(L - 1):
-                        with m.Case(k):
-                            entry = act_reads[k].data
-                            m.d.comb += word.eq(Cat(_field(entry.h, 32), entry.fprime))
-            with m.Case(Region.DELTA):
-                with m.Switch(held.layer):
-                    for k in range(L):
-                        with m.Case(k):
-                            m.d.comb += word.eq(delta_reads[k].data)
-            with m.Case(Region.OUTPUT):
-                c = held.addr[:ceil_log2(C) or 1]
-                m.d.comb += word.eq(Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32)))
-            with m.Case(Region.SIGNAL):
-                with m.Switch(held.layer):
-                    for k, unit in enumerate(units):
-                        with m.Case(k):
-                            m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
             with m.Case(Region.STATUS):
                 with m.Switch(held.addr):
                     with m.Case(Status.CYCLES):
@@ -536,6 +529,27 @@ class Engine(wiring.Component):
                         m.d.comb += word.eq(lls_mode)
                     with m.Case(Status.MODES):
                         m.d.comb += word.eq(config.n_modes)
+        if self.trace:
+            with m.Switch(held.region):
+                with m.Case(Region.ACTIVATION):
+                    with m.Switch(held.layer):
+                        for k in range(L - 1):
+                            with m.Case(k):
+                                entry = act_reads[k].data
+                                m.d.comb += word.eq(Cat(_field(entry.h, 32), entry.fprime))
+                with m.Case(Region.DELTA):
+                    with m.Switch(held.layer):
+                        for k in range(L):
+                            with m.Case(k):
+                                m.d.comb += word.eq(delta_reads[k].data)
+                with m.Case(Region.OUTPUT):
+                    c = held.addr[:ceil_log2(C) or 1]
+                    m.d.comb += word.eq(Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32)))
+                with m.Case(Region.SIGNAL):
+                    with m.Switch(held.layer):
+                        for k, unit in enumerate(units):
+                            with m.Case(k):
+                                m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
         with m.If(pending):
             m.d.sync += [pending.eq(0), self.response.valid.eq(1),
                          self.response.payload.eq(Mux(held.write, 0, word))]

@@ -47,7 +47,8 @@ class HostInterface(wiring.Component):
         self.lanes = lanes
         self.frame_timeout = frame_timeout
         self.max_payload = max_payload or default_max_payload(config, lanes)
-        self.engine = Engine(config, lanes)
+        # The protocol reads weights and counters only: no trace regions.
+        self.engine = Engine(config, lanes, trace=False)
         self.bridge = HostBridge(self.engine, self.max_payload)
         super().__init__({
             "i": In(stream.Signature(8)),

@@ -12,7 +12,8 @@ from .mac_lane import MACLane
 from .outer_product_updater import OuterProductUpdater
 from .requantiser import Requantiser
 
-__all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "weight_checksum"]
+__all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
+           "CHECKSUM_CHUNK_BITS"]
 
 
 class OpKind(enum.Enum, shape=1):
@@ -95,17 +96,43 @@ def pack_weights(geometry, weights, biases):
     return out
 
 
+CHECKSUM_CHUNK_BITS = 32  #: the checksum folds every written word to this width before its CRC
+
+
+def fold_word(chunks):
+    """The fold of one word's ``32``-bit chunks (chunk 0 = the low bits): ``XOR_j rotl(c_j, j)``.
+
+    Works on Python ints and on ``uint64`` NumPy arrays alike (element-wise).
+    """
+    mask = (1 << CHECKSUM_CHUNK_BITS) - 1
+    folded = 0
+    for j, c in enumerate(chunks):
+        r = j % CHECKSUM_CHUNK_BITS
+        folded = folded ^ ((((c << r) & mask) | (c >> (CHECKSUM_CHUNK_BITS - r))) if r else c)
+    return folded
+
+
 def weight_checksum(geometry, weights, biases):
-    """CRC-32 (zlib / ISO-HDLC) of every weight word in update order, as :class:`LayerEngine` computes it.
+    """The weight checksum of :class:`LayerEngine`: CRC-32 of every written word's 32-bit fold.
 
     Each word is its ``P`` lanes sign-extended to ``checksum_lane_bits``, lane 0 in the low bits,
-    taken as little-endian bytes: the engine's CRC processes the whole word per cycle with
-    reflected input, which is the same as this byte stream.
+    zero-padded to a multiple of 32 bits and cut into 32-bit chunks ``c_j``; the word's fold is
+    ``XOR_j rotl(c_j, j)`` (:func:`fold_word`; the rotation keeps the same bit of two lanes from
+    cancelling). The checksum is the CRC-32 (zlib / ISO-HDLC) of the folds, in update order, each
+    taken as 4 little-endian bytes: the engine's CRC takes one fold per cycle with reflected input,
+    which is the same as this byte stream. A 32-bit CRC input instead of the whole word keeps the
+    CRC's XOR trees small at any ``P`` (a 128-bit input cost 970 LUT4 on the iCE40, and ``P = 64``
+    would be a 1024-bit CRC).
     """
     dtype = {8: "<i1", 16: "<i2", 24: None, 32: "<i4"}[geometry.checksum_lane_bits]
     value = 0
     for words in pack_weights(geometry, weights, biases):
-        value = zlib.crc32(words.astype(dtype).tobytes(), value)
+        raw = np.frombuffer(words.astype(dtype).tobytes(), dtype=np.uint8).reshape(len(words), -1)
+        pad = -raw.shape[1] % (CHECKSUM_CHUNK_BITS // 8)
+        raw = np.pad(raw, ((0, 0), (0, pad)))
+        chunks = raw.copy().view("<u4").astype(np.uint64)
+        folds = fold_word([chunks[:, j] for j in range(chunks.shape[1])])
+        value = zlib.crc32(np.asarray(folds, dtype="<u4").tobytes(), value)
     return value
 
 
@@ -127,7 +154,7 @@ class LayerEngine(wiring.Component):
             the accumulators' increments (``acc - acc_prev``, exact modulo ``2**acc_bits``: the
             lanes never reload during an update, the DSP's accumulator keeps running) and enter
             the :class:`~rtl.outer_product_updater.OuterProductUpdater`
-    S3      the updated word is written back (1R1W memory) and enters the CRC
+    S3      the updated word is written back (1R1W memory); its 32-bit fold enters the CRC
     ======= ===================================================================================
 
     The result bank is read out one neuron per cycle through the layer's
@@ -161,7 +188,7 @@ class LayerEngine(wiring.Component):
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
-        CRC-32 of the words written since ``checksum_start`` (:func:`weight_checksum`).
+        CRC-32 of the folds of the words written since ``checksum_start`` (:func:`weight_checksum`).
     write : In(stream.Signature(StructLayout({"layer", "addr", "mask", "weights"})))
         Host and initialiser writes: lanes with ``mask`` set are written. Ready when the updater
         is not writing.
@@ -288,8 +315,11 @@ class LayerEngine(wiring.Component):
         s2_valid = Signal()
         old = Signal(self.word_layout)
         m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid), old.eq(word)]
-        acc_prev = [Signal(signed(config.acc_bits), name=f"acc_prev{p}") for p in range(P)]
-        m.d.sync += [prev.eq(lane.acc) for prev, lane in zip(acc_prev, lanes)]
+        # Only the low update_product_bits of the increments matter: every δ x fits them, and
+        # (acc - acc_prev) mod 2**bits needs only the low bits of both.
+        product_bits = config.update_product_bits
+        acc_prev = [Signal(signed(product_bits), name=f"acc_prev{p}") for p in range(P)]
+        m.d.sync += [prev.eq(lane.acc[:product_bits]) for prev, lane in zip(acc_prev, lanes)]
 
         m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits)
         m.d.comb += [
@@ -315,8 +345,8 @@ class LayerEngine(wiring.Component):
         else:
             m.d.comb += self.draws_ready.eq(1)
         for p in range(P):
-            # Exact modulo 2**acc_bits, and |δ x| < 2**(acc_bits-1) (EngineConfig checks it).
-            m.d.comb += updater.i.payload.products[p].eq((lanes[p].acc - acc_prev[p])[:config.acc_bits])
+            # Exact modulo 2**product_bits, and |δ x| < 2**(product_bits-1) (update_product_bits).
+            m.d.comb += updater.i.payload.products[p].eq((lanes[p].acc[:product_bits] - acc_prev[p])[:product_bits])
 
         # -- S3: write back, checksum -----------------------------------------------------------
         new = updater.o.payload
@@ -337,13 +367,21 @@ class LayerEngine(wiring.Component):
                 m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
 
         cb = geo.checksum_lane_bits
-        m.submodules.crc = checksum = crc.catalog.CRC32_ISO_HDLC(data_width=P * cb).create()
+        chunk = CHECKSUM_CHUNK_BITS
+        m.submodules.crc = checksum = crc.catalog.CRC32_ISO_HDLC(data_width=chunk).create()
         extended = [Signal(signed(cb), name=f"crc_lane{p}") for p in range(P)]
         m.d.comb += [e.eq(new.weights[p]) for p, e in enumerate(extended)]
+        flat = Cat(*extended)
+        if len(flat) % chunk:
+            flat = Cat(flat, Const(0, -len(flat) % chunk))
+        # fold_word's XOR of rotated chunks: wiring and one XOR tree per bit.
+        folded = Const(0, chunk)
+        for j in range(len(flat) // chunk):
+            folded = folded ^ flat[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
         m.d.comb += [
             checksum.start.eq(self.checksum_start),
             checksum.valid.eq(updater.o.valid),
-            checksum.data.eq(Cat(*extended)),
+            checksum.data.eq(folded),
             self.checksum.eq(checksum.crc),
         ]
 

@@ -36,7 +36,7 @@ class OuterProductUpdater(wiring.Component):
     lr_shift : tuple of int
         Per layer, the update's rounding shift.
     product_bits : int
-        Signed width of a product (``acc_bits``).
+        Signed width of a product (``EngineConfig.update_product_bits``: every ``δ x`` fits).
     addr_bits : int
         Width of the word address carried alongside.
     max_offset : int
@@ -92,7 +92,7 @@ class OuterProductUpdater(wiring.Component):
     def from_config(cls, config, lanes, addr_bits):
         """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
         return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
-                   product_bits=config.acc_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
+                   product_bits=config.update_product_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
                    stochastic=config.rounding == "stochastic")
 
     def elaborate(self, platform):

@@ -107,11 +107,11 @@ class SoftmaxError(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config, layer=None):
+    def from_config(cls, config, layer=None, *, hold_input=False):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
                    exp_bits=config.exp_bits, prob_frac=config.prob_frac,
-                   recip_shift=config.recip_shift)
+                   recip_shift=config.recip_shift, hold_input=hold_input)
 
     def elaborate(self, platform):
         m = Module()

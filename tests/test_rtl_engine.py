@@ -35,12 +35,12 @@ def _lanes(word, bits, count):
     return out
 
 
-def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None):
+def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None, trace=True):
     """Train ``steps`` random samples in the Amaranth simulator; return the per-step records.
 
     ``modes``: the run-time LLS mode of each step (cycled), written to ``LLS_MODE`` before a step
     whose mode differs from the last; the golden model follows (``golden_in_mode``)."""
-    dut = Engine(config, lanes)
+    dut = Engine(config, lanes, trace=trace)
     geo = dut.geometry
     net = IntegerNetwork(config)
     net.lr_offset = lr_offset
@@ -108,6 +108,7 @@ def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None)
                 "checksum": (checksum, weight_checksum(geo, net.weights, net.biases)),
                 "weights": got == want,
             })
+        records["output"] = [await access(ctx, Region.OUTPUT, 0, c) for c in range(config.n_classes)]
         records["cycles"] = await access(ctx, Region.STATUS, 0, Status.CYCLES)
         records["busy"] = await access(ctx, Region.STATUS, 0, Status.BUSY)
 
@@ -199,6 +200,19 @@ def test_runtime_modes_config():
             default_config("lls", "sin", (13, 9, 5), runtime_modes=modes)
     with pytest.raises(ValueError, match="no mode 2"):
         config.mode(2)
+
+
+def test_engine_without_trace_regions_pysim():
+    """``trace=False`` (the board build): the same training, bit for bit; the trace regions read 0."""
+    config = default_config("lls", None, (13, 9, 5))
+    records = simulate(config, 4, steps=3, seed=3, trace=False)
+    assert records["init"]
+    for i, step in enumerate(records["steps"]):
+        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
+        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
+        assert step["weights"], f"step {i}: weights differ"
+    assert records["output"] == [0] * config.n_classes
+    assert any(simulate(config, 4, steps=1, seed=3)["output"]), "with trace, the logits read back"
 
 
 def test_engine_infers_pysim():

@@ -207,6 +207,17 @@ class EngineConfig:
         """Fraction bits of layer ``k``'s output (activation, or logit for the last layer)."""
         return self.in_frac(k) + self.weight_frac[k] - self.act_shift[k]
 
+    def update_product_max(self, k):
+        """Largest ``|δ x|`` of layer ``k``'s update (the bias's input is ``2**bias_shift``)."""
+        return (1 << (self.delta_bits - 1)) * max(self.in_max(k), 1 << self.bias_shift(k))
+
+    @property
+    def update_product_bits(self):
+        """Signed width that holds every update product ``δ x`` (at most ``acc_bits``): the
+        hardware keeps only these low bits of the accumulator's increments (``docs/numerics.md`` §10)."""
+        worst = max(self.update_product_max(k) for k in range(self.n_layers))
+        return min(self.acc_bits, worst.bit_length() + 1)
+
     def bias_shift(self, k):
         """Biases share the weights' format; ``b << bias_shift`` aligns them to the accumulator."""
         return self.in_frac(k)
@@ -334,7 +345,7 @@ class EngineConfig:
                  f"narrow weight_bits[{k}] or widen acc_bits")
             need(0 <= self.lr_shift[k] <= self.acc_bits, "lr_shift",
                  f"layer {k}: must be 0..acc_bits={self.acc_bits}, got {self.lr_shift[k]}")
-            need(fits((1 << (self.delta_bits - 1)) * max(self.in_max(k), 1 << self.bias_shift(k)), self.acc_bits),
+            need(fits(self.update_product_max(k), self.acc_bits),
                  "delta_bits", f"layer {k}: delta x input product exceeds acc_bits")
 
         need(2 <= self.logit_bits <= M, "logit_bits", f"must be 2..mult_bits={M}, got {self.logit_bits}")
