@@ -130,7 +130,7 @@ def weight_checksum(geometry, weights, biases):
         raw = np.frombuffer(words.astype(dtype).tobytes(), dtype=np.uint8).reshape(len(words), -1)
         pad = -raw.shape[1] % (CHECKSUM_CHUNK_BITS // 8)
         raw = np.pad(raw, ((0, 0), (0, pad)))
-        chunks = raw.copy().view("<u4").astype(np.uint64)
+        chunks = raw.view("<u4").astype(np.uint64)
         folds = fold_word([chunks[:, j] for j in range(chunks.shape[1])])
         value = zlib.crc32(np.asarray(folds, dtype="<u4").tobytes(), value)
     return value
@@ -151,7 +151,7 @@ class LayerEngine(wiring.Component):
             lane with ``b << bias_shift``, word ``1 + m`` accumulates ``W[gP+p, m] · x_m``.
             Update: every word multiplies ``δ_p · x_m``, the bias word with ``x = 2**bias_shift``
     S2      forward, last word: the ``P`` sums go to the result bank. Update: the products are
-            the accumulators' increments (``acc - acc_prev``, exact modulo ``2**acc_bits``: the
+            the accumulators' increments (``acc - acc_prev`` in ``update_product_bits``: the
             lanes never reload during an update, the DSP's accumulator keeps running) and enter
             the :class:`~rtl.outer_product_updater.OuterProductUpdater`
     S3      the updated word is written back (1R1W memory); its 32-bit fold enters the CRC
