@@ -2,7 +2,7 @@
 
 import pytest
 
-from boards.budget import MemoryNeed, blocks_for, check_budget
+from boards.budget import LOGIC_CALIBRATION, LOGIC_MARGIN, LOGIC_OVERESTIMATE, MemoryNeed, blocks_for, check_budget, logic_estimate
 from boards.flow import SynthesisError, check_netlist, parse_pnr_report, summary_line
 from boards.platforms import BOARDS, ECP5_EBR, ICE40_EBR, board
 from boards.pll import ecp5_pll_params, ice40_pll_params
@@ -34,8 +34,19 @@ def test_too_many_lanes_is_refused():
         check_budget(BOARDS["icebreaker"], config, 9)
 
 
+@pytest.mark.parametrize("family, layers, rule, lanes, measured", LOGIC_CALIBRATION,
+                         ids=[f"{c[0]}-{c[2]}-p{c[3]}" for c in LOGIC_CALIBRATION])
+def test_logic_model_matches_the_measured_builds(family, layers, rule, lanes, measured):
+    """The logic model never underestimates a measured build's packed count by more than its
+    margin (a refusal is never wrong by more than that), nor overestimates it wildly."""
+    estimate = logic_estimate(family, default_config(rule, None, layers), lanes)
+    assert (2 - LOGIC_MARGIN) * measured <= estimate <= LOGIC_OVERESTIMATE * measured, (estimate, measured)
+    if family == "ice40":
+        assert abs(estimate - measured) <= (LOGIC_MARGIN - 1) * measured, (estimate, measured)
+
+
 def test_icebreaker_logic_estimate_refuses_the_engine():
-    # Measured: 9964 logic cells for 64-32-10 DRTP on 8 lanes (docs/results.md).
+    # Measured: 8970 logic cells for 64-32-10 DRTP on 8 lanes (docs/results.md).
     config = default_config("drtp", None, (64, 32, 10))
     with pytest.raises(ValueError, match=r"logic is estimated at \d+ logic cells; the iCE40UP5K-SG48 has 5280"):
         check_budget(BOARDS["icebreaker"], config, 8)
