@@ -26,6 +26,8 @@ def register(subparsers):
     parser.add_argument("--weight-bits", type=int, help="widest weight format (default 16)")
     parser.add_argument("--target-mhz", type=float, help="the sync clock (default: the board's)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--router", choices=("router1", "router2"),
+                        help="nextpnr's router (default: nextpnr's own, router1)")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
     parser.add_argument("--force", action="store_true",
@@ -61,7 +63,7 @@ def run(args):
         return 0
     try:
         report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
-                       seed=args.seed, program=args.program, force=args.force)
+                       seed=args.seed, program=args.program, force=args.force, router=args.router)
     except SynthesisError as error:
         print(f"synchrony synth: error: {error}", file=sys.stderr)
         return 1

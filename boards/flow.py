@@ -114,6 +114,33 @@ def parse_pnr_report(report, family, target_mhz, cells=None):
     return resources, clocks
 
 
+def critical_path(report):
+    """The worst register-to-register path of nextpnr's ``--report`` JSON, summarised: its delay
+    split into logic and routing, its start and end, and the named nets it runs through (the
+    ones Yosys did not generate, ``$...``), or ``None`` when nextpnr gave none."""
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")
+             and p.get("from", "").startswith("pos") and p.get("to", "").startswith("pos")]
+    if not paths:
+        return None
+    steps = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
+
+    def where(end):
+        return f"{end['cell']}.{end['port']}"
+
+    through = []
+    for step in steps:
+        net = step.get("net", "")
+        if net and not net.startswith("$") and net not in through:
+            through.append(net)
+    kinds = {}
+    for step in steps:
+        kinds[step["type"]] = kinds.get(step["type"], 0.0) + step["delay"]
+    total = sum(kinds.values())
+    return {"ns": round(total, 2), "routing_ns": round(kinds.get("routing", 0.0), 2),
+            "logic_ns": round(total - kinds.get("routing", 0.0), 2),
+            "from": where(steps[0]["from"]), "to": where(steps[-1]["to"]), "through": through}
+
+
 def format_table(report):
     lines = [f"{'resource':<10} {'used':>8} {'total':>8} {'%':>6}"]
     for key, value in report["resources"].items():
@@ -123,6 +150,12 @@ def format_table(report):
     for clock in report["clocks"]:
         lines.append(f"{clock['name'][:40]:<40} {clock['fmax_mhz']:>9.2f} {clock['target_mhz']:>8.2f}  "
                      f"{'pass' if clock['pass'] else 'FAIL'}")
+    path = report.get("critical_path")
+    if path:
+        lines.append(f"critical path {path['ns']:.2f} ns ({path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} "
+                     f"routing): {path['from']} -> {path['to']}")
+        if path["through"]:
+            lines.append("  through " + ", ".join(path["through"]))
     return "\n".join(lines)
 
 
@@ -134,7 +167,7 @@ def summary_line(report):
 
 
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
-          system=None, force=False, log=print):
+          system=None, force=False, router=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
 
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
@@ -164,6 +197,8 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     platform = board.make_platform()
     top = BoardTop(board, config, lanes, target_mhz, system=system)
     nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
+    if router:
+        nextpnr_opts += ["--router", router]
     # Synthesis stops before its "check" label to skip `autoname`, which alone took over 18 min on
     # the 24-lane OrangeCrab netlist (names only matter to humans); the label's checks follow.
     overrides = {
@@ -191,7 +226,8 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     pnr_file = build_dir / "pnr_report.json"
     if not pnr_file.exists():
         raise SynthesisError(f"nextpnr wrote no report ({pnr_file})")
-    resources, clocks = parse_pnr_report(json.loads(pnr_file.read_text()), board.family, target_mhz, cells)
+    pnr = json.loads(pnr_file.read_text())
+    resources, clocks = parse_pnr_report(pnr, board.family, target_mhz, cells)
     fmax = min(c["fmax_mhz"] for c in clocks)
     report = {
         "board": board.name,
@@ -207,8 +243,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "fmax_mhz": fmax,
         "target_mhz": top.clock.f_out,
         "timing": "pass" if all(c["pass"] for c in clocks) else "fail",
+        "critical_path": critical_path(pnr),
         "seconds": round(seconds, 1),
         "seed": seed,
+        "router": router or "router1",
         "budget": budget.to_dict(),
         "tools": tool_versions(board.family),
         "cells": cells,

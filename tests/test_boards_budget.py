@@ -3,7 +3,7 @@
 import pytest
 
 from boards.budget import LOGIC_CALIBRATION, LOGIC_MARGIN, LOGIC_OVERESTIMATE, MemoryNeed, blocks_for, check_budget, logic_estimate
-from boards.flow import SynthesisError, check_netlist, parse_pnr_report, summary_line
+from boards.flow import SynthesisError, check_netlist, critical_path, format_table, parse_pnr_report, summary_line
 from boards.platforms import BOARDS, ECP5_EBR, ICE40_EBR, board
 from boards.pll import ecp5_pll_params, ice40_pll_params
 from golden.integer.train import default_config
@@ -102,6 +102,34 @@ def test_pnr_report_parsing():
     assert parse_pnr_report(report, "ice40", 48)[1][0]["pass"] is False
     with pytest.raises(SynthesisError, match="no constrained clock"):
         parse_pnr_report({"utilization": report["utilization"], "fmax": {}}, "ice40", 48)
+
+
+def _step(kind, delay, src, dst, net=None):
+    step = {"type": kind, "delay": delay, "from": {"cell": src[0], "port": src[1]},
+            "to": {"cell": dst[0], "port": dst[1]}}
+    if net:
+        step["net"] = net
+    return step
+
+
+def test_critical_path_summary():
+    """The worst clock-to-clock path of nextpnr's report: delay split, ends, named nets only."""
+    ram, lut, mult, ff = ("lanes.weights0", "DOA1"), ("$abc$1", "F"), ("lane2.$7", "P1"), ("$auto$ff", "M")
+    worst = [_step("clk-to-q", 4.1, ram, ram), _step("routing", 1.0, ram, lut, "$auto$port[1]"),
+             _step("logic", 0.2, lut, lut), _step("routing", 2.3, lut, mult, "lanes.lane2.a[13]"),
+             _step("logic", 3.0, mult, mult), _step("routing", 0.5, mult, ff, "lanes.lane2.a[13]"),
+             _step("setup", 0.1, ff, ff)]
+    short = [_step("clk-to-q", 0.4, ff, ff), _step("setup", 0.1, ff, ff)]
+    report = {"critical_paths": [
+        {"from": "<async>", "to": "posedge clk", "path": [_step("routing", 50.0, lut, ff, "pin")]},
+        {"from": "posedge clk", "to": "posedge clk", "path": short},
+        {"from": "posedge clk", "to": "posedge clk", "path": worst}]}
+    path = critical_path(report)
+    assert path == {"ns": 11.2, "routing_ns": 3.8, "logic_ns": 7.4, "from": "lanes.weights0.DOA1",
+                    "to": "$auto$ff.M", "through": ["lanes.lane2.a[13]"]}
+    assert critical_path({"critical_paths": []}) is None
+    table = format_table({"resources": {}, "clocks": [], "critical_path": path})
+    assert "critical path 11.20 ns (7.40 logic, 3.80 routing): lanes.weights0.DOA1 -> $auto$ff.M" in table
 
 
 def test_summary_line():
