@@ -20,8 +20,9 @@ class OuterProductUpdater(wiring.Component):
     ``rnd(p, s + o) = ((p + 2**(s+o-1)) >> s) >> o`` exactly (floor shifts compose), so it is one
     adder with a small choice of constants, wires, and an ``o``-way shifter, shared by the layers. A bias word
     is the same operation with ``x = 2**bias_shift(k)`` (§10: the bias's input is 1.0), so it
-    needs no case of its own. One register stage; no back-pressure (the write port always takes
-    a word).
+    needs no case of its own. One register stage (two with ``stages=2``: the rounded, shifted
+    products are registered before the ``o``-way shifter, the subtraction and the saturation);
+    no back-pressure (the write port always takes a word).
 
     With ``stochastic``, the rounding constant is the lane's draw ``ρ`` instead of
     ``2**(s+o-1)``: ``((p + ρ) >> s) >> o`` (§10; the draws come from
@@ -43,21 +44,28 @@ class OuterProductUpdater(wiring.Component):
         Largest learning-rate offset ``o``.
     stochastic : bool
         Stochastic rounding: add ``draws`` instead of half an LSB.
+    stages : int
+        Register stages, 1 or 2: the latency from ``i`` to ``o``.
 
     Members
     -------
     i : In(stream.Signature(data.StructLayout({"layer", "addr", "weights": Array(P), "products": Array(P)}), always_ready=True))
         The word as read (lanes of ``signed(max(weight_bits))``) and the lane products.
     o : Out(stream.Signature(data.StructLayout({"layer", "addr", "weights": Array(P)}), always_ready=True))
-        The updated word, one cycle later, for the memory's write port.
+        The updated word, ``stages`` cycles later, for the memory's write port.
     lr_offset : In(range(max_offset + 1))
         ``o``, added to every layer's ``lr_shift``.
     draws : In(data.ArrayLayout(unsigned(max(lr_shift) + max_offset), P))
         With ``stochastic``: the lanes' draws for the word at ``i``.
+    busy : Out(1)
+        A word is inside (between ``i`` and ``o``) or on ``o``.
     """
 
     def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
-                 stochastic=False):
+                 stochastic=False, stages=1):
+        if stages not in (1, 2):
+            self._MustUse__silence = True
+            raise ValueError(f"OuterProductUpdater: stages must be 1 or 2, got {stages!r}")
         if len(weight_bits) != len(lr_shift) or not weight_bits:
             raise ValueError("OuterProductUpdater: weight_bits and lr_shift need one entry per layer")
         if min(lr_shift) < 0:
@@ -71,6 +79,7 @@ class OuterProductUpdater(wiring.Component):
         self.addr_bits = addr_bits
         self.max_offset = max_offset
         self.stochastic = stochastic
+        self.stages = stages
         self.word_layout = data.ArrayLayout(self.weight_shape, lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
@@ -86,24 +95,39 @@ class OuterProductUpdater(wiring.Component):
             }), always_ready=True)),
             "lr_offset": In(range(max_offset + 1)),
             "draws": In(data.ArrayLayout(unsigned(max(max(lr_shift) + max_offset, 1)), lanes)),
+            "busy": Out(1),
         })
 
     @classmethod
-    def from_config(cls, config, lanes, addr_bits):
+    def from_config(cls, config, lanes, addr_bits, stages=1):
         """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
         return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
                    product_bits=config.acc_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
-                   stochastic=config.rounding == "stochastic")
+                   stochastic=config.rounding == "stochastic", stages=stages)
 
     def elaborate(self, platform):
         m = Module()
         i, o = self.i.payload, self.o.payload
 
+        # Stage A (from i): the rounding constant, the sum, the per-layer shift. Stage B (to o):
+        # the offset's shift, the subtraction, the saturation. With two stages a register
+        # (the "_b" signals) sits between them and carries what stage B needs.
+        two = self.stages == 2
+        valid_b = Signal() if two else self.i.valid
+        layer_b = Signal(self.layer_shape) if two else i.layer
+        addr_b = Signal(self.addr_bits) if two else i.addr
+        weights_b = Signal(self.word_layout.size) if two else i.weights.as_value()
+        offset_b = Signal.like(self.lr_offset) if two else self.lr_offset
+        if two:
+            m.d.sync += [valid_b.eq(self.i.valid), layer_b.eq(i.layer), addr_b.eq(i.addr),
+                         weights_b.eq(i.weights), offset_b.eq(self.lr_offset)]
+        weights_b = data.View(self.word_layout, weights_b)
         m.d.sync += [
-            self.o.valid.eq(self.i.valid),
-            o.layer.eq(i.layer),
-            o.addr.eq(i.addr),
+            self.o.valid.eq(valid_b),
+            o.layer.eq(layer_b),
+            o.addr.eq(addr_b),
         ]
+        m.d.comb += self.busy.eq(self.o.valid | (valid_b if two else 0))
         # One datapath per lane, shared by the layers: the rounding constant, the shift and the
         # saturation width are per-layer constants chosen by multiplexers around one adder and
         # one subtractor (a copy per layer doubled the updater's LUTs).
@@ -130,9 +154,13 @@ class OuterProductUpdater(wiring.Component):
                 for k, shift in enumerate(self.lr_shift):
                     with m.Case(k):
                         m.d.comb += shifted.eq(total >> (shift - low))
+            if two:
+                shifted_b = Signal.like(shifted, name=f"shifted{p}_b")
+                m.d.sync += shifted_b.eq(shifted)
+                shifted = shifted_b
             diff = Signal(signed(max(len(shifted), self.weight_shape.width) + 1), name=f"diff{p}")
-            m.d.comb += diff.eq(i.weights[p] - (shifted >> offset))
-            with m.Switch(i.layer):
+            m.d.comb += diff.eq(weights_b[p] - (shifted >> offset_b))
+            with m.Switch(layer_b):
                 for k, bits in enumerate(self.weight_bits):
                     with m.Case(k):
                         m.d.sync += o.weights[p].eq(saturate(diff, bits))
