@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
-from .layer_engine import LayerEngine, OpKind
+from .layer_engine import LayerEngine, OpKind, fabric_arithmetic
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
 from .softmax_error import SoftmaxError
@@ -100,6 +100,13 @@ class Engine(wiring.Component):
     config : EngineConfig
     lanes : int
         ``P``, the MAC lanes (8 on an iCE40 UP5K: its SB_MAC16 count).
+    lane_latency, updater_stages : int or None
+        The MAC lanes' pipeline depth and the weight updater's register stages
+        (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (3 and 2 on ECP5,
+        else 1 and 1). Results are the same for every choice.
+    softmax_product_reg : bool or None
+        The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
+        ``product_reg``); ``None``: on ECP5 only.
 
     Members
     -------
@@ -119,7 +126,7 @@ class Engine(wiring.Component):
         Initialised and idle.
     """
 
-    def __init__(self, config, lanes=8):
+    def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -128,7 +135,8 @@ class Engine(wiring.Component):
         self._MustUse__silence = False
         self.config = config
         self.lanes = lanes
-        self.layer_engine = LayerEngine(config, lanes)
+        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages)
+        self.softmax_product_reg = softmax_product_reg
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
         self.prob_shape = signed(config.prob_frac + 2)
@@ -172,7 +180,10 @@ class Engine(wiring.Component):
         m.submodules.lanes = lanes = self.layer_engine
         m.submodules.sequencer = seq = Sequencer(geo)
         m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout)
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config)
+        product_reg = self.softmax_product_reg
+        if product_reg is None:
+            product_reg = fabric_arithmetic(platform)
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config, product_reg=product_reg)
         units = []
         for k in range(L - 1):
             unit = self.signal_unit(k)

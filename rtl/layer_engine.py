@@ -12,7 +12,37 @@ from .mac_lane import MACLane
 from .outer_product_updater import OuterProductUpdater
 from .requantiser import Requantiser
 
-__all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "weight_checksum"]
+__all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "weight_checksum",
+           "LANE_LATENCIES", "fabric_arithmetic", "default_lane_latency", "default_updater_stages"]
+
+
+#: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator):
+#: ``(input_regs, product_reg)`` of :class:`~rtl.mac_lane.MACLane`.
+LANE_LATENCIES = {
+    1: (False, False),   # operands straight into the multiplier, product into the adder
+    2: (True, False),    # operand registers first
+    3: (True, True),     # operand registers, then a product register before the adder
+}
+
+
+def fabric_arithmetic(platform):
+    """Whether ``platform`` builds the engine's arithmetic mostly in the fabric (ECP5: the
+    MULT18X18D is only a multiplier, its adder and every other multiplier are LUTs and carry
+    chains), so the deeper pipelines pay; ``False`` for the iCE40 and without a platform."""
+    return getattr(platform, "family", None) == "ecp5"
+
+
+def default_lane_latency(platform):
+    """The lane latency a platform builds when none is given: 3 on ECP5 (the MULT18X18D is
+    unregistered and its adder is in the fabric: memory -> operand mux -> multiplier -> adder
+    was one 16 ns path), 1 elsewhere (the iCE40's SB_MAC16 holds the adder; simulation)."""
+    return 3 if fabric_arithmetic(platform) else 1
+
+
+def default_updater_stages(platform):
+    """The updater's register stages when none are given: 2 on ECP5 (its rounding adder, shifts,
+    subtraction and saturation were one 13 ns path at 8 lanes), 1 elsewhere."""
+    return 2 if fabric_arithmetic(platform) else 1
 
 
 class OpKind(enum.Enum, shape=1):
@@ -130,16 +160,28 @@ class LayerEngine(wiring.Component):
     S3      the updated word is written back (1R1W memory) and enters the CRC
     ======= ===================================================================================
 
+    With a lane latency ``λ > 1`` (``lane_latency``, :data:`LANE_LATENCIES`) the lanes' operand
+    (and product) registers sit between S1 and the accumulator, and S2, S3 come ``λ - 1``
+    cycles later: the op and the word that was read travel alongside. With
+    ``updater_stages = 2`` the write-back (S3) is one cycle later again. ``x`` and ``delta`` are
+    still due at S1, ``busy_lanes`` still counts at S1; results are the same, bit for bit.
+
     The result bank is read out one neuron per cycle through the layer's
     :class:`~rtl.requantiser.Requantiser` onto ``o``. It is one bank, reserved when a forward
     group's last word is issued (``bank_ready``) and freed when its last neuron has left, so the
-    lanes stall only if a group is shorter than ``P + 3`` words.
+    lanes stall only if a group is shorter than ``P + 2 + λ`` words.
 
     Parameters
     ----------
     config : EngineConfig
     lanes : int
         ``P``.
+    lane_latency : int or None
+        ``λ``, the lanes' pipeline (a key of :data:`LANE_LATENCIES`); ``None`` chooses by the
+        platform at elaboration (:func:`default_lane_latency`: 3 on ECP5, else 1).
+    updater_stages : int or None
+        The :class:`~rtl.outer_product_updater.OuterProductUpdater`'s register stages (1 or 2);
+        ``None``: by the platform (:func:`default_updater_stages`: 2 on ECP5, else 1).
 
     Members
     -------
@@ -157,7 +199,7 @@ class LayerEngine(wiring.Component):
     busy_lanes : Out(range(P + 1))
         Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
     idle : Out(1)
-        Nothing in flight (S1..S3, bank, requantisers).
+        Nothing in flight (S1..S3 and the lane stages between, bank, requantisers).
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
@@ -176,10 +218,19 @@ class LayerEngine(wiring.Component):
         Stochastic rounding: the next update group's draws are ready (always 1 otherwise).
     """
 
-    def __init__(self, config, lanes):
+    def __init__(self, config, lanes, lane_latency=None, updater_stages=None):
+        # A refused configuration is not an unused design.
+        if lane_latency is not None and lane_latency not in LANE_LATENCIES:
+            self._MustUse__silence = True
+            raise ValueError(f"lane_latency must be one of {sorted(LANE_LATENCIES)} or None, got {lane_latency!r}")
+        if updater_stages not in (None, 1, 2):
+            self._MustUse__silence = True
+            raise ValueError(f"updater_stages must be 1, 2 or None, got {updater_stages!r}")
         self.config = config
         self.geometry = geo = LayerGeometry(config, lanes)
         self.lanes = lanes
+        self.lane_latency = lane_latency
+        self.updater_stages = updater_stages
         self.word_shape = signed(max(config.weight_bits))
         self.word_layout = data.ArrayLayout(self.word_shape, lanes)
         self.value_shape = signed(max(config.act_bits + 1, config.logit_bits))
@@ -218,6 +269,9 @@ class LayerEngine(wiring.Component):
         config, geo, P = self.config, self.geometry, self.lanes
         L = geo.n_layers
         op_shape = op_layout(geo)
+        latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+        input_regs, product_reg = LANE_LATENCIES[latency]
+        updater_stages = self.updater_stages or default_updater_stages(platform)
 
         # -- weight memories ------------------------------------------------------------------------
         reads, writes = [], []
@@ -267,7 +321,7 @@ class LayerEngine(wiring.Component):
         # -- lanes ------------------------------------------------------------------------------------
         lanes = []
         for p in range(P):
-            lane = MACLane.from_config(config)
+            lane = MACLane.from_config(config, input_regs, product_reg)
             m.submodules[f"lane{p}"] = lane
             lanes.append(lane)
             load_value = Signal(signed(config.acc_bits))
@@ -283,15 +337,28 @@ class LayerEngine(wiring.Component):
                 lane.en.eq((forward & ~first) | update),
             ]
 
+        # -- lane stages: the op and its word travel beside the lanes' registers ------------------
+        late, late_valid, late_word = s1, s1_valid, word
+        lane_valids = []
+        for i in range(latency - 1):
+            stage = Signal(op_shape, name=f"lane_op{i}")
+            stage_valid = Signal(name=f"lane_valid{i}")
+            # Flat: a View's per-lane wires ("lane_word0[3]") can collide with ABC9's per-bit
+            # names in Yosys (YosysHQ/yosys#4349: "Assert `count_id(wire->name) == 0'").
+            stage_word = Signal(self.word_layout.size, name=f"lane_word{i}")
+            m.d.sync += [stage.eq(late), stage_valid.eq(late_valid), stage_word.eq(late_word)]
+            late, late_valid, late_word = stage, stage_valid, stage_word
+            lane_valids.append(stage_valid)
+
         # -- S2: capture sums / form the update products ------------------------------------------
         s2 = Signal(op_shape)
         s2_valid = Signal()
         old = Signal(self.word_layout)
-        m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid), old.eq(word)]
+        m.d.sync += [s2.eq(late), s2_valid.eq(late_valid), old.eq(late_word)]
         acc_prev = [Signal(signed(config.acc_bits), name=f"acc_prev{p}") for p in range(P)]
         m.d.sync += [prev.eq(lane.acc) for prev, lane in zip(acc_prev, lanes)]
 
-        m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits)
+        m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits, updater_stages)
         m.d.comb += [
             updater.lr_offset.eq(self.lr_offset),
             updater.i.valid.eq(s2_valid & (s2.kind == OpKind.UPDATE)),
@@ -408,6 +475,6 @@ class LayerEngine(wiring.Component):
         with m.If(self.op.valid & (op.kind == OpKind.FORWARD) & op.last):
             m.d.sync += reserved.eq(1)
 
-        m.d.comb += self.idle.eq(~s1_valid & ~s2_valid & ~updater.o.valid & ~bank_valid & ~reserved
-                                 & ~Cat(*(r.o.valid for r in requantisers)).any())
+        m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid & ~updater.busy
+                                 & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
         return m
