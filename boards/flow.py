@@ -126,6 +126,14 @@ def format_table(report):
     return "\n".join(lines)
 
 
+def pipelines(platform):
+    """The engine's pipeline choices on ``platform`` (the defaults of :class:`rtl.engine.Engine`)."""
+    from rtl.layer_engine import default_lane_latency, default_updater_stages, fabric_arithmetic
+
+    return {"lane_latency": default_lane_latency(platform), "updater_stages": default_updater_stages(platform),
+            "softmax_product_reg": fabric_arithmetic(platform)}
+
+
 def summary_line(report):
     r = report["resources"]
     return (f"board={report['board']} fmax_mhz={report['fmax_mhz']:.2f} target_mhz={report['target_mhz']:g} "
@@ -202,6 +210,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "weight_bits": list(config.weight_bits),
         "config_digest": config.digest(),
         "design": top.system_cls.__name__,
+        "pipelines": pipelines(platform),
         "resources": resources,
         "clocks": clocks,
         "fmax_mhz": fmax,
