@@ -1,6 +1,6 @@
 """The weight update of ``docs/numerics.md`` §10 for one memory word of P weights per cycle."""
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -21,8 +21,9 @@ class OuterProductUpdater(wiring.Component):
     adder with a small choice of constants, wires, and an ``o``-way shifter, shared by the layers. A bias word
     is the same operation with ``x = 2**bias_shift(k)`` (§10: the bias's input is 1.0), so it
     needs no case of its own. One register stage (two with ``stages=2``: the rounded, shifted
-    products are registered before the ``o``-way shifter, the subtraction and the saturation);
-    no back-pressure (the write port always takes a word).
+    products are registered before the ``o``-way shifter, the subtraction and the saturation;
+    three with ``stages=3``: the ``o``-way shifter's outputs are registered too); no
+    back-pressure (the write port always takes a word).
 
     With ``stochastic``, the rounding constant is the lane's draw ``ρ`` instead of
     ``2**(s+o-1)``: ``((p + ρ) >> s) >> o`` (§10; the draws come from
@@ -45,7 +46,7 @@ class OuterProductUpdater(wiring.Component):
     stochastic : bool
         Stochastic rounding: add ``draws`` instead of half an LSB.
     stages : int
-        Register stages, 1 or 2: the latency from ``i`` to ``o``.
+        Register stages, 1, 2 or 3: the latency from ``i`` to ``o``.
 
     Members
     -------
@@ -63,9 +64,9 @@ class OuterProductUpdater(wiring.Component):
 
     def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
                  stochastic=False, stages=1):
-        if stages not in (1, 2):
+        if stages not in (1, 2, 3):
             self._MustUse__silence = True
-            raise ValueError(f"OuterProductUpdater: stages must be 1 or 2, got {stages!r}")
+            raise ValueError(f"OuterProductUpdater: stages must be 1, 2 or 3, got {stages!r}")
         if len(weight_bits) != len(lr_shift) or not weight_bits:
             raise ValueError("OuterProductUpdater: weight_bits and lr_shift need one entry per layer")
         if min(lr_shift) < 0:
@@ -109,29 +110,28 @@ class OuterProductUpdater(wiring.Component):
         m = Module()
         i, o = self.i.payload, self.o.payload
 
-        # Stage A (from i): the rounding constant, the sum, the per-layer shift. Stage B (to o):
-        # the offset's shift, the subtraction, the saturation. With two stages a register
-        # (the "_b" signals) sits between them and carries what stage B needs.
-        two = self.stages == 2
-        valid_b = Signal() if two else self.i.valid
-        layer_b = Signal(self.layer_shape) if two else i.layer
-        addr_b = Signal(self.addr_bits) if two else i.addr
-        weights_b = Signal(self.word_layout.size) if two else i.weights.as_value()
-        offset_b = Signal.like(self.lr_offset) if two else self.lr_offset
-        if two:
-            m.d.sync += [valid_b.eq(self.i.valid), layer_b.eq(i.layer), addr_b.eq(i.addr),
-                         weights_b.eq(i.weights), offset_b.eq(self.lr_offset)]
-        weights_b = data.View(self.word_layout, weights_b)
-        m.d.sync += [
-            self.o.valid.eq(valid_b),
-            o.layer.eq(layer_b),
-            o.addr.eq(addr_b),
-        ]
-        m.d.comb += self.busy.eq(self.o.valid | (valid_b if two else 0))
+        # Stage A (from i): the rounding constant, the sum, the per-layer shift. Stage B: the
+        # offset's shift. Stage C (to o): the subtraction, the saturation. stages=2 registers
+        # between A and B, stages=3 between B and C too; what the later stages need (valid,
+        # layer, address, weights, offset) travels beside.
+        valid, layer, addr = self.i.valid, i.layer, i.addr
+        weights, offset = i.weights.as_value(), self.lr_offset
+        busy = []
+
+        def stage(name):
+            nonlocal valid, layer, addr, weights, offset
+            regs = (Signal(name=f"valid_{name}"), Signal(self.layer_shape, name=f"layer_{name}"),
+                    Signal(self.addr_bits, name=f"addr_{name}"),
+                    # Flat (a View's per-lane wires can collide with ABC9's names: YosysHQ/yosys#4349).
+                    Signal(self.word_layout.size, name=f"weights_{name}"),
+                    Signal.like(self.lr_offset, name=f"offset_{name}"))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, layer, addr, weights, offset))]
+            valid, layer, addr, weights, offset = regs
+            busy.append(valid)
+
         # One datapath per lane, shared by the layers: the rounding constant, the shift and the
         # saturation width are per-layer constants chosen by multiplexers around one adder and
         # one subtractor (a copy per layer doubled the updater's LUTs).
-        offset = self.lr_offset
         # With nearest rounding, product bits below 2**(min lr_shift - 1) never reach a result
         # (the rounding constant is a multiple of it, and floor shifts compose): drop them first.
         low = 0 if self.stochastic else max(min(self.lr_shift) - 1, 0)
@@ -139,12 +139,13 @@ class OuterProductUpdater(wiring.Component):
         with m.Switch(i.layer):
             for k, shift in enumerate(self.lr_shift):
                 with m.Case(k):
-                    with m.Switch(offset):
+                    with m.Switch(self.lr_offset):
                         for extra in range(self.max_offset + 1):
                             with m.Case(extra):
                                 # 2**(shift + o - 1), or 0 when shift + o = 0.
                                 m.d.comb += half.eq(((1 << (shift + extra)) >> 1) >> low)
         min_shift = min(self.lr_shift) - low
+        lane_values = []
         for p in range(self.lanes):
             bias = self.draws[p] if self.stochastic else half
             total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
@@ -154,14 +155,32 @@ class OuterProductUpdater(wiring.Component):
                 for k, shift in enumerate(self.lr_shift):
                     with m.Case(k):
                         m.d.comb += shifted.eq(total >> (shift - low))
-            if two:
-                shifted_b = Signal.like(shifted, name=f"shifted{p}_b")
-                m.d.sync += shifted_b.eq(shifted)
-                shifted = shifted_b
-            diff = Signal(signed(max(len(shifted), self.weight_shape.width) + 1), name=f"diff{p}")
-            m.d.comb += diff.eq(weights_b[p] - (shifted >> offset_b))
-            with m.Switch(layer_b):
+            lane_values.append(shifted)
+        if self.stages >= 2:
+            stage("b")
+            lane_values = [self._register(m, v, f"shifted{p}_b") for p, v in enumerate(lane_values)]
+        lane_values = [v >> offset for v in lane_values]
+        if self.stages >= 3:
+            stage("c")
+            lane_values = [self._register(m, v, f"scaled{p}_c") for p, v in enumerate(lane_values)]
+        weights = data.View(self.word_layout, weights)
+        m.d.sync += [
+            self.o.valid.eq(valid),
+            o.layer.eq(layer),
+            o.addr.eq(addr),
+        ]
+        m.d.comb += self.busy.eq(Cat(self.o.valid, *busy).any())
+        for p, value in enumerate(lane_values):
+            diff = Signal(signed(max(len(value), self.weight_shape.width) + 1), name=f"diff{p}")
+            m.d.comb += diff.eq(weights[p] - value)
+            with m.Switch(layer):
                 for k, bits in enumerate(self.weight_bits):
                     with m.Case(k):
                         m.d.sync += o.weights[p].eq(saturate(diff, bits))
         return m
+
+    @staticmethod
+    def _register(m, value, name):
+        reg = Signal(value.shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg

@@ -52,7 +52,7 @@ def random_cases(rng, lanes, weight_bits, lr_shift, count, max_offset=0):
     return cases
 
 
-@pytest.mark.parametrize("stages", [1, 2])
+@pytest.mark.parametrize("stages", [1, 2, 3])
 @pytest.mark.parametrize("lanes, weight_bits, lr_shift, max_offset", [
     (8, (16, 16), (16, 13), 3),
     (3, (14, 16, 12), (0, 1, 28), 3),
