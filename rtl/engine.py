@@ -100,10 +100,10 @@ class Engine(wiring.Component):
     config : EngineConfig
     lanes : int
         ``P``, the MAC lanes (8 on an iCE40 UP5K: its SB_MAC16 count).
-    lane_latency, updater_stages : int or None
-        The MAC lanes' pipeline depth and the weight updater's register stages
-        (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (3 and 2 on ECP5,
-        else 1 and 1). Results are the same for every choice.
+    lane_latency, updater_stages, bank_shift : int, int, bool or None
+        The MAC lanes' pipeline depth, the weight updater's register stages and the result
+        bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 3,
+        shift on ECP5, else 1, 1, mux). Results are the same for every choice.
     softmax_product_reg : bool or None
         The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
         ``product_reg``); ``None``: on ECP5 only.
@@ -126,7 +126,8 @@ class Engine(wiring.Component):
         Initialised and idle.
     """
 
-    def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None):
+    def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
+                 bank_shift=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -135,7 +136,7 @@ class Engine(wiring.Component):
         self._MustUse__silence = False
         self.config = config
         self.lanes = lanes
-        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages)
+        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift)
         self.softmax_product_reg = softmax_product_reg
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)

@@ -151,15 +151,17 @@ def test_engine_trains_bit_exact_pysim(layers, rule, basis, lanes, offset, overr
 LATENCY_CASES = [PYSIM_CASES[1], PYSIM_CASES[3], PYSIM_CASES[4], PYSIM_CASES[6], PYSIM_CASES[7]]
 
 
-@pytest.mark.parametrize("lane_latency, updater_stages, softmax_product_reg", [(2, 1, False), (1, 2, True), (3, 2, True)])
+@pytest.mark.parametrize("lane_latency, updater_stages, softmax_product_reg, bank_shift",
+                         [(2, 1, False, False), (1, 2, True, True), (3, 2, True, False), (4, 3, True, True)])
 @pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides", LATENCY_CASES,
                          ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}"
                               f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in LATENCY_CASES])
 def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides, lane_latency,
-                                          updater_stages, softmax_product_reg):
+                                          updater_stages, softmax_product_reg, bank_shift):
     config = default_config(rule, basis, layers, **overrides)
     records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset, lane_latency=lane_latency,
-                       updater_stages=updater_stages, softmax_product_reg=softmax_product_reg)
+                       updater_stages=updater_stages, softmax_product_reg=softmax_product_reg,
+                       bank_shift=bank_shift)
     assert records["init"], "self-initialised weights differ from initial_weights()"
     for i, step in enumerate(records["steps"]):
         assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
@@ -168,7 +170,7 @@ def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, ov
 
 
 def test_engine_pipeline_choice():
-    """``None`` chooses by the platform: 3 lane stages, 2 updater stages and the softmax's product
+    """``None`` chooses by the platform: 4 lane stages, 3 updater stages and the softmax's product
     register on ECP5, none of them elsewhere; anything else is refused."""
     from types import SimpleNamespace
 
@@ -176,13 +178,13 @@ def test_engine_pipeline_choice():
                                   fabric_arithmetic)
 
     for platform, want in [(None, (1, 1, False)), (SimpleNamespace(family="ice40"), (1, 1, False)),
-                           (SimpleNamespace(family="ecp5"), (3, 2, True))]:
+                           (SimpleNamespace(family="ecp5"), (4, 3, True))]:
         assert (default_lane_latency(platform), default_updater_stages(platform), fabric_arithmetic(platform)) == want
-    assert set(LANE_LATENCIES) == {1, 2, 3}
+    assert set(LANE_LATENCIES) == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="lane_latency"):
-        LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, lane_latency=4)
+        LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, lane_latency=5)
     with pytest.raises(ValueError, match="updater_stages"):
-        LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, updater_stages=3)
+        LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, updater_stages=4)
 
 
 # Run-time modes: (layers, rule, power-up basis, lanes, offset, overrides, per-step modes).
@@ -254,7 +256,8 @@ def test_engine_rejects_what_it_does_not_build():
         Engine(default_config("lls", None, (8, 5, 3), input_frac=15), 2)
 
 
-@pytest.mark.parametrize("pipelines", [{}, {"lane_latency": 3, "updater_stages": 2, "softmax_product_reg": True}],
+@pytest.mark.parametrize("pipelines", [{}, {"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
+                                            "bank_shift": True}],
                          ids=["default", "ecp5"])
 def test_lane_utilisation_digits_pysim(pipelines):
     """The default digits network on 8 lanes keeps them >= 90 % busy, by the RTL's own counters
@@ -336,11 +339,12 @@ def test_engine_system_fast(tmp_path, layers, rule, basis, lanes, overrides, ext
 @pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra", FAST_SYSTEM[:2],
                          ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}" for c in FAST_SYSTEM[:2]])
 def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, overrides, extra):
-    """The ECP5 pipelines (lane operand and product registers, two updater stages, the softmax's
-    product register): every intermediate bit-exact."""
+    """The ECP5 pipelines (fetch, lane operand and product registers, three updater stages, the
+    softmax's product register, the shifting result bank): every intermediate bit-exact."""
     config = default_config(rule, basis, layers, seed=1, **overrides)
     run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra,
-                    engine_args={"lane_latency": 3, "updater_stages": 2, "softmax_product_reg": True})
+                    engine_args={"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
+                                 "bank_shift": True})
 
 
 @pytest.mark.slow
