@@ -131,7 +131,7 @@ def pipelines(platform):
     from rtl.layer_engine import default_lane_latency, default_updater_stages, fabric_arithmetic
 
     return {"lane_latency": default_lane_latency(platform), "updater_stages": default_updater_stages(platform),
-            "softmax_product_reg": fabric_arithmetic(platform)}
+            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": fabric_arithmetic(platform)}
 
 
 def summary_line(report):
@@ -172,6 +172,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     platform = board.make_platform()
     top = BoardTop(board, config, lanes, target_mhz, system=system)
     nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
+    if os.environ.get("SYNCHRONY_TIMING_DETAIL"):
+        # Every endpoint's arrival time in pnr_report.json ("detailed_net_timings"): what fails
+        # besides the one critical path nextpnr prints (python -m boards.timing_endpoints).
+        nextpnr_opts.append("--detailed-timing-report")
     # Synthesis stops before its "check" label to skip `autoname`, which alone took over 18 min on
     # the 24-lane OrangeCrab netlist (names only matter to humans); the label's checks follow.
     overrides = {
