@@ -270,7 +270,10 @@ def test_lane_utilisation_digits_pysim(pipelines):
     utilisation = records["busy"] / (8 * records["cycles"])
     assert utilisation >= 0.90, utilisation
     # Within a few cycles of one word per cycle: the sequencer never waits in this network.
-    assert records["cycles"] <= 2 * (geo.issue_cycles_per_step + 10)
+    # Deeper pipelines drain for their extra stages at the end of each step.
+    drain = (pipelines.get("lane_latency", 1) - 1 + pipelines.get("updater_stages", 1) - 1
+             + pipelines.get("softmax_product_reg", False))
+    assert records["cycles"] <= 2 * (geo.issue_cycles_per_step + 10 + drain)
 
 
 # -- cocotb + Verilator system test -----------------------------------------------------------------
