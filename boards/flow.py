@@ -159,6 +159,14 @@ def format_table(report):
     return "\n".join(lines)
 
 
+def pipelines(platform):
+    """The engine's pipeline choices on ``platform`` (the defaults of :class:`rtl.engine.Engine`)."""
+    from rtl.layer_engine import default_lane_latency, default_updater_stages, fabric_arithmetic
+
+    return {"lane_latency": default_lane_latency(platform), "updater_stages": default_updater_stages(platform),
+            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": fabric_arithmetic(platform)}
+
+
 def summary_line(report):
     r = report["resources"]
     return (f"board={report['board']} fmax_mhz={report['fmax_mhz']:.2f} target_mhz={report['target_mhz']:g} "
@@ -199,6 +207,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
     if router:
         nextpnr_opts += ["--router", router]
+    if os.environ.get("SYNCHRONY_TIMING_DETAIL"):
+        # Every endpoint's arrival time in pnr_report.json ("detailed_net_timings"): what fails
+        # besides the one critical path nextpnr prints (python -m boards.timing_endpoints).
+        nextpnr_opts.append("--detailed-timing-report")
     # Synthesis stops before its "check" label to skip `autoname`, which alone took over 18 min on
     # the 24-lane OrangeCrab netlist (names only matter to humans); the label's checks follow.
     overrides = {
@@ -238,6 +250,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "weight_bits": list(config.weight_bits),
         "config_digest": config.digest(),
         "design": top.system_cls.__name__,
+        "pipelines": pipelines(platform),
         "resources": resources,
         "clocks": clocks,
         "fmax_mhz": fmax,

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
-from .layer_engine import LayerEngine, OpKind
+from .layer_engine import LayerEngine, OpKind, fabric_arithmetic
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
 from .softmax_error import SoftmaxError
@@ -105,6 +105,13 @@ class Engine(wiring.Component):
         ``access``, for the system tests' step-by-step comparison. Without it they read as 0 and
         their read-back logic (a copy of the probabilities and errors, and the multiplexers) is not
         built: the host protocol never reads them, so :class:`~rtl.system.SystemTop` leaves it out.
+    lane_latency, updater_stages, bank_shift : int, int, bool or None
+        The MAC lanes' pipeline depth, the weight updater's register stages and the result
+        bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 3,
+        shift on ECP5, else 1, 1, mux). Results are the same for every choice.
+    softmax_product_reg : bool or None
+        The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
+        ``product_reg``); ``None``: on ECP5 only.
 
     Members
     -------
@@ -125,7 +132,8 @@ class Engine(wiring.Component):
         Initialised and idle.
     """
 
-    def __init__(self, config, lanes=8, *, trace=True):
+    def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
+                 bank_shift=None, *, trace=True):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -135,7 +143,8 @@ class Engine(wiring.Component):
         self.config = config
         self.lanes = lanes
         self.trace = trace
-        self.layer_engine = LayerEngine(config, lanes)
+        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift)
+        self.softmax_product_reg = softmax_product_reg
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
         self.prob_shape = signed(config.prob_frac + 2)
@@ -179,9 +188,13 @@ class Engine(wiring.Component):
         m.submodules.lanes = lanes = self.layer_engine
         m.submodules.sequencer = seq = Sequencer(geo)
         m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout)
+        product_reg = self.softmax_product_reg
+        if product_reg is None:
+            product_reg = fabric_arithmetic(platform)
         # The logits and label registers stay put from the softmax's start to its result (the
         # next step starts after it): the unit need not copy them.
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True)
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True,
+                                                                  product_reg=product_reg)
         units = []
         for k in range(L - 1):
             unit = self.signal_unit(k)

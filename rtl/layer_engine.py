@@ -13,7 +13,43 @@ from .outer_product_updater import OuterProductUpdater
 from .requantiser import Requantiser
 
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
-           "CHECKSUM_CHUNK_BITS"]
+           "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "fabric_arithmetic", "default_lane_latency",
+           "default_updater_stages"]
+
+
+#: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator): ``(fetch_reg,
+#: input_regs, product_reg)``, the last two of :class:`~rtl.mac_lane.MACLane`; ``fetch_reg``
+#: registers what arrives at S1 (the word read, ``x``, ``delta``, the op) before the lanes'
+#: operand multiplexers, so the memories' outputs and the wide fan-out to the lanes are paths of
+#: their own.
+LANE_LATENCIES = {
+    1: (False, False, False),   # operands straight into the multiplier, product into the adder
+    2: (False, True, False),    # operand registers first
+    3: (False, True, True),     # operand registers, then a product register before the adder
+    4: (True, True, True),      # and the fetch register before the operand multiplexers
+}
+
+
+def fabric_arithmetic(platform):
+    """Whether ``platform`` builds the engine's arithmetic mostly in the fabric (ECP5: the
+    MULT18X18D is only a multiplier, its adder and every other multiplier are LUTs and carry
+    chains), so the deeper pipelines pay; ``False`` for the iCE40 and without a platform."""
+    return getattr(platform, "family", None) == "ecp5"
+
+
+def default_lane_latency(platform):
+    """The lane latency a platform builds when none is given: 4 on ECP5 (the MULT18X18D is
+    unregistered and its adder is in the fabric: memory -> operand mux -> multiplier -> adder
+    was one 16 ns path; the fetch register keeps the block RAMs' 4.3 ns clock-to-output and the
+    fan-out to 24 lanes apart), 1 elsewhere (the iCE40's SB_MAC16 holds the adder; simulation)."""
+    return 4 if fabric_arithmetic(platform) else 1
+
+
+def default_updater_stages(platform):
+    """The updater's register stages when none are given: 3 on ECP5 (its rounding adder, shifts,
+    subtraction and saturation were one 13 ns path at 8 lanes; with two stages the offset's
+    fan-out to 24 lanes' shifters was 2.7 ns of a 10.4 ns path), 1 elsewhere."""
+    return 3 if fabric_arithmetic(platform) else 1
 
 
 class OpKind(enum.Enum, shape=1):
@@ -157,16 +193,32 @@ class LayerEngine(wiring.Component):
     S3      the updated word is written back (1R1W memory); its 32-bit fold enters the CRC
     ======= ===================================================================================
 
+    With a lane latency ``λ > 1`` (``lane_latency``, :data:`LANE_LATENCIES`) the lanes' operand
+    (and product, and fetch) registers sit between S1 and the accumulator, and S2, S3 come ``λ - 1``
+    cycles later: the op and the word that was read travel alongside. With
+    ``updater_stages = 2`` the write-back (S3) is one cycle later again. ``x`` and ``delta`` are
+    still due at S1, ``busy_lanes`` still counts at S1; results are the same, bit for bit.
+
     The result bank is read out one neuron per cycle through the layer's
     :class:`~rtl.requantiser.Requantiser` onto ``o``. It is one bank, reserved when a forward
     group's last word is issued (``bank_ready``) and freed when its last neuron has left, so the
-    lanes stall only if a group is shorter than ``P + 3`` words.
+    lanes stall only if a group is shorter than ``P + 2 + λ`` words.
 
     Parameters
     ----------
     config : EngineConfig
     lanes : int
         ``P``.
+    lane_latency : int or None
+        ``λ``, the lanes' pipeline (a key of :data:`LANE_LATENCIES`); ``None`` chooses by the
+        platform at elaboration (:func:`default_lane_latency`: 4 on ECP5, else 1).
+    updater_stages : int or None
+        The :class:`~rtl.outer_product_updater.OuterProductUpdater`'s register stages (1 to 3);
+        ``None``: by the platform (:func:`default_updater_stages`: 3 on ECP5, else 1).
+    bank_shift : bool or None
+        Read the result bank out as a shift register (lane 0 always to the requantisers)
+        instead of through a ``P``-way multiplexer: more flip-flop inputs, no wide mux in front
+        of the requantiser's adder. ``None``: on ECP5 only (:func:`fabric_arithmetic`).
 
     Members
     -------
@@ -184,7 +236,7 @@ class LayerEngine(wiring.Component):
     busy_lanes : Out(range(P + 1))
         Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
     idle : Out(1)
-        Nothing in flight (S1..S3, bank, requantisers).
+        Nothing in flight (S1..S3 and the lane stages between, bank, requantisers).
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
@@ -203,10 +255,20 @@ class LayerEngine(wiring.Component):
         Stochastic rounding: the next update group's draws are ready (always 1 otherwise).
     """
 
-    def __init__(self, config, lanes):
+    def __init__(self, config, lanes, lane_latency=None, updater_stages=None, bank_shift=None):
+        # A refused configuration is not an unused design.
+        if lane_latency is not None and lane_latency not in LANE_LATENCIES:
+            self._MustUse__silence = True
+            raise ValueError(f"lane_latency must be one of {sorted(LANE_LATENCIES)} or None, got {lane_latency!r}")
+        if updater_stages not in (None, 1, 2, 3):
+            self._MustUse__silence = True
+            raise ValueError(f"updater_stages must be 1, 2, 3 or None, got {updater_stages!r}")
         self.config = config
         self.geometry = geo = LayerGeometry(config, lanes)
         self.lanes = lanes
+        self.lane_latency = lane_latency
+        self.updater_stages = updater_stages
+        self.bank_shift = bank_shift
         self.word_shape = signed(max(config.weight_bits))
         self.word_layout = data.ArrayLayout(self.word_shape, lanes)
         self.value_shape = signed(max(config.act_bits + 1, config.logit_bits))
@@ -245,6 +307,10 @@ class LayerEngine(wiring.Component):
         config, geo, P = self.config, self.geometry, self.lanes
         L = geo.n_layers
         op_shape = op_layout(geo)
+        latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+        fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
+        updater_stages = self.updater_stages or default_updater_stages(platform)
+        bank_shift = fabric_arithmetic(platform) if self.bank_shift is None else self.bank_shift
 
         # -- weight memories ------------------------------------------------------------------------
         reads, writes = [], []
@@ -274,54 +340,84 @@ class LayerEngine(wiring.Component):
         s1 = Signal(op_shape)
         s1_valid = Signal()
         m.d.sync += [s1.eq(op), s1_valid.eq(issue)]
-        forward = s1_valid & (s1.kind == OpKind.FORWARD)
-        update = s1_valid & (s1.kind == OpKind.UPDATE)
-        first = s1.word == 0
 
-        # Per-layer constants at S1: the bias alignment and the lanes that hold real neurons.
-        bias_one = Signal(signed(config.mult_bits))
+        # The lanes that hold real neurons, counted at S1.
         real = Signal(range(P + 1))
         with m.Switch(s1.layer):
             for k in range(L):
                 with m.Case(k):
-                    bs = config.bias_shift(k)
-                    m.d.comb += [
-                        bias_one.eq(1 << bs),
-                        real.eq(Mux(s1.group == geo.groups[k] - 1, geo.last_real[k], P)),
-                    ]
+                    m.d.comb += real.eq(Mux(s1.group == geo.groups[k] - 1, geo.last_real[k], P))
         m.d.comb += self.busy_lanes.eq(Mux(s1_valid, real, 0))
+
+        # -- fetch register (lane_latency 4): S1's inputs once more before the operand muxes --------
+        f_op, f_valid, f_word, f_x, f_delta = s1, s1_valid, word, self.x, self.delta
+        fetch_valids = []
+        if fetch_reg:
+            f_op = Signal(op_shape, name="fetch_op")
+            f_valid = Signal(name="fetch_valid")
+            # Flat signals viewed as arrays (see lane_word below: YosysHQ/yosys#4349).
+            f_word = data.View(self.word_layout, Signal(self.word_layout.size, name="fetch_word"))
+            f_x = Signal.like(self.x, name="fetch_x")
+            delta_layout = self.delta.shape()
+            f_delta = data.View(delta_layout, Signal(delta_layout.size, name="fetch_delta"))
+            m.d.sync += [f_op.eq(s1), f_valid.eq(s1_valid), f_word.eq(word), f_x.eq(self.x),
+                         f_delta.eq(self.delta)]
+            fetch_valids.append(f_valid)
+        forward = f_valid & (f_op.kind == OpKind.FORWARD)
+        update = f_valid & (f_op.kind == OpKind.UPDATE)
+        first = f_op.word == 0
+
+        # Per-layer constant at the lanes' inputs: the bias alignment.
+        bias_one = Signal(signed(config.mult_bits))
+        with m.Switch(f_op.layer):
+            for k in range(L):
+                with m.Case(k):
+                    m.d.comb += bias_one.eq(1 << config.bias_shift(k))
 
         # -- lanes ------------------------------------------------------------------------------------
         lanes = []
         for p in range(P):
-            lane = MACLane.from_config(config)
+            lane = MACLane.from_config(config, input_regs, product_reg)
             m.submodules[f"lane{p}"] = lane
             lanes.append(lane)
             load_value = Signal(signed(config.acc_bits))
-            with m.Switch(s1.layer):
+            with m.Switch(f_op.layer):
                 for k in range(L):
                     with m.Case(k):
-                        m.d.comb += load_value.eq(word[p] << config.bias_shift(k))
+                        m.d.comb += load_value.eq(f_word[p] << config.bias_shift(k))
             m.d.comb += [
-                lane.a.eq(Mux(update, self.delta[p], word[p])),
-                lane.b.eq(Mux(update & first, bias_one, self.x)),
+                lane.a.eq(Mux(update, f_delta[p], f_word[p])),
+                lane.b.eq(Mux(update & first, bias_one, f_x)),
                 lane.load.eq(forward & first),
                 lane.load_value.eq(load_value),
                 lane.en.eq((forward & ~first) | update),
             ]
 
+        # -- lane stages: the op and its word travel beside the lanes' registers ------------------
+        late, late_valid, late_word = f_op, f_valid, f_word
+        lane_valids = list(fetch_valids)
+        for i in range(lanes[0].latency - 1):
+            stage = Signal(op_shape, name=f"lane_op{i}")
+            stage_valid = Signal(name=f"lane_valid{i}")
+            # Flat: a View's per-lane wires ("lane_word0[3]") can collide with ABC9's per-bit
+            # names in Yosys (YosysHQ/yosys#4349: "Assert `count_id(wire->name) == 0'").
+            stage_word = Signal(self.word_layout.size, name=f"lane_word{i}")
+            m.d.sync += [stage.eq(late), stage_valid.eq(late_valid), stage_word.eq(late_word)]
+            late, late_valid, late_word = stage, stage_valid, stage_word
+            lane_valids.append(stage_valid)
+
         # -- S2: capture sums / form the update products ------------------------------------------
         s2 = Signal(op_shape)
         s2_valid = Signal()
         old = Signal(self.word_layout)
-        m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid), old.eq(word)]
+        m.d.sync += [s2.eq(late), s2_valid.eq(late_valid), old.eq(late_word)]
         # Only the low update_product_bits of the increments matter: every δ x fits them, and
         # (acc - acc_prev) mod 2**bits needs only the low bits of both.
         product_bits = config.update_product_bits
         acc_prev = [Signal(signed(product_bits), name=f"acc_prev{p}") for p in range(P)]
         m.d.sync += [prev.eq(lane.acc[:product_bits]) for prev, lane in zip(acc_prev, lanes)]
 
-        m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits)
+        m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits, updater_stages)
         m.d.comb += [
             updater.lr_offset.eq(self.lr_offset),
             updater.i.valid.eq(s2_valid & (s2.kind == OpKind.UPDATE)),
@@ -424,7 +520,7 @@ class LayerEngine(wiring.Component):
             clear = ~Cat(*others).any() if others else Const(1)
             m.d.comb += [
                 req.i.valid.eq(bank_valid & (bank_layer == k) & clear),
-                req.i.payload.eq(bank[serial]),
+                req.i.payload.eq(bank[0] if bank_shift else bank[serial]),
             ]
             with m.If(req.i.valid & req.i.ready):
                 m.d.comb += sent.eq(1)
@@ -440,12 +536,16 @@ class LayerEngine(wiring.Component):
         m.d.comb += [self.o.payload.layer.eq(out_layer), self.o.payload.index.eq(out_index)]
         with m.If(sent):
             m.d.sync += serial.eq(serial + 1)
+            if bank_shift:
+                # The next neuron moves to lane 0 (a capture never meets a send: the bank is
+                # reserved until its last neuron has left).
+                m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
             with m.If(serial == bank_last):
                 m.d.sync += [serial.eq(0), bank_valid.eq(0), reserved.eq(0)]
         # Taken when a group's last word is issued; the sequencer waits for bank_ready first.
         with m.If(self.op.valid & (op.kind == OpKind.FORWARD) & op.last):
             m.d.sync += reserved.eq(1)
 
-        m.d.comb += self.idle.eq(~s1_valid & ~s2_valid & ~updater.o.valid & ~bank_valid & ~reserved
-                                 & ~Cat(*(r.o.valid for r in requantisers)).any())
+        m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid & ~updater.busy
+                                 & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
         return m

@@ -32,6 +32,11 @@ class MACLane(wiring.Component):
     input_regs : bool
         Register ``a``, ``b`` and the controls first (the DSP's A/B/C/D registers): one more
         cycle of latency, a shorter path into the multiplier.
+    product_reg : bool
+        Register the product (and the controls beside it) before the adder: one more cycle of
+        latency, and the multiplier and the accumulator's adder on paths of their own. For a
+        multiplier Yosys builds without registers (ECP5's MULT18X18D, whose adder is in the
+        fabric); the SB_MAC16 has its own pipeline register for this.
 
     Members
     -------
@@ -44,16 +49,17 @@ class MACLane(wiring.Component):
     load_value : In(signed(acc_bits))
         The starting value, e.g. ``b << bias_shift`` or 0.
     acc : Out(signed(acc_bits))
-        The accumulator: the result of a control appears ``1 + input_regs`` cycles after it.
-        Undefined after reset until the first ``load``.
+        The accumulator: the result of a control appears :attr:`latency` cycles after it
+        (``1 + input_regs + product_reg``). Undefined after reset until the first ``load``.
     """
 
-    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False):
+    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False, product_reg=False):
         if mult_bits < 2 or acc_bits < 2:
             raise ValueError(f"MACLane widths must be >= 2, got mult_bits={mult_bits}, acc_bits={acc_bits}")
         self.mult_bits = mult_bits
         self.acc_bits = acc_bits
-        self.input_regs = input_regs
+        self.input_regs = bool(input_regs)
+        self.product_reg = bool(product_reg)
         super().__init__({
             "a": In(signed(mult_bits)),
             "b": In(signed(mult_bits)),
@@ -63,10 +69,15 @@ class MACLane(wiring.Component):
             "acc": Out(signed(acc_bits)),
         })
 
+    @property
+    def latency(self):
+        """Cycles from a control to its result on ``acc``."""
+        return 1 + self.input_regs + self.product_reg
+
     @classmethod
-    def from_config(cls, config, input_regs=False):
+    def from_config(cls, config, input_regs=False, product_reg=False):
         """A lane of an :class:`~golden.integer.config.EngineConfig` (``mult_bits``, ``acc_bits``)."""
-        return cls(config.mult_bits, config.acc_bits, input_regs)
+        return cls(config.mult_bits, config.acc_bits, input_regs, product_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -84,11 +95,21 @@ class MACLane(wiring.Component):
             m.d.sync += [a.eq(self.a), b.eq(self.b), load_value.eq(self.load_value),
                          en.eq(self.en), load.eq(self.load)]
 
+        product = a * b
+        if self.product_reg:
+            # The product and the controls one stage on; reset-less and resetting as above.
+            product_q = Signal(signed(2 * self.mult_bits), name="product_q", reset_less=True)
+            load_value_p = Signal.like(self.load_value, name="load_value_p", reset_less=True)
+            en_p = Signal(name="en_p")
+            load_p = Signal(name="load_p")
+            m.d.sync += [product_q.eq(product), load_value_p.eq(load_value), en_p.eq(en), load_p.eq(load)]
+            product, load_value, en, load = product_q, load_value_p, en_p, load_p
+
         acc = Signal(signed(self.acc_bits), reset_less=True)
         m.d.comb += self.acc.eq(acc)
         # One multiplexer after the adder and a clock enable, nothing else on the D path: an
         # If/Elif chain leaves an undefined-input mux there that hides the pattern from Yosys.
         with m.If(load | en):
-            m.d.sync += acc.eq(Mux(load, load_value, acc + a * b))
+            m.d.sync += acc.eq(Mux(load, load_value, acc + product))
 
         return m

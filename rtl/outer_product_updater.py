@@ -1,6 +1,6 @@
 """The weight update of ``docs/numerics.md`` §10 for one memory word of P weights per cycle."""
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -20,8 +20,10 @@ class OuterProductUpdater(wiring.Component):
     ``rnd(p, s + o) = ((p + 2**(s+o-1)) >> s) >> o`` exactly (floor shifts compose), so it is one
     adder with a small choice of constants, wires, and an ``o``-way shifter, shared by the layers. A bias word
     is the same operation with ``x = 2**bias_shift(k)`` (§10: the bias's input is 1.0), so it
-    needs no case of its own. One register stage; no back-pressure (the write port always takes
-    a word).
+    needs no case of its own. One register stage (two with ``stages=2``: the rounded, shifted
+    products are registered before the ``o``-way shifter, the subtraction and the saturation;
+    three with ``stages=3``: the ``o``-way shifter's outputs are registered too); no
+    back-pressure (the write port always takes a word).
 
     With ``stochastic``, the rounding constant is the lane's draw ``ρ`` instead of
     ``2**(s+o-1)``: ``((p + ρ) >> s) >> o`` (§10; the draws come from
@@ -43,21 +45,28 @@ class OuterProductUpdater(wiring.Component):
         Largest learning-rate offset ``o``.
     stochastic : bool
         Stochastic rounding: add ``draws`` instead of half an LSB.
+    stages : int
+        Register stages, 1, 2 or 3: the latency from ``i`` to ``o``.
 
     Members
     -------
     i : In(stream.Signature(data.StructLayout({"layer", "addr", "weights": Array(P), "products": Array(P)}), always_ready=True))
         The word as read (lanes of ``signed(max(weight_bits))``) and the lane products.
     o : Out(stream.Signature(data.StructLayout({"layer", "addr", "weights": Array(P)}), always_ready=True))
-        The updated word, one cycle later, for the memory's write port.
+        The updated word, ``stages`` cycles later, for the memory's write port.
     lr_offset : In(range(max_offset + 1))
         ``o``, added to every layer's ``lr_shift``.
     draws : In(data.ArrayLayout(unsigned(max(lr_shift) + max_offset), P))
         With ``stochastic``: the lanes' draws for the word at ``i``.
+    busy : Out(1)
+        A word is inside (between ``i`` and ``o``) or on ``o``.
     """
 
     def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
-                 stochastic=False):
+                 stochastic=False, stages=1):
+        if stages not in (1, 2, 3):
+            self._MustUse__silence = True
+            raise ValueError(f"OuterProductUpdater: stages must be 1, 2 or 3, got {stages!r}")
         if len(weight_bits) != len(lr_shift) or not weight_bits:
             raise ValueError("OuterProductUpdater: weight_bits and lr_shift need one entry per layer")
         if min(lr_shift) < 0:
@@ -71,6 +80,7 @@ class OuterProductUpdater(wiring.Component):
         self.addr_bits = addr_bits
         self.max_offset = max_offset
         self.stochastic = stochastic
+        self.stages = stages
         self.word_layout = data.ArrayLayout(self.weight_shape, lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
@@ -86,28 +96,42 @@ class OuterProductUpdater(wiring.Component):
             }), always_ready=True)),
             "lr_offset": In(range(max_offset + 1)),
             "draws": In(data.ArrayLayout(unsigned(max(max(lr_shift) + max_offset, 1)), lanes)),
+            "busy": Out(1),
         })
 
     @classmethod
-    def from_config(cls, config, lanes, addr_bits):
+    def from_config(cls, config, lanes, addr_bits, stages=1):
         """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
         return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
                    product_bits=config.update_product_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
-                   stochastic=config.rounding == "stochastic")
+                   stochastic=config.rounding == "stochastic", stages=stages)
 
     def elaborate(self, platform):
         m = Module()
         i, o = self.i.payload, self.o.payload
 
-        m.d.sync += [
-            self.o.valid.eq(self.i.valid),
-            o.layer.eq(i.layer),
-            o.addr.eq(i.addr),
-        ]
+        # Stage A (from i): the rounding constant, the sum, the per-layer shift. Stage B: the
+        # offset's shift. Stage C (to o): the subtraction, the saturation. stages=2 registers
+        # between A and B, stages=3 between B and C too; what the later stages need (valid,
+        # layer, address, weights, offset) travels beside.
+        valid, layer, addr = self.i.valid, i.layer, i.addr
+        weights, offset = i.weights.as_value(), self.lr_offset
+        busy = []
+
+        def stage(name):
+            nonlocal valid, layer, addr, weights, offset
+            regs = (Signal(name=f"valid_{name}"), Signal(self.layer_shape, name=f"layer_{name}"),
+                    Signal(self.addr_bits, name=f"addr_{name}"),
+                    # Flat (a View's per-lane wires can collide with ABC9's names: YosysHQ/yosys#4349).
+                    Signal(self.word_layout.size, name=f"weights_{name}"),
+                    Signal.like(self.lr_offset, name=f"offset_{name}"))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, layer, addr, weights, offset))]
+            valid, layer, addr, weights, offset = regs
+            busy.append(valid)
+
         # One datapath per lane, shared by the layers: the rounding constant, the shift and the
         # saturation width are per-layer constants chosen by multiplexers around one adder and
         # one subtractor (a copy per layer doubled the updater's LUTs).
-        offset = self.lr_offset
         # With nearest rounding, product bits below 2**(min lr_shift - 1) never reach a result
         # (the rounding constant is a multiple of it, and floor shifts compose): drop them first.
         low = 0 if self.stochastic else max(min(self.lr_shift) - 1, 0)
@@ -115,12 +139,13 @@ class OuterProductUpdater(wiring.Component):
         with m.Switch(i.layer):
             for k, shift in enumerate(self.lr_shift):
                 with m.Case(k):
-                    with m.Switch(offset):
+                    with m.Switch(self.lr_offset):
                         for extra in range(self.max_offset + 1):
                             with m.Case(extra):
                                 # 2**(shift + o - 1), or 0 when shift + o = 0.
                                 m.d.comb += half.eq(((1 << (shift + extra)) >> 1) >> low)
         min_shift = min(self.lr_shift) - low
+        lane_values = []
         for p in range(self.lanes):
             bias = self.draws[p] if self.stochastic else half
             total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
@@ -130,10 +155,32 @@ class OuterProductUpdater(wiring.Component):
                 for k, shift in enumerate(self.lr_shift):
                     with m.Case(k):
                         m.d.comb += shifted.eq(total >> (shift - low))
-            diff = Signal(signed(max(len(shifted), self.weight_shape.width) + 1), name=f"diff{p}")
-            m.d.comb += diff.eq(i.weights[p] - (shifted >> offset))
-            with m.Switch(i.layer):
+            lane_values.append(shifted)
+        if self.stages >= 2:
+            stage("b")
+            lane_values = [self._register(m, v, f"shifted{p}_b") for p, v in enumerate(lane_values)]
+        lane_values = [v >> offset for v in lane_values]
+        if self.stages >= 3:
+            stage("c")
+            lane_values = [self._register(m, v, f"scaled{p}_c") for p, v in enumerate(lane_values)]
+        weights = data.View(self.word_layout, weights)
+        m.d.sync += [
+            self.o.valid.eq(valid),
+            o.layer.eq(layer),
+            o.addr.eq(addr),
+        ]
+        m.d.comb += self.busy.eq(Cat(self.o.valid, *busy).any())
+        for p, value in enumerate(lane_values):
+            diff = Signal(signed(max(len(value), self.weight_shape.width) + 1), name=f"diff{p}")
+            m.d.comb += diff.eq(weights[p] - value)
+            with m.Switch(layer):
                 for k, bits in enumerate(self.weight_bits):
                     with m.Case(k):
                         m.d.sync += o.weights[p].eq(saturate(diff, bits))
         return m
+
+    @staticmethod
+    def _register(m, value, name):
+        reg = Signal(value.shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg

@@ -59,6 +59,10 @@ class SoftmaxError(wiring.Component):
         Fraction bits of probabilities and errors.
     recip_shift : int
         The reciprocal is ``floor(2**recip_shift / Σ)``.
+    product_reg : bool
+        Timing option: register the shifted exponential before the multiplier (one cycle more of
+        ``latency``). Where the multiplier is a fabric adder tree (ECP5: the ``booth`` pass), the
+        table read, the shifter and the multiplier were one 10 ns path.
     hold_input : bool
         Area option: the producer promises to keep ``i.payload`` unchanged from the input
         transfer until the output transfer (e.g. it is a register the producer does not touch
@@ -74,7 +78,7 @@ class SoftmaxError(wiring.Component):
     """
 
     def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
-                 recip_shift=28, hold_input=False):
+                 recip_shift=28, hold_input=False, product_reg=False):
         if n_classes < 2:
             raise ValueError(f"SoftmaxError needs n_classes >= 2, got {n_classes}")
         if not 1 <= logit_frac < logit_bits:
@@ -89,12 +93,13 @@ class SoftmaxError(wiring.Component):
         self.prob_frac = prob_frac
         self.recip_shift = recip_shift
         self.hold_input = hold_input
+        self.product_reg = bool(product_reg)
         self.table = exp2_table(logit_frac, exp_bits)
         self.label_shape = unsigned(ceil_log2(n_classes) or 1)
         self.prob_shape = signed(prob_frac + 2)
         # Quotient bits: rho <= 2**(recip_shift - exp_bits) because the sum is >= 2**exp_bits.
         self.quotient_bits = recip_shift - exp_bits + 1
-        self.latency = 3 * n_classes + self.quotient_bits + 2
+        self.latency = 3 * n_classes + self.quotient_bits + 2 + self.product_reg
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "logits": data.ArrayLayout(signed(logit_bits), n_classes),
@@ -107,11 +112,11 @@ class SoftmaxError(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config, layer=None, *, hold_input=False):
+    def from_config(cls, config, layer=None, *, hold_input=False, product_reg=False):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
                    exp_bits=config.exp_bits, prob_frac=config.prob_frac,
-                   recip_shift=config.recip_shift, hold_input=hold_input)
+                   recip_shift=config.recip_shift, hold_input=hold_input, product_reg=product_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -199,13 +204,20 @@ class SoftmaxError(wiring.Component):
                 m.d.sync += [count.eq(0), state.eq(_State.PROD)]
 
         # -- products: one multiplier, registered, then rounded into the output registers --------
+        factor, factor_valid, factor_index = exp_value, exp_valid & (state == _State.PROD), exp_index
+        if self.product_reg:
+            factor_q = Signal.like(exp_value, name="factor_q")
+            factor_valid_q = Signal(name="factor_valid_q")
+            factor_index_q = Signal.like(exp_index, name="factor_index_q")
+            m.d.sync += [factor_q.eq(factor), factor_valid_q.eq(factor_valid), factor_index_q.eq(factor_index)]
+            factor, factor_valid, factor_index = factor_q, factor_valid_q, factor_index_q
         product = Signal(unsigned(eb + 1 + self.quotient_bits))
         prod_valid = Signal()
         prod_index = Signal(range(C))
         m.d.sync += [
-            product.eq(exp_value * recip),
-            prod_valid.eq(exp_valid & (state == _State.PROD)),
-            prod_index.eq(exp_index),
+            product.eq(factor * recip),
+            prod_valid.eq(factor_valid),
+            prod_index.eq(factor_index),
         ]
         prob = Signal(self.prob_shape)
         m.d.comb += prob.eq(round_shift(product, self.recip_shift - self.prob_frac))

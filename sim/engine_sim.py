@@ -87,8 +87,8 @@ class SimTop(wiring.Component):
         The clock (the reset is internal, see ``elaborate``).
     """
 
-    def __init__(self, config, lanes):
-        self.engine = Engine(config, lanes)
+    def __init__(self, config, lanes, **engine_args):
+        self.engine = Engine(config, lanes, **engine_args)
         self.config = config
         n_in = config.layers[0]
         e = self.engine
@@ -496,14 +496,19 @@ MAKE_VARIABLES = "CFG_CXXFLAGS_PCH_I=-include"
 BUILD_ARGS = ("--no-public-flat-rw", "--public-depth", "1")
 
 
-def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=None, **extra):
+def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=None, engine_args=None, **extra):
     """Build :class:`SimTop` for ``config`` and run cocotb test ``test`` of ``tests/cocotb/cocotb_engine.py``.
 
     ``extra`` goes to the test as parameters (with the configuration and lane count).
+    ``engine_args``: keyword arguments of :class:`~rtl.engine.Engine` (its pipelines:
+    ``lane_latency``, ``updater_stages``, ``softmax_product_reg``; by default those of no platform).
     Returns the :class:`~sim.cocotb_runner.CocotbRun`.
     """
-    top = SimTop(config, lanes)
+    engine_args = dict(engine_args or {})
+    top = SimTop(config, lanes, **engine_args)
     block = "engine_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
+    if engine_args:
+        block += "_" + "_".join(f"{key}{int(value)}" for key, value in sorted(engine_args.items()))
     payload = {"config": config.to_dict(), "lanes": lanes, **extra}
     saved = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = f"{saved or ''} -- {MAKE_VARIABLES}".strip()

@@ -35,12 +35,14 @@ def _lanes(word, bits, count):
     return out
 
 
-def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None, trace=True):
+def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None, **engine_args):
     """Train ``steps`` random samples in the Amaranth simulator; return the per-step records.
 
     ``modes``: the run-time LLS mode of each step (cycled), written to ``LLS_MODE`` before a step
-    whose mode differs from the last; the golden model follows (``golden_in_mode``)."""
-    dut = Engine(config, lanes, trace=trace)
+    whose mode differs from the last; the golden model follows (``golden_in_mode``).
+    ``engine_args``: the Engine's pipelines (``lane_latency``, ``updater_stages``,
+    ``softmax_product_reg``; by default those of no platform)."""
+    dut = Engine(config, lanes, **engine_args)
     geo = dut.geometry
     net = IntegerNetwork(config)
     net.lr_offset = lr_offset
@@ -145,6 +147,47 @@ def test_engine_trains_bit_exact_pysim(layers, rule, basis, lanes, offset, overr
         assert step["weights"], f"step {i}: weights differ"
 
 
+# The lanes' and the updater's pipelines (LANE_LATENCIES, updater_stages): the same results,
+# bit for bit, a few cycles later.
+LATENCY_CASES = [PYSIM_CASES[1], PYSIM_CASES[3], PYSIM_CASES[4], PYSIM_CASES[6], PYSIM_CASES[7]]
+
+
+@pytest.mark.parametrize("lane_latency, updater_stages, softmax_product_reg, bank_shift",
+                         [(2, 1, False, False), (1, 2, True, True), (3, 2, True, False), (4, 3, True, True)])
+@pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides", LATENCY_CASES,
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}"
+                              f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in LATENCY_CASES])
+def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides, lane_latency,
+                                          updater_stages, softmax_product_reg, bank_shift):
+    config = default_config(rule, basis, layers, **overrides)
+    records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset, lane_latency=lane_latency,
+                       updater_stages=updater_stages, softmax_product_reg=softmax_product_reg,
+                       bank_shift=bank_shift)
+    assert records["init"], "self-initialised weights differ from initial_weights()"
+    for i, step in enumerate(records["steps"]):
+        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
+        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
+        assert step["weights"], f"step {i}: weights differ"
+
+
+def test_engine_pipeline_choice():
+    """``None`` chooses by the platform: 4 lane stages, 3 updater stages and the softmax's product
+    register on ECP5, none of them elsewhere; anything else is refused."""
+    from types import SimpleNamespace
+
+    from rtl.layer_engine import (LANE_LATENCIES, LayerEngine, default_lane_latency, default_updater_stages,
+                                  fabric_arithmetic)
+
+    for platform, want in [(None, (1, 1, False)), (SimpleNamespace(family="ice40"), (1, 1, False)),
+                           (SimpleNamespace(family="ecp5"), (4, 3, True))]:
+        assert (default_lane_latency(platform), default_updater_stages(platform), fabric_arithmetic(platform)) == want
+    assert set(LANE_LATENCIES) == {1, 2, 3, 4}
+    with pytest.raises(ValueError, match="lane_latency"):
+        LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, lane_latency=5)
+    with pytest.raises(ValueError, match="updater_stages"):
+        LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, updater_stages=4)
+
+
 # Run-time modes: (layers, rule, power-up basis, lanes, offset, overrides, per-step modes).
 MODE_CASES = [
     ((11, 9, 5), "lls", "sin", 3, 0, {"runtime_modes": (("square", 1, 8),)}, [1, 0, 1, 1]),
@@ -227,17 +270,24 @@ def test_engine_rejects_what_it_does_not_build():
         Engine(default_config("lls", None, (8, 5, 3), input_frac=15), 2)
 
 
-def test_lane_utilisation_digits_pysim():
-    """The default digits network on 8 lanes keeps them >= 90 % busy, by the RTL's own counters."""
+@pytest.mark.parametrize("pipelines", [{}, {"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
+                                            "bank_shift": True}],
+                         ids=["default", "ecp5"])
+def test_lane_utilisation_digits_pysim(pipelines):
+    """The default digits network on 8 lanes keeps them >= 90 % busy, by the RTL's own counters
+    (with the ECP5 pipelines too)."""
     config = default_config("lls", "square", (64, 128, 10))
-    records = simulate(config, 8, steps=2, seed=3)
+    records = simulate(config, 8, steps=2, seed=3, **pipelines)
     assert all(s["checksum"][0] == s["checksum"][1] for s in records["steps"])
     geo = LayerGeometry(config, 8)
     assert records["busy"] == 2 * geo.busy_per_step
     utilisation = records["busy"] / (8 * records["cycles"])
     assert utilisation >= 0.90, utilisation
     # Within a few cycles of one word per cycle: the sequencer never waits in this network.
-    assert records["cycles"] <= 2 * (geo.issue_cycles_per_step + 10)
+    # Deeper pipelines drain for their extra stages at the end of each step.
+    drain = (pipelines.get("lane_latency", 1) - 1 + pipelines.get("updater_stages", 1) - 1
+             + pipelines.get("softmax_product_reg", False))
+    assert records["cycles"] <= 2 * (geo.issue_cycles_per_step + 10 + drain)
 
 
 # -- cocotb + Verilator system test -----------------------------------------------------------------
@@ -301,6 +351,17 @@ FAST_SYSTEM = [
 def test_engine_system_fast(tmp_path, layers, rule, basis, lanes, overrides, extra):
     config = default_config(rule, basis, layers, seed=1, **overrides)
     run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra)
+
+
+@pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra", FAST_SYSTEM[:2],
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}" for c in FAST_SYSTEM[:2]])
+def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, overrides, extra):
+    """The ECP5 pipelines (fetch, lane operand and product registers, three updater stages, the
+    softmax's product register, the shifting result bank): every intermediate bit-exact."""
+    config = default_config(rule, basis, layers, seed=1, **overrides)
+    run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra,
+                    engine_args={"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
+                                 "bank_shift": True})
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ COCOTB_DIR = Path(__file__).resolve().parent / "cocotb"
 # (mult_bits, acc_bits, input_regs): SB_MAC16 with and without the DSP's input registers, and
 # MULT18X18D with a fabric accumulator.
 CONFIGS = [(16, 32, False), (16, 32, True), (18, 40, False)]
+# (mult_bits, acc_bits, input_regs, product_reg): the lanes' pipelines on ECP5 (LANE_LATENCIES).
+PIPELINED = [(16, 32, False, True), (16, 32, True, True), (18, 40, True, True)]
 
 
 def wrap(value, bits):
@@ -59,7 +61,7 @@ def expected_accs(ops, acc_bits):
 def run_lane(lane, ops, *, golden=expected_accs):
     """Drive ``ops`` one per cycle; compare ``acc`` after each (at its latency)."""
     want = golden(ops, lane.acc_bits)
-    latency = 1 + lane.input_regs
+    latency = lane.latency
 
     async def bench(ctx):
         got = []
@@ -91,6 +93,26 @@ def test_mac_lane_random_ops(mult_bits, acc_bits, input_regs):
     rng = random.Random(mult_bits + acc_bits + input_regs)
     lane = MACLane(mult_bits, acc_bits, input_regs)
     run_lane(lane, random_ops(rng, mult_bits, acc_bits, 1500))
+
+
+@pytest.mark.parametrize("mult_bits, acc_bits, input_regs, product_reg", PIPELINED)
+def test_mac_lane_pipelined_random_ops(mult_bits, acc_bits, input_regs, product_reg):
+    """With a product register (and operand registers) the lane is the same, ``latency`` cycles on."""
+    rng = random.Random(mult_bits + acc_bits + input_regs + 7)
+    lane = MACLane(mult_bits, acc_bits, input_regs, product_reg)
+    assert lane.latency == 1 + input_regs + product_reg
+    run_lane(lane, random_ops(rng, mult_bits, acc_bits, 1500))
+
+
+def test_mac_lane_pipelined_cocotb():
+    """The ECP5 lane (operand and product registers) under Verilator, golden neurons included."""
+    from sim.cocotb_runner import run_cocotb
+
+    config = default_config("lls", None, (64, 24, 10))
+    run_cocotb(MACLane(16, 32, True, True), block="mac_lane_l3", toplevel="mac_lane_l3",
+               test_module="cocotb_mac_lane", test_paths=[COCOTB_DIR],
+               params={"mult_bits": 16, "acc_bits": 32, "input_regs": True, "product_reg": True,
+                       "cycles": 3000, "seed": 11, "config": config.to_dict()})
 
 
 def extreme_network(config, rng):

@@ -21,9 +21,11 @@ FORMATS = [
 ]
 
 
-def unit_and_config(C, logit_bits, logit_frac, exp_bits, prob_frac, recip_shift, hold_input=False):
+def unit_and_config(C, logit_bits, logit_frac, exp_bits, prob_frac, recip_shift, hold_input=False,
+                    product_reg=False):
     unit = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
-                        prob_frac=prob_frac, recip_shift=recip_shift, hold_input=hold_input)
+                        prob_frac=prob_frac, recip_shift=recip_shift, hold_input=hold_input,
+                        product_reg=product_reg)
     config = SimpleNamespace(n_classes=C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                              prob_frac=prob_frac, recip_shift=recip_shift)
     return unit, config
@@ -55,8 +57,8 @@ def cases_for(config, rng, count):
     return cases
 
 
-def run_softmax(fmt, count, *, gap, stall, seed, reference=None):
-    unit, config = unit_and_config(*fmt)
+def run_softmax(fmt, count, *, gap, stall, seed, reference=None, product_reg=False):
+    unit, config = unit_and_config(*fmt, product_reg=product_reg)
     table = exp2_table(config.logit_frac, config.exp_bits)
     rng = random.Random(seed)
     cases = cases_for(config, rng, count)
@@ -78,11 +80,18 @@ def test_softmax_matches_golden(fmt, pressure):
     run_softmax(fmt, 60, gap=gap, stall=stall, seed=fmt[0] * 7 + int(gap * 10))
 
 
-def test_latency_and_throughput():
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
+def test_softmax_product_reg_matches_golden(fmt):
+    """The ECP5 option (a register before the multiplier): the same outputs, with back-pressure."""
+    run_softmax(fmt, 60, gap=0.4, stall=0.5, seed=fmt[0] * 11, product_reg=True)
+
+
+@pytest.mark.parametrize("product_reg", [False, True])
+def test_latency_and_throughput(product_reg):
     """Without gaps or stalls: input transfer at edge t, ``o.valid`` from edge ``t + latency``,
     output transfer at edge ``t + latency + 1``, next input at the edge after (period ``latency + 2``)."""
-    unit, sink = run_softmax(FORMATS[0], 12, gap=0.0, stall=0.0, seed=3)
-    assert unit.latency == 3 * 10 + 28 - 14 + 3
+    unit, sink = run_softmax(FORMATS[0], 12, gap=0.0, stall=0.0, seed=3, product_reg=product_reg)
+    assert unit.latency == 3 * 10 + 28 - 14 + 3 + product_reg
     periods = [b - a for a, b in zip(sink.cycles, sink.cycles[1:])]
     assert set(periods) == {unit.latency + 2}
     assert sink.cycles[0] == 1 + unit.latency + 1

@@ -52,35 +52,46 @@ def random_cases(rng, lanes, weight_bits, lr_shift, count, max_offset=0):
     return cases
 
 
+@pytest.mark.parametrize("stages", [1, 2, 3])
 @pytest.mark.parametrize("lanes, weight_bits, lr_shift, max_offset", [
     (8, (16, 16), (16, 13), 3),
     (3, (14, 16, 12), (0, 1, 28), 3),
     (5, (16,), (20,), 0),
 ])
-def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset):
+def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages):
+    """One word per cycle, every cycle's output checked ``stages`` cycles after its input."""
     dut = OuterProductUpdater(lanes=lanes, weight_bits=weight_bits, lr_shift=lr_shift, product_bits=ACC,
-                              addr_bits=8, max_offset=max_offset)
+                              addr_bits=8, max_offset=max_offset, stages=stages)
     cases = random_cases(random.Random(lanes), lanes, weight_bits, lr_shift, 400, max_offset)
 
     async def bench(ctx):
         i = dut.i.payload
-        for n, (k, offset, weights, products) in enumerate(cases):
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.lr_offset, offset)
-            ctx.set(i.layer, k)
-            ctx.set(i.addr, n & 0xFF)
-            for p in range(lanes):
-                ctx.set(i.weights[p], weights[p])
-                ctx.set(i.products[p], products[p])
+        for n in range(len(cases) + stages - 1):
+            if n < len(cases):
+                k, offset, weights, products = cases[n]
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.lr_offset, offset)
+                ctx.set(i.layer, k)
+                ctx.set(i.addr, n & 0xFF)
+                for p in range(lanes):
+                    ctx.set(i.weights[p], weights[p])
+                    ctx.set(i.products[p], products[p])
+            else:
+                ctx.set(dut.i.valid, 0)
             await ctx.tick()
-            assert ctx.get(dut.o.valid)
-            assert ctx.get(dut.o.payload.layer) == k and ctx.get(dut.o.payload.addr) == n & 0xFF
+            done = n + 1 - stages
+            if done < 0:
+                assert not ctx.get(dut.o.valid) and ctx.get(dut.busy)
+                continue
+            k, offset, weights, products = cases[done]
+            assert ctx.get(dut.o.valid) and ctx.get(dut.busy)
+            assert ctx.get(dut.o.payload.layer) == k and ctx.get(dut.o.payload.addr) == done & 0xFF
             got = [ctx.get(dut.o.payload.weights[p]) for p in range(lanes)]
             want = golden_word(weights, products, weight_bits[k], lr_shift[k] + offset)
-            assert got == want, f"case {n}: layer {k} w={weights} products={products}"
+            assert got == want, f"case {done}: layer {k} w={weights} products={products}"
         ctx.set(dut.i.valid, 0)
         await ctx.tick()
-        assert not ctx.get(dut.o.valid)
+        assert not ctx.get(dut.o.valid) and not ctx.get(dut.busy)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -16,7 +16,7 @@ class TB(ClockedTB):
     def __init__(self, dut, p):
         super().__init__(dut, seed=p["seed"])
         self.mult_bits, self.acc_bits = p["mult_bits"], p["acc_bits"]
-        self.latency = 1 + bool(p["input_regs"])
+        self.latency = 1 + bool(p["input_regs"]) + bool(p.get("product_reg", False))
 
     async def reset(self):
         await super().reset(["load", "en", "a", "b", "load_value"])

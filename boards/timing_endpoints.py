@@ -1,0 +1,85 @@
+"""What fails timing besides nextpnr's one critical path: every endpoint's arrival, named.
+
+A build with ``SYNCHRONY_TIMING_DETAIL=1`` asks nextpnr for ``--detailed-timing-report``: its
+``pnr_report.json`` then holds every endpoint's arrival time. Yosys ``autoname`` is skipped in the
+flow, so endpoint cells are called ``$auto$ff.cc:...``; this names each by the source signal its
+flip-flop drives (from ``top.json``) and groups them (the bit index dropped)::
+
+    python -m boards.timing_endpoints build/orangecrab [--slack 0] [--top 40]
+"""
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+__all__ = ["endpoint_groups", "main"]
+
+
+def _names_by_bit(module):
+    """Net bit -> the best name for it (a public name over a ``$`` one, the shortest)."""
+    best = {}
+    for name, net in module["netnames"].items():
+        hidden = net.get("hide_name", 0) or name.startswith("$")
+        for index, bit in enumerate(net["bits"]):
+            if isinstance(bit, str):
+                continue
+            label = f"{name}[{index}]" if len(net["bits"]) > 1 else name
+            rank = (hidden, len(label))
+            if bit not in best or rank < best[bit][0]:
+                best[bit] = (rank, label)
+    return {bit: label for bit, (_, label) in best.items()}
+
+
+def _cell_names(module):
+    """Cell -> the name of what it drives (a flip-flop's Q, a RAM's or DSP's first output)."""
+    names = _names_by_bit(module)
+    out = {}
+    for cell, info in module["cells"].items():
+        outputs = [port for port, direction in info.get("port_directions", {}).items() if direction == "output"]
+        for port in sorted(outputs, key=lambda p: (p != "Q", p)):
+            bits = info["connections"].get(port, [])
+            if bits and not isinstance(bits[0], str) and bits[0] in names:
+                out[cell] = names[bits[0]]
+                break
+    return out
+
+
+def endpoint_groups(build_dir, period_ns=None):
+    """``[(group, worst arrival ns, endpoints)]``, worst first, from a build directory."""
+    build_dir = Path(build_dir)
+    report = json.loads((build_dir / "pnr_report.json").read_text())
+    if "detailed_net_timings" not in report:
+        raise SystemExit("no detailed_net_timings: rebuild with SYNCHRONY_TIMING_DETAIL=1")
+    module = json.loads((build_dir / "top.json").read_text())["modules"]["top"]
+    names = _cell_names(module)
+    groups = defaultdict(list)
+    for net in report["detailed_net_timings"]:
+        for end in net["endpoints"]:
+            cell = end["cell"]
+            label = names.get(cell, cell)
+            group = re.sub(r"\[\d+\]$", "", label)
+            delay = end["delay"]
+            # [earliest, latest] arrival (older nextpnr: one number).
+            groups[group].append(float(delay[-1] if isinstance(delay, list) else delay))
+    rows = [(group, max(delays), len(delays)) for group, delays in groups.items()]
+    rows.sort(key=lambda row: -row[1])
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("build_dir", type=Path)
+    parser.add_argument("--period", type=float, default=10.0, help="clock period, ns (default 10)")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args(argv)
+    rows = endpoint_groups(args.build_dir)
+    failing = sum(n for _, worst, n in rows if worst > args.period)
+    print(f"{'arrival ns':>10} {'endpoints':>9}  group   ({failing} endpoints in groups over {args.period} ns)")
+    for group, worst, count in rows[:args.top]:
+        print(f"{worst:>10.2f} {count:>9}  {group}")
+
+
+if __name__ == "__main__":
+    main()
