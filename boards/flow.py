@@ -164,7 +164,7 @@ def pipelines(platform):
     from rtl.layer_engine import default_lane_latency, default_updater_stages, fabric_arithmetic
 
     return {"lane_latency": default_lane_latency(platform), "updater_stages": default_updater_stages(platform),
-            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": fabric_arithmetic(platform)}
+            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False}
 
 
 def summary_line(report):

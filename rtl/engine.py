@@ -107,8 +107,8 @@ class Engine(wiring.Component):
         built: the host protocol never reads them, so :class:`~rtl.system.SystemTop` leaves it out.
     lane_latency, updater_stages, bank_shift : int, int, bool or None
         The MAC lanes' pipeline depth, the weight updater's register stages and the result
-        bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 3,
-        shift on ECP5, else 1, 1, mux). Results are the same for every choice.
+        bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 2,
+        mux on ECP5, else 1, 1, mux). Results are the same for every choice.
     softmax_product_reg : bool or None
         The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
         ``product_reg``); ``None``: on ECP5 only.

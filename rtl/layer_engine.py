@@ -46,10 +46,11 @@ def default_lane_latency(platform):
 
 
 def default_updater_stages(platform):
-    """The updater's register stages when none are given: 3 on ECP5 (its rounding adder, shifts,
-    subtraction and saturation were one 13 ns path at 8 lanes; with two stages the offset's
-    fan-out to 24 lanes' shifters was 2.7 ns of a 10.4 ns path), 1 elsewhere."""
-    return 3 if fabric_arithmetic(platform) else 1
+    """The updater's register stages when none are given: 2 on ECP5 (its rounding adder, shifts,
+    subtraction and saturation were one 13 ns path at 8 lanes), 1 elsewhere. (With two stages the
+    offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, but the one 24-lane
+    build with three stages and ``bank_shift`` stalled in routing: measured defaults only.)"""
+    return 2 if fabric_arithmetic(platform) else 1
 
 
 class OpKind(enum.Enum, shape=1):
@@ -214,11 +215,12 @@ class LayerEngine(wiring.Component):
         platform at elaboration (:func:`default_lane_latency`: 4 on ECP5, else 1).
     updater_stages : int or None
         The :class:`~rtl.outer_product_updater.OuterProductUpdater`'s register stages (1 to 3);
-        ``None``: by the platform (:func:`default_updater_stages`: 3 on ECP5, else 1).
+        ``None``: by the platform (:func:`default_updater_stages`: 2 on ECP5, else 1).
     bank_shift : bool or None
         Read the result bank out as a shift register (lane 0 always to the requantisers)
         instead of through a ``P``-way multiplexer: more flip-flop inputs, no wide mux in front
-        of the requantiser's adder. ``None``: on ECP5 only (:func:`fabric_arithmetic`).
+        of the requantiser's adder. ``None``: off (the 24-lane ECP5 build that had it stalled in
+        routing).
 
     Members
     -------
@@ -310,7 +312,7 @@ class LayerEngine(wiring.Component):
         latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
         updater_stages = self.updater_stages or default_updater_stages(platform)
-        bank_shift = fabric_arithmetic(platform) if self.bank_shift is None else self.bank_shift
+        bank_shift = bool(self.bank_shift)
 
         # -- weight memories ------------------------------------------------------------------------
         reads, writes = [], []

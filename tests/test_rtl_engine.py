@@ -171,7 +171,7 @@ def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, ov
 
 
 def test_engine_pipeline_choice():
-    """``None`` chooses by the platform: 4 lane stages, 3 updater stages and the softmax's product
+    """``None`` chooses by the platform: 4 lane stages, 2 updater stages and the softmax's product
     register on ECP5, none of them elsewhere; anything else is refused."""
     from types import SimpleNamespace
 
@@ -179,7 +179,7 @@ def test_engine_pipeline_choice():
                                   fabric_arithmetic)
 
     for platform, want in [(None, (1, 1, False)), (SimpleNamespace(family="ice40"), (1, 1, False)),
-                           (SimpleNamespace(family="ecp5"), (4, 3, True))]:
+                           (SimpleNamespace(family="ecp5"), (4, 2, True))]:
         assert (default_lane_latency(platform), default_updater_stages(platform), fabric_arithmetic(platform)) == want
     assert set(LANE_LATENCIES) == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="lane_latency"):
