@@ -57,7 +57,7 @@ def float_online(dataset, layers, rule, basis, order, *, evaluate_at=(), test_in
     test_x, test_y = _inputs(dataset.test_x), dataset.test_y
     subset = list(range(len(test_y))) if test_indices is None else list(test_indices)
     evaluate_at = sorted(set(evaluate_at))
-    curve, seconds = [], 0.0
+    curve = []
 
     def evaluate(seen):
         with torch.no_grad():
@@ -66,23 +66,30 @@ def float_online(dataset, layers, rule, basis, order, *, evaluate_at=(), test_in
                       "subset_accuracy": _accuracy(predictions[subset], test_y[subset])})
 
     order = list(order)
+    seconds = _timed_run(order, evaluate_at, lambda i: step(learner, optimizer, i), evaluate)
+    return {"samples": len(order), "seconds": seconds, "samples_per_second": len(order) / max(seconds, 1e-9),
+            "curve": curve, "config": {"rule": config.rule, "basis": config.basis, "lr": config.lr,
+                                       "activation": config.activation, "optimizer": "sgd", "batch_size": 1}}
+
+
+def _timed_run(order, evaluate_at, step, evaluate):
+    """Train ``step(i)`` for every ``i`` of ``order``, calling ``evaluate(seen)`` (untimed) at
+    each point of ``evaluate_at``; returns the seconds spent training."""
     if 0 in evaluate_at:
         evaluate(0)
     bounds = [b for b in evaluate_at if 0 < b <= len(order)]
     if not bounds or bounds[-1] != len(order):
         bounds.append(len(order))
-    lo = 0
+    lo, seconds = 0, 0.0
     for hi in bounds:
         start = time.perf_counter()
         for i in order[lo:hi]:
-            step(learner, optimizer, i)
+            step(i)
         seconds += time.perf_counter() - start
         if hi in evaluate_at:
             evaluate(hi)
         lo = hi
-    return {"samples": len(order), "seconds": seconds, "samples_per_second": len(order) / max(seconds, 1e-9),
-            "curve": curve, "config": {"rule": config.rule, "basis": config.basis, "lr": config.lr,
-                                       "activation": config.activation, "optimizer": "sgd", "batch_size": 1}}
+    return seconds
 
 
 def integer_online(dataset, config, order, *, evaluate_at=(), test_indices=None, compare_indices=(), warmup=10):
@@ -102,7 +109,7 @@ def integer_online(dataset, config, order, *, evaluate_at=(), test_indices=None,
     test_x, test_y = flatten(dataset.test_x), dataset.test_y
     subset = list(range(len(test_y))) if test_indices is None else list(test_indices)
     evaluate_at = sorted(set(evaluate_at))
-    curve, seconds = [], 0.0
+    curve = []
 
     def evaluate(seen):
         predictions = net.infer(test_x)
@@ -112,19 +119,6 @@ def integer_online(dataset, config, order, *, evaluate_at=(), test_indices=None,
                       "predictions": "".join(map(str, chosen)) if config.n_classes <= 10 else chosen})
 
     order = list(order)
-    if 0 in evaluate_at:
-        evaluate(0)
-    bounds = [b for b in evaluate_at if 0 < b <= len(order)]
-    if not bounds or bounds[-1] != len(order):
-        bounds.append(len(order))
-    lo = 0
-    for hi in bounds:
-        start = time.perf_counter()
-        for i in order[lo:hi]:
-            net.train_step(train_x[i], train_y[i])
-        seconds += time.perf_counter() - start
-        if hi in evaluate_at:
-            evaluate(hi)
-        lo = hi
+    seconds = _timed_run(order, evaluate_at, lambda i: net.train_step(train_x[i], train_y[i]), evaluate)
     return {"samples": len(order), "seconds": seconds, "samples_per_second": len(order) / max(seconds, 1e-9),
             "curve": curve}
