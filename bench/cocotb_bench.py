@@ -19,22 +19,17 @@ import cocotb
 from cocotb.utils import get_sim_time
 
 from rtl.engine import Command
-from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, params, result_path
+from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, dataset_from_params, params, result_path
 
 
 @cocotb.test()
 async def bench_train(dut):
-    from golden.datasets import load_dataset
-    from golden.integer.train import flatten
-
     p = params()
     config, lanes = config_from_params(p)
     tb = EngineTB(dut, config, lanes)
     checker = GoldenChecker(config, lanes)
     net = checker.net
-    dataset = load_dataset(p["dataset"], data_dir=p.get("data_dir"))
-    train_x, train_y = flatten(dataset.train_x), dataset.train_y.tolist()
-    test_x, test_y = flatten(dataset.test_x), dataset.test_y.tolist()
+    train_x, train_y, test_x, test_y = dataset_from_params(p)
     order = [int(i) for i in p["order"]]
     test_indices = [int(i) for i in p.get("test_indices", [])]
     evaluate_at = set(int(b) for b in p.get("evaluate_at", []))

@@ -31,7 +31,7 @@ from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb
 
 __all__ = ["SimTop", "add_sim_clock", "EngineTB", "GoldenChecker", "Mismatch", "run_engine", "COCOTB_DIR", "params",
-           "golden_in_mode"]
+           "golden_in_mode", "config_from_params", "dataset_from_params", "result_path"]
 
 COCOTB_DIR = REPO_ROOT / "tests" / "cocotb"
 COCOTB_MODULE = "cocotb_engine"
@@ -525,6 +525,16 @@ def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=No
 
 def config_from_params(p):
     return EngineConfig.from_dict(p["config"]), int(p["lanes"])
+
+
+def dataset_from_params(p):
+    """``(train_x, train_y, test_x, test_y)`` of the run's dataset: pixels flattened, labels as lists."""
+    from golden.datasets import load_dataset
+    from golden.integer.train import flatten
+
+    dataset = load_dataset(p["dataset"], data_dir=p.get("data_dir"))
+    return (flatten(dataset.train_x), dataset.train_y.tolist(),
+            flatten(dataset.test_x), dataset.test_y.tolist())
 
 
 def result_path(p):

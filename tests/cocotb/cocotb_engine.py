@@ -25,7 +25,7 @@ import torch
 from golden.integer.network import initial_weights
 from rtl.engine import Command, Region, Status
 from rtl.layer_engine import pack_weights
-from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, params, result_path
+from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, dataset_from_params, params, result_path
 
 
 def _fail(message):
@@ -126,17 +126,14 @@ async def engine_trace(dut):
 @cocotb.test()
 async def engine_epoch(dut):
     """Online training in the host order, checked every sample, then the held-out test."""
-    from golden.datasets import load_dataset
-    from golden.integer.train import flatten, lr_segments
+    from golden.integer.train import lr_segments
 
     p = params()
     config, lanes = config_from_params(p)
     tb = EngineTB(dut, config, lanes)
     checker = GoldenChecker(config, lanes)
     net = checker.net
-    dataset = load_dataset(p["dataset"], data_dir=p.get("data_dir"))
-    train_x, train_y = flatten(dataset.train_x), dataset.train_y.tolist()
-    test_x, test_y = flatten(dataset.test_x), dataset.test_y.tolist()
+    train_x, train_y, test_x, test_y = dataset_from_params(p)
     generator = torch.Generator().manual_seed(int(p["seed"]))
     epochs = []
     for _ in range(int(p["epochs"])):
