@@ -9,6 +9,7 @@ Yosys tiles a memory: the cheapest ``ceil(width / w) * ceil(depth / d)``.
 from dataclasses import dataclass, field
 
 from rtl.layer_engine import LayerGeometry
+from rtl.single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH
 
 __all__ = ["Budget", "MemoryNeed", "blocks_for", "engine_memories", "check_budget", "logic_estimate",
            "LOGIC_MODEL", "LOGIC_CALIBRATION", "LOGIC_MARGIN", "LOGIC_OVERESTIMATE"]
@@ -86,6 +87,19 @@ class Budget:
     blocks: dict
     logic: int
     problems: list = field(default_factory=list)
+    #: "spram": the weights are in the SPRAMs (rtl.layer_engine.LayerEngine weight_store), the
+    #: other memories in block RAM.
+    weight_store: str = "ebr"
+
+    @property
+    def beats(self):
+        """64-bit SPRAM beats a weight word takes."""
+        return -(-self.lanes * SPRAM_LANE_BITS // SPRAM_WIDTH)
+
+    @property
+    def spram_addresses(self):
+        words = sum(m.depth for m in self.memories if m.name.startswith("weights"))
+        return words * self.beats if self.weight_store == "spram" else 0
 
     @property
     def ram_blocks(self):
@@ -110,11 +124,17 @@ class Budget:
         for m in self.memories:
             n = self.blocks.get(m.name, 0)
             where = f"{n} blocks" if n else "logic (small)"
+            if self.weight_store == "spram" and m.name.startswith("weights"):
+                where = f"SPRAM, {m.depth * self.beats} x 64"
             lines.append(f"    {m.name:<14} {m.depth:>6} x {m.width:<4} = {m.bits / 1024:8.1f} Kbit -> {where}")
-        lines.append(f"  weight read bandwidth {self.read_bits_per_cycle} bits/cycle")
-        if b.spram:
-            lines.append(f"  SPRAM        {b.spram} x {b.spram_bits // 1024} Kbit (16 bits wide each, single port): "
-                         "not used by the engine's 1R1W weight memories")
+        if self.weight_store == "spram":
+            lines.append(f"  SPRAM        {self.spram_addresses:>7} / {SPRAM_DEPTH} addresses of 64 bits "
+                         f"({b.spram} x {b.spram_bits // 1024} Kbit side by side; a word of {self.lanes} lanes "
+                         f"is {self.beats} beats)")
+            lines.append(f"  weight read bandwidth {SPRAM_WIDTH} bits/cycle (single port: a forward word every "
+                         f"{self.beats} cycles, an update word every {2 * self.beats})")
+        else:
+            lines.append(f"  weight read bandwidth {self.read_bits_per_cycle} bits/cycle")
         return "\n".join(lines)
 
     def to_dict(self):
@@ -122,6 +142,8 @@ class Budget:
             "logic_estimate": {"need": self.logic, "have": self.board.lut},
             "multipliers": {"need": self.lanes, "have": self.board.dsp},
             "ram_blocks": {"need": self.ram_blocks, "have": self.board.ram},
+            "weight_store": self.weight_store,
+            "spram_addresses": {"need": self.spram_addresses, "have": SPRAM_DEPTH if self.board.spram else 0},
             "weight_bits": self.weight_bits,
             "read_bits_per_cycle": self.read_bits_per_cycle,
             "memories": {m.name: {"depth": m.depth, "width": m.width, "blocks": self.blocks.get(m.name, 0)}
@@ -137,10 +159,22 @@ def _in_logic(board, memory):
 
 def check_budget(board, config, lanes, refuse=True):
     """The :class:`Budget` of ``config`` on ``lanes`` lanes; ``ValueError`` (with the budget
-    table) if it cannot fit ``board`` (unless ``refuse`` is false: the problems are listed)."""
+    table) if it cannot fit ``board`` (unless ``refuse`` is false: the problems are listed).
+
+    On a board with SPRAM (the iCE40 UP5K) the weights are there, as the engine builds them
+    (:func:`rtl.layer_engine.default_weight_store`); everything else is in block RAM."""
     memories = engine_memories(config, lanes)
-    blocks = {m.name: blocks_for(m, board.ram_configs) for m in memories if not _in_logic(board, m)}
-    budget = Budget(board, lanes, memories, blocks, logic_estimate(board.family, config, lanes))
+    store = "spram" if board.spram else "ebr"
+    blocks = {m.name: blocks_for(m, board.ram_configs) for m in memories
+              if not _in_logic(board, m) and not (store == "spram" and m.name.startswith("weights"))}
+    budget = Budget(board, lanes, memories, blocks, logic_estimate(board.family, config, lanes), weight_store=store)
+    if store == "spram":
+        if max(config.weight_bits) > SPRAM_LANE_BITS:
+            budget.problems.append(f"weights of {max(config.weight_bits)} bits; the SPRAM lanes hold {SPRAM_LANE_BITS}")
+        if budget.spram_addresses > SPRAM_DEPTH:
+            budget.problems.append(
+                f"the weights need {budget.spram_addresses} SPRAM addresses of 64 bits "
+                f"({budget.weight_bits / 1024:.0f} Kbit); the {board.device} has {SPRAM_DEPTH}")
     if lanes > board.dsp:
         budget.problems.append(f"{lanes} lanes need {lanes} multipliers; the {board.device} has {board.dsp}")
     if config.mult_bits > (16 if board.family == "ice40" else 18):

@@ -112,6 +112,9 @@ class Engine(wiring.Component):
     softmax_product_reg : bool or None
         The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
         ``product_reg``); ``None``: on ECP5 only.
+    weight_store : str or None
+        ``"ebr"`` or ``"spram"`` (:class:`~rtl.layer_engine.LayerEngine`); ``None``: SPRAM on
+        the iCE40, else EBR. Results are the same; SPRAM spaces the word operations out.
 
     Members
     -------
@@ -133,7 +136,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
-                 bank_shift=None, *, trace=True):
+                 bank_shift=None, *, trace=True, weight_store=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -143,7 +146,7 @@ class Engine(wiring.Component):
         self.config = config
         self.lanes = lanes
         self.trace = trace
-        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift)
+        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift, weight_store)
         self.softmax_product_reg = softmax_product_reg
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
@@ -246,12 +249,22 @@ class Engine(wiring.Component):
         # -- access port decode (used when idle) -------------------------------------------------------
         req = self.access.payload
         access_fire = self.access.valid & self.access.ready
+        # An access is held from its transfer to its response (a read of the weights takes the
+        # layer engine's read_latency cycles, a weight write as long as the write port wants).
+        pending = Signal()
+        held = Signal(self.access.payload.shape())
+        access_addr = Mux(pending, held.addr, req.addr)
+        issue = seq.op.valid & seq.op.ready
 
         # -- inputs of the lanes at S1 -------------------------------------------------------------------
         x_addr = (op.word - 1)[:max(1, ceil_log2(geo.max_fan_in))]
+        # Taken with the op, and during a step the x and δ ports read only when an op is taken:
+        # what the lanes see stays put until their S1, however many beats the weights take.
         s1_layer = Signal(geo.layer_shape)
-        m.d.sync += s1_layer.eq(op.layer)
-        m.d.comb += sample_read.addr.eq(Mux(use_bank, x_addr + M0, x_addr))
+        with m.If(issue):
+            m.d.sync += s1_layer.eq(op.layer)
+        reading = issue | (state != _State.RUN)
+        m.d.comb += [sample_read.addr.eq(Mux(use_bank, x_addr + M0, x_addr)), sample_read.en.eq(reading)]
         activations = []
         act_reads = []
         act_streams = []
@@ -261,7 +274,7 @@ class Engine(wiring.Component):
             m.submodules[f"activations{k}"] = mem
             activations.append(mem.write_port())
             read = mem.read_port()
-            m.d.comb += read.addr.eq(Mux(seq.op.valid, x_addr, req.addr))
+            m.d.comb += [read.addr.eq(Mux(seq.op.valid, x_addr, access_addr)), read.en.eq(reading)]
             act_reads.append(read)
             # Pass 2 of an LLS unit re-reads the activations through a port of its own.
             act_streams.append(mem.read_port() if lls else None)
@@ -284,7 +297,7 @@ class Engine(wiring.Component):
             delta_writes.append(write)
             delta_reads.append(read)
             # Read at a group's first update word; the port holds the word for the whole group.
-            group_start = (seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == k))
+            group_start = (issue & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == k))
             m.d.comb += [
                 read.addr.eq(Mux(seq.op.valid, op.group, req.addr)),
                 read.en.eq(group_start | access_fire),
@@ -409,19 +422,20 @@ class Engine(wiring.Component):
                 m.d.sync += [probs.eq(softmax.o.payload.probs), errors.eq(softmax.o.payload.errors)]
 
         # -- weight initialisation and host writes share the lanes' write port ---------------------
-        access_write = Signal()
-        m.d.comb += access_write.eq(access_fire & req.write & (req.region == Region.WEIGHTS))
+        weight_write = held.write & (held.region == Region.WEIGHTS)
         with m.If(init.busy):
             wiring.connect(m, init.write, lanes.write)
         with m.Else():
+            # From the held access: the payload stays put for as many cycles as the port takes.
             m.d.comb += [
-                lanes.write.valid.eq(access_write),
-                lanes.write.payload.layer.eq(req.layer),
-                lanes.write.payload.addr.eq(req.addr),
+                lanes.write.valid.eq(pending & weight_write),
+                lanes.write.payload.layer.eq(held.layer),
+                lanes.write.payload.addr.eq(held.addr),
                 lanes.write.payload.mask.eq((1 << P) - 1),
-                lanes.write.payload.weights.eq(req.data[:len(lanes.write.payload.weights.as_value())]),
+                lanes.write.payload.weights.eq(held.data[:len(lanes.write.payload.weights.as_value())]),
             ]
-        m.d.comb += [lanes.read_layer.eq(req.layer), lanes.read_addr.eq(req.addr)]
+        m.d.comb += [lanes.read_start.eq(access_fire), lanes.read_layer.eq(req.layer),
+                     lanes.read_addr.eq(req.addr)]
 
         # -- the learning-rate offset register (numerics §12), written by the host between epochs --
         lr_offset = Signal(range(len(config.lr_decay) + 1))
@@ -507,12 +521,11 @@ class Engine(wiring.Component):
             m.d.sync += booted.eq(1)
 
         # -- access port ---------------------------------------------------------------------------
-        pending = Signal()
-        held = Signal(self.access.payload.shape())
+        read_wait = Signal(range(lanes.read_latency(platform)))
         m.d.comb += self.access.ready.eq((state == _State.IDLE) & ~pending & ~self.response.valid
-                                         & (~req.write | lanes.write.ready))
+                                         & lanes.host_free)
         with m.If(access_fire):
-            m.d.sync += [pending.eq(1), held.eq(req)]
+            m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(lanes.read_latency(platform) - 1)]
         with m.If(self.response.valid & self.response.ready):
             m.d.sync += self.response.valid.eq(0)
         word = Signal(self.access_bits)
@@ -564,8 +577,14 @@ class Engine(wiring.Component):
                             with m.Case(k):
                                 m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
         with m.If(pending):
-            m.d.sync += [pending.eq(0), self.response.valid.eq(1),
-                         self.response.payload.eq(Mux(held.write, 0, word))]
+            with m.If(weight_write):
+                with m.If(lanes.write.ready):
+                    m.d.sync += [pending.eq(0), self.response.valid.eq(1), self.response.payload.eq(0)]
+            with m.Elif(read_wait == 0):
+                m.d.sync += [pending.eq(0), self.response.valid.eq(1),
+                             self.response.payload.eq(Mux(held.write, 0, word))]
+            with m.Else():
+                m.d.sync += read_wait.eq(read_wait - 1)
         return m
 
 

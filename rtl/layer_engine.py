@@ -11,10 +11,11 @@ from amaranth.utils import ceil_log2
 from .mac_lane import MACLane
 from .outer_product_updater import OuterProductUpdater
 from .requantiser import Requantiser
+from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40
 
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
-           "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "fabric_arithmetic", "default_lane_latency",
-           "default_updater_stages"]
+           "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
+           "default_updater_stages", "default_weight_store", "SPRAMSchedule"]
 
 
 #: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator): ``(fetch_reg,
@@ -51,6 +52,50 @@ def default_updater_stages(platform):
     offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, but the one 24-lane
     build with three stages and ``bank_shift`` stalled in routing: measured defaults only.)"""
     return 2 if fabric_arithmetic(platform) else 1
+
+
+#: Where the weights live: ``"ebr"``, one simple dual-port block RAM per layer (a read and a
+#: write every cycle); ``"spram"``, every layer in one 64-bit single-port RAM
+#: (:class:`~rtl.single_port_ram.SinglePortRAM`: the iCE40 UP5K's SPRAMs, 1 Mbit against its
+#: 120 Kbit of EBR), a word in ``ceil(P / 4)`` beats and a read or a write per cycle.
+WEIGHT_STORES = ("ebr", "spram")
+
+
+def default_weight_store(platform):
+    """``"spram"`` on an iCE40 (the UP5K's EBR holds neither the digits network nor an MNIST
+    one), ``"ebr"`` elsewhere."""
+    return "spram" if is_ice40(platform) else "ebr"
+
+
+class SPRAMSchedule:
+    """The issue rules of the single-port weight store, for ``beats`` beats a word and an
+    updater of ``updater_stages`` stages (the lanes' latency is 1).
+
+    An op issued at cycle ``t`` reads its word's beats at ``t .. t+B-1``; the lanes see the
+    whole word at S1 ``= t+B`` and the update products and old word are held from S2
+    ``= t+B+1``. The updater, ``P / B`` lanes wide, takes beat ``j`` at ``t+B+1+d0+j`` and
+    its output is written at ``t+3B+j``: ``d0 = 2B-1-stages`` places the writes in the two
+    free beats of the next update op's ``2B``-cycle slot. So an op may not issue
+
+    - while a read's beats are going (``1 .. B-1`` cycles after any op),
+    - ``1 .. 2B-1`` cycles after an update op: the updater may still be reading that op's
+      products (until ``B+d0-1``), which the next op's multiply would change, and an update
+      word every ``2B`` cycles at most lets the CRC take a word's fold in ``2B`` pieces,
+    - ``2B+1 .. 4B-1`` cycles after an update op: its reads would meet that op's writes;
+
+    back-to-back update ops are ``2B`` apart, forward ops ``B``.
+    """
+
+    def __init__(self, beats, updater_stages):
+        B = beats
+        self.beats = B
+        self.updater_delay = 2 * B - 1 - updater_stages   # d0
+        if not 0 <= self.updater_delay <= B:
+            raise ValueError(f"SPRAM weights with {B} beats a word need 1 <= updater_stages <= {2 * B - 1}"
+                             f" and updater_stages >= {B - 1}, got {updater_stages}")
+        self.write_delay = 3 * B                              # issue -> first write beat
+        self.blocked_after_update = tuple(range(1, 2 * B)) + tuple(range(2 * B + 1, 4 * B))
+        self.history = 4 * B - 1
 
 
 class OpKind(enum.Enum, shape=1):
@@ -221,15 +266,25 @@ class LayerEngine(wiring.Component):
         instead of through a ``P``-way multiplexer: more flip-flop inputs, no wide mux in front
         of the requantiser's adder. ``None``: off (the 24-lane ECP5 build that had it stalled in
         routing).
+    weight_store : str or None
+        ``"ebr"`` or ``"spram"`` (:data:`WEIGHT_STORES`); ``None``: by the platform
+        (:func:`default_weight_store`). With ``"spram"`` a word is read in ``B = ceil(P / 4)``
+        beats, so S1 comes ``B`` cycles after S0 (``x`` and ``delta`` held until then),
+        ``op.ready`` spaces the ops by the rules of :class:`SPRAMSchedule`, the
+        updater is ``P / B`` lanes wide and takes a word's beats one per cycle, and host reads
+        (``read_start``) take ``B`` cycles. Needs lane latency 1 and at most 16-bit weights.
 
     Members
     -------
-    op : In(stream.Signature(op_layout(geometry), always_ready=True))
-        The word operation at S0.
+    op : In(stream.Signature(op_layout(geometry)))
+        The word operation at S0, taken with ``op.ready`` (always 1 with ``"ebr"``).
     x : In(signed(mult_bits))
-        S1: the input ``x_{word-1}`` of the op issued the cycle before (ignored for word 0).
+        The input ``x_{word-1}`` of the op taken the cycle before (ignored for word 0). With
+        ``"spram"`` it must stay put until the op's S1, ``B`` cycles after it was taken (no op
+        is taken in between: a read port that reads only when an op is taken does it).
     delta : In(data.ArrayLayout(signed(delta_bits), P))
-        S1: the learning signal of the op's group (update ops).
+        The learning signal of the group of the op taken the cycle before (update ops); held
+        like ``x``.
     bank_ready : Out(1)
         A forward group's last word may be issued (the result bank is free).
     o : Out(stream.Signature(StructLayout({"layer", "index", "value", "fprime"})))
@@ -244,11 +299,16 @@ class LayerEngine(wiring.Component):
     checksum : Out(32)
         CRC-32 of the folds of the words written since ``checksum_start`` (:func:`weight_checksum`).
     write : In(stream.Signature(StructLayout({"layer", "addr", "mask", "weights"})))
-        Host and initialiser writes: lanes with ``mask`` set are written. Ready when the updater
-        is not writing.
-    read_layer, read_addr : In
-        Host reads when no ``op`` is valid: ``read_data`` holds the word one cycle later.
+        Host and initialiser writes: lanes with ``mask`` set are written. With ``"ebr"`` ready
+        when the updater is not writing; with ``"spram"`` the word is written in ``B`` beats and
+        taken with the last (the payload must stay put: a stream's rule anyway).
+    read_start, read_layer, read_addr : In
+        Host reads, when no ``op`` is taken and ``host_free``: ``read_data`` holds the word
+        :attr:`read_latency` cycles after ``read_start`` (1 with ``"ebr"``, which reads
+        ``read_addr`` whenever no op is taken).
     read_data : Out(data.ArrayLayout(signed(max(weight_bits)), P))
+    host_free : Out(1)
+        A host read or write may start: the weight store is not busy with the datapath.
     lr_offset : In(range(len(lr_decay) + 1))
         The learning-rate offset added to every ``lr_shift`` (``docs/numerics.md`` §12).
     step_start : In(1)
@@ -257,7 +317,7 @@ class LayerEngine(wiring.Component):
         Stochastic rounding: the next update group's draws are ready (always 1 otherwise).
     """
 
-    def __init__(self, config, lanes, lane_latency=None, updater_stages=None, bank_shift=None):
+    def __init__(self, config, lanes, lane_latency=None, updater_stages=None, bank_shift=None, weight_store=None):
         # A refused configuration is not an unused design.
         if lane_latency is not None and lane_latency not in LANE_LATENCIES:
             self._MustUse__silence = True
@@ -265,9 +325,15 @@ class LayerEngine(wiring.Component):
         if updater_stages not in (None, 1, 2, 3):
             self._MustUse__silence = True
             raise ValueError(f"updater_stages must be 1, 2, 3 or None, got {updater_stages!r}")
+        if weight_store not in (None, *WEIGHT_STORES):
+            self._MustUse__silence = True
+            raise ValueError(f"weight_store must be one of {WEIGHT_STORES} or None, got {weight_store!r}")
         self.config = config
         self.geometry = geo = LayerGeometry(config, lanes)
         self.lanes = lanes
+        self.weight_store = weight_store
+        self.beats = -(-lanes * SPRAM_LANE_BITS // SPRAM_WIDTH)
+        self.spram_depth = sum(geo.words) * self.beats
         self.lane_latency = lane_latency
         self.updater_stages = updater_stages
         self.bank_shift = bank_shift
@@ -281,7 +347,7 @@ class LayerEngine(wiring.Component):
             "fprime": 1,
         })
         super().__init__({
-            "op": In(stream.Signature(op_layout(geo), always_ready=True)),
+            "op": In(stream.Signature(op_layout(geo))),
             "x": In(signed(config.mult_bits)),
             "delta": In(data.ArrayLayout(signed(config.delta_bits), lanes)),
             "bank_ready": Out(1),
@@ -296,13 +362,23 @@ class LayerEngine(wiring.Component):
                 "mask": unsigned(lanes),
                 "weights": self.word_layout,
             }))),
+            "read_start": In(1),
             "read_layer": In(geo.layer_shape),
             "read_addr": In(unsigned(geo.addr_bits)),
             "read_data": Out(self.word_layout),
+            "host_free": Out(1),
             "lr_offset": In(range(len(config.lr_decay) + 1)),
             "step_start": In(1),
             "draws_ready": Out(1),
         })
+
+    def resolved_weight_store(self, platform):
+        """The weight store built on ``platform``: ``weight_store``, or the platform's default."""
+        return self.weight_store or default_weight_store(platform)
+
+    def read_latency(self, platform):
+        """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
+        return self.beats if self.resolved_weight_store(platform) == "spram" else 1
 
     def elaborate(self, platform):
         m = Module()
@@ -311,37 +387,66 @@ class LayerEngine(wiring.Component):
         op_shape = op_layout(geo)
         latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
-        updater_stages = self.updater_stages or default_updater_stages(platform)
+        spram = self.resolved_weight_store(platform) == "spram"
+        B = self.beats
+        # SPRAM: two stages let the lanes be cleared before every update op (see the lanes).
+        updater_stages = self.updater_stages or (2 if spram and B >= 2 else default_updater_stages(platform))
         bank_shift = bool(self.bank_shift)
+        if spram:
+            if latency != 1:
+                raise ValueError(f"LayerEngine: SPRAM weights need lane latency 1, got {latency}")
+            if self.word_shape.width > SPRAM_LANE_BITS:
+                raise ValueError(f"LayerEngine: SPRAM weights are at most {SPRAM_LANE_BITS} bits, "
+                                 f"got {self.word_shape.width}")
+            if self.spram_depth > SPRAM_DEPTH:
+                raise ValueError(f"LayerEngine: {sum(geo.words)} words of {B} beats need {self.spram_depth} "
+                                 f"SPRAM addresses, more than {SPRAM_DEPTH}")
+            schedule = SPRAMSchedule(B, updater_stages)
 
-        # -- weight memories ------------------------------------------------------------------------
-        reads, writes = [], []
-        for k in range(L):
-            mem = memory.Memory(shape=data.ArrayLayout(signed(config.weight_bits[k]), P),
-                                depth=geo.words[k], init=[])
-            m.submodules[f"weights{k}"] = mem
-            reads.append(mem.read_port())
-            writes.append(mem.write_port(granularity=1))
-
-        # S0: the datapath's address, or the host's when nothing is issued.
         op = self.op.payload
-        issue = self.op.valid
-        word_layer = Signal(geo.layer_shape)
-        m.d.sync += word_layer.eq(Mux(issue, op.layer, self.read_layer))
-        for k in range(L):
-            m.d.comb += reads[k].addr.eq(Mux(issue, op.addr, self.read_addr))
+        issue = self.op.valid & self.op.ready
 
-        # S1: the word that was read, lanes sign-extended to the widest layer.
-        word = Signal(self.word_layout)
-        with m.Switch(word_layer):
+        if not spram:
+            # -- weight memories: one 1R1W block RAM per layer ----------------------------------
+            reads, writes = [], []
             for k in range(L):
-                with m.Case(k):
-                    m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
+                mem = memory.Memory(shape=data.ArrayLayout(signed(config.weight_bits[k]), P),
+                                    depth=geo.words[k], init=[])
+                m.submodules[f"weights{k}"] = mem
+                reads.append(mem.read_port())
+                writes.append(mem.write_port(granularity=1))
+            m.d.comb += self.op.ready.eq(1)
+
+            # S0: the datapath's address, or the host's when nothing is issued.
+            word_layer = Signal(geo.layer_shape)
+            m.d.sync += word_layer.eq(Mux(issue, op.layer, self.read_layer))
+            for k in range(L):
+                m.d.comb += reads[k].addr.eq(Mux(issue, op.addr, self.read_addr))
+
+            # S1: the word that was read, lanes sign-extended to the widest layer.
+            word = Signal(self.word_layout)
+            with m.Switch(word_layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
+            x, delta = self.x, self.delta
+        else:
+            word, x, delta = self._spram_reads(m, issue)
         m.d.comb += self.read_data.eq(word)
 
         s1 = Signal(op_shape)
         s1_valid = Signal()
         m.d.sync += [s1.eq(op), s1_valid.eq(issue)]
+        extra_busy = []
+        pre_s1, pre_s1_valid = None, None
+        if spram:
+            # S1 is B cycles after S0: the op waits for its last beat.
+            for i in range(B - 1):
+                pre_s1, pre_s1_valid = s1, s1_valid
+                later, later_valid = Signal(op_shape, name=f"beat_op{i}"), Signal(name=f"beat_valid{i}")
+                m.d.sync += [later.eq(s1), later_valid.eq(s1_valid)]
+                extra_busy.append(s1_valid)
+                s1, s1_valid = later, later_valid
 
         # The lanes that hold real neurons, counted at S1.
         real = Signal(range(P + 1))
@@ -352,7 +457,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.busy_lanes.eq(Mux(s1_valid, real, 0))
 
         # -- fetch register (lane_latency 4): S1's inputs once more before the operand muxes --------
-        f_op, f_valid, f_word, f_x, f_delta = s1, s1_valid, word, self.x, self.delta
+        f_op, f_valid, f_word, f_x, f_delta = s1, s1_valid, word, x, delta
         fetch_valids = []
         if fetch_reg:
             f_op = Signal(op_shape, name="fetch_op")
@@ -362,8 +467,8 @@ class LayerEngine(wiring.Component):
             f_x = Signal.like(self.x, name="fetch_x")
             delta_layout = self.delta.shape()
             f_delta = data.View(delta_layout, Signal(delta_layout.size, name="fetch_delta"))
-            m.d.sync += [f_op.eq(s1), f_valid.eq(s1_valid), f_word.eq(word), f_x.eq(self.x),
-                         f_delta.eq(self.delta)]
+            m.d.sync += [f_op.eq(s1), f_valid.eq(s1_valid), f_word.eq(word), f_x.eq(x),
+                         f_delta.eq(delta)]
             fetch_valids.append(f_valid)
         forward = f_valid & (f_op.kind == OpKind.FORWARD)
         update = f_valid & (f_op.kind == OpKind.UPDATE)
@@ -377,11 +482,32 @@ class LayerEngine(wiring.Component):
                     m.d.comb += bias_one.eq(1 << config.bias_shift(k))
 
         # -- lanes ------------------------------------------------------------------------------------
+        # With SPRAM (two beats or more) the cycle before S1 is free: a forward group's lanes are
+        # cleared then and the biases multiplied in by 2**bias_shift at S1, like an update's
+        # bias word, instead of loaded shifted: no per-layer shift multiplexer per lane. When
+        # the updater is done with an update op's products by the next op's clear (d0 < B),
+        # the lanes are cleared before every update op too, and the accumulator is the product:
+        # no acc_prev registers and subtractors.
+        bias_by_multiply = spram and B >= 2
+        clear_updates = bias_by_multiply and schedule.updater_delay < B
+        if bias_by_multiply:
+            clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & (pre_s1.word == 0)
+            if clear_updates:
+                clear = clear | (pre_s1_valid & (pre_s1.kind == OpKind.UPDATE))
         lanes = []
         for p in range(P):
             lane = MACLane.from_config(config, input_regs, product_reg)
             m.submodules[f"lane{p}"] = lane
             lanes.append(lane)
+            if bias_by_multiply:
+                m.d.comb += [
+                    lane.a.eq(Mux(update, f_delta[p], f_word[p])),
+                    lane.b.eq(Mux(first, bias_one, f_x)),
+                    lane.load.eq(clear),
+                    lane.load_value.eq(0),
+                    lane.en.eq(forward | update),
+                ]
+                continue
             load_value = Signal(signed(config.acc_bits))
             with m.Switch(f_op.layer):
                 for k in range(L):
@@ -412,21 +538,30 @@ class LayerEngine(wiring.Component):
         s2 = Signal(op_shape)
         s2_valid = Signal()
         old = Signal(self.word_layout)
-        m.d.sync += [s2.eq(late), s2_valid.eq(late_valid), old.eq(late_word)]
         # Only the low update_product_bits of the increments matter: every δ x fits them, and
         # (acc - acc_prev) mod 2**bits needs only the low bits of both.
         product_bits = config.update_product_bits
-        acc_prev = [Signal(signed(product_bits), name=f"acc_prev{p}") for p in range(P)]
-        m.d.sync += [prev.eq(lane.acc[:product_bits]) for prev, lane in zip(acc_prev, lanes)]
+        m.d.sync += s2_valid.eq(late_valid)
+        # Taken with the op's multiply and held until the next one: the SPRAM updater reads the
+        # op, its old word and its products for B cycles.
+        with m.If(late_valid):
+            m.d.sync += [s2.eq(late), old.eq(late_word)]
+        if clear_updates:
+            products = [lane.acc[:product_bits] for lane in lanes]
+        else:
+            acc_prev = [Signal(signed(product_bits), name=f"acc_prev{p}") for p in range(P)]
+            with m.If(late_valid):
+                m.d.sync += [prev.eq(lane.acc[:product_bits]) for prev, lane in zip(acc_prev, lanes)]
+            # Exact modulo 2**product_bits, and |δ x| < 2**(product_bits-1) (update_product_bits).
+            products = [(lane.acc[:product_bits] - prev)[:product_bits] for lane, prev in zip(lanes, acc_prev)]
 
-        m.submodules.updater = updater = OuterProductUpdater.from_config(config, P, geo.addr_bits, updater_stages)
-        m.d.comb += [
-            updater.lr_offset.eq(self.lr_offset),
-            updater.i.valid.eq(s2_valid & (s2.kind == OpKind.UPDATE)),
-            updater.i.payload.layer.eq(s2.layer),
-            updater.i.payload.addr.eq(s2.addr),
-            updater.i.payload.weights.eq(old),
-        ]
+        # The updater takes the whole word at S2, or with SPRAM one beat of Q lanes a cycle.
+        Q = min(P, SPRAM_WIDTH // SPRAM_LANE_BITS) if spram else P
+        updater_addr_bits = (ceil_log2(self.spram_depth) or 1) if spram else geo.addr_bits
+        m.submodules.updater = updater = OuterProductUpdater.from_config(config, Q, updater_addr_bits,
+                                                                         updater_stages)
+        m.d.comb += [updater.lr_offset.eq(self.lr_offset), updater.i.payload.layer.eq(s2.layer)]
+        s2_update = s2_valid & (s2.kind == OpKind.UPDATE)
         if config.rounding == "stochastic":
             from .rounding_draws import RoundingDraws
             m.submodules.draws = draws = RoundingDraws(geo)
@@ -434,57 +569,133 @@ class LayerEngine(wiring.Component):
             m.d.comb += [
                 draws.start.eq(self.step_start),
                 draws.lr_offset.eq(self.lr_offset),
-                draws.claim.eq(self.op.valid & group_first),
-                draws.take.eq(s2_valid & (s2.kind == OpKind.UPDATE) & (s2.word == 0)),
+                draws.claim.eq(issue & group_first),
+                draws.take.eq(s2_update & (s2.word == 0)),
                 self.draws_ready.eq(draws.ready),
             ]
             # A group's first word takes its draws at this very edge: pass them straight through.
-            m.d.comb += updater.draws.eq(Mux(draws.take, draws.next, draws.current))
+            word_draws = Signal.like(draws.current, name="word_draws")
+            m.d.comb += word_draws.eq(Mux(draws.take, draws.next, draws.current))
         else:
             m.d.comb += self.draws_ready.eq(1)
-        for p in range(P):
-            # Exact modulo 2**product_bits, and |δ x| < 2**(product_bits-1) (update_product_bits).
-            m.d.comb += updater.i.payload.products[p].eq((lanes[p].acc[:product_bits] - acc_prev[p])[:product_bits])
+            word_draws = None
+        updater_busy = [updater.busy]
+        if not spram:
+            m.d.comb += [
+                updater.i.valid.eq(s2_update),
+                updater.i.payload.addr.eq(s2.addr),
+                updater.i.payload.weights.eq(old),
+            ]
+            m.d.comb += [updater.i.payload.products[p].eq(products[p]) for p in range(P)]
+            if word_draws is not None:
+                m.d.comb += updater.draws.eq(word_draws)
+        else:
+            # Beat j enters d0 + j cycles after S2 (SPRAMSchedule).
+            chain = [s2_update]
+            for d in range(schedule.updater_delay + B - 1):
+                later = Signal(name=f"update_beat{d}")
+                m.d.sync += later.eq(chain[-1])
+                chain.append(later)
+                updater_busy.append(later)
+            s2_word = self._word_addr(m, s2.layer, s2.addr, "s2")
+            for j in range(B):
+                with m.If(chain[schedule.updater_delay + j]):
+                    m.d.comb += [updater.i.valid.eq(1), updater.i.payload.addr.eq(s2_word * B + j)]
+                    for q in range(Q):
+                        p = j * Q + q
+                        if p < P:
+                            m.d.comb += [updater.i.payload.weights[q].eq(old[p]),
+                                         updater.i.payload.products[q].eq(products[p])]
+                            if word_draws is not None:
+                                m.d.comb += updater.draws[q].eq(word_draws[p])
 
         # -- S3: write back, checksum -----------------------------------------------------------
         new = updater.o.payload
-        m.d.comb += self.write.ready.eq(~updater.o.valid)
-        for k in range(L):
-            with m.If(updater.o.valid):
-                m.d.comb += [
-                    writes[k].addr.eq(new.addr),
-                    writes[k].en.eq(Mux(new.layer == k, (1 << P) - 1, 0)),
-                ]
-                m.d.comb += [writes[k].data[p].eq(new.weights[p]) for p in range(P)]
-            with m.Else():
-                m.d.comb += [
-                    writes[k].addr.eq(self.write.payload.addr),
-                    writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
-                                        self.write.payload.mask, 0)),
-                ]
-                m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
+        if not spram:
+            m.d.comb += [self.write.ready.eq(~updater.o.valid), self.host_free.eq(~updater.o.valid)]
+            for k in range(L):
+                with m.If(updater.o.valid):
+                    m.d.comb += [
+                        writes[k].addr.eq(new.addr),
+                        writes[k].en.eq(Mux(new.layer == k, (1 << P) - 1, 0)),
+                    ]
+                    m.d.comb += [writes[k].data[p].eq(new.weights[p]) for p in range(P)]
+                with m.Else():
+                    m.d.comb += [
+                        writes[k].addr.eq(self.write.payload.addr),
+                        writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
+                                            self.write.payload.mask, 0)),
+                    ]
+                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
+        else:
+            store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
+            extra_busy.append(store_busy)
 
         cb = geo.checksum_lane_bits
         chunk = CHECKSUM_CHUNK_BITS
-        m.submodules.crc = checksum = crc.catalog.CRC32_ISO_HDLC(data_width=chunk).create()
-        extended = [Signal(signed(cb), name=f"crc_lane{p}") for p in range(P)]
-        m.d.comb += [e.eq(new.weights[p]) for p, e in enumerate(extended)]
+        # SPRAM: an update word comes every 2B cycles, so the CRC takes its fold a byte (B = 1:
+        # two bytes) a cycle, a quarter of the XOR trees of a 32-bit input.
+        crc_width = chunk if not spram else (16 if B == 1 else 8)
+        m.submodules.crc = checksum = crc.catalog.CRC32_ISO_HDLC(data_width=crc_width).create()
+        extended = [Signal(signed(cb), name=f"crc_lane{q}") for q in range(Q)]
+        m.d.comb += [e.eq(new.weights[q]) for q, e in enumerate(extended)]
         flat = Cat(*extended)
         if len(flat) % chunk:
             flat = Cat(flat, Const(0, -len(flat) % chunk))
-        # fold_word's XOR of rotated chunks: wiring and one XOR tree per bit.
-        folded = Const(0, chunk)
-        for j in range(len(flat) // chunk):
-            folded = folded ^ flat[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
-        m.d.comb += [
-            checksum.start.eq(self.checksum_start),
-            checksum.valid.eq(updater.o.valid),
-            checksum.data.eq(folded),
-            self.checksum.eq(checksum.crc),
-        ]
+        n_chunks = len(flat) // chunk
+
+        def fold(first):
+            # fold_word's XOR of rotated chunks, chunk j of the beat being chunk first + j of the word.
+            folded = Const(0, chunk)
+            for j in range(n_chunks):
+                folded = folded ^ flat[j * chunk:(j + 1) * chunk].rotate_left((first + j) % chunk)
+            return folded
+
+        m.d.comb += [checksum.start.eq(self.checksum_start), self.checksum.eq(checksum.crc)]
+        if not spram:
+            m.d.comb += [checksum.valid.eq(updater.o.valid), checksum.data.eq(fold(0))]
+        else:
+            if B > 1 and (Q * cb) % chunk:
+                raise ValueError(f"LayerEngine: a beat of {Q} lanes of {cb} bits is no whole number of "
+                                 f"{chunk}-bit checksum chunks")
+            # A word's fold is the XOR of its beats' folds: the earlier beats' is kept, the last
+            # beat's completes it.
+            out_beat = Signal(range(B))
+            partial = Signal(chunk)
+            beat_fold = Signal(chunk)
+            with m.Switch(out_beat):
+                for j in range(B):
+                    with m.Case(j):
+                        m.d.comb += beat_fold.eq(fold(j * n_chunks))
+            word_fold = Mux(out_beat == 0, 0, partial) ^ beat_fold
+            with m.If(updater.o.valid):
+                m.d.sync += [out_beat.eq(out_beat + 1), partial.eq(word_fold)]
+                with m.If(out_beat == B - 1):
+                    m.d.sync += out_beat.eq(0)
+            # The fold's first CRC input goes at once, the rest from a shift register (zlib's
+            # byte order: the low bits first).
+            rest = Signal(chunk - crc_width)
+            rest_left = Signal(range(chunk // crc_width))
+            complete = updater.o.valid & (out_beat == B - 1)
+            with m.If(complete):
+                m.d.comb += [checksum.valid.eq(1), checksum.data.eq(word_fold[:crc_width])]
+                m.d.sync += [rest.eq(word_fold[crc_width:]), rest_left.eq(chunk // crc_width - 1)]
+            with m.Elif(rest_left != 0):
+                m.d.comb += [checksum.valid.eq(1), checksum.data.eq(rest[:crc_width])]
+                m.d.sync += [rest.eq(rest[crc_width:]), rest_left.eq(rest_left - 1)]
+            extra_busy.append(rest_left != 0)
 
         # -- result bank -> requantisers -> o -------------------------------------------------------
-        bank = Signal(data.ArrayLayout(signed(config.acc_bits), P))
+        # With SPRAM the sums are read out of the lanes themselves (no copy: on the UP5K a
+        # register costs a logic cell), and no op is taken until they have all left: the
+        # lanes idle some P + 5 cycles a forward group, in a schedule with a free slot in two.
+        bankless = spram
+        if bankless:
+            if bank_shift:
+                raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
+            bank = data.View(data.ArrayLayout(signed(config.acc_bits), P), Cat(*(lane.acc for lane in lanes)))
+        else:
+            bank = Signal(data.ArrayLayout(signed(config.acc_bits), P))
         bank_valid = Signal()
         bank_layer = Signal(geo.layer_shape)
         bank_group = Signal(range(geo.max_groups))
@@ -493,8 +704,9 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.bank_ready.eq(~reserved)
         capture = s2_valid & (s2.kind == OpKind.FORWARD) & s2.last
         with m.If(capture):
+            if not bankless:
+                m.d.sync += bank.eq(Cat(*(lane.acc for lane in lanes)))
             m.d.sync += [
-                bank.eq(Cat(*(lane.acc for lane in lanes))),
                 bank_valid.eq(1),
                 bank_layer.eq(s2.layer),
                 bank_group.eq(s2.group),
@@ -545,9 +757,115 @@ class LayerEngine(wiring.Component):
             with m.If(serial == bank_last):
                 m.d.sync += [serial.eq(0), bank_valid.eq(0), reserved.eq(0)]
         # Taken when a group's last word is issued; the sequencer waits for bank_ready first.
-        with m.If(self.op.valid & (op.kind == OpKind.FORWARD) & op.last):
+        with m.If(issue & (op.kind == OpKind.FORWARD) & op.last):
             m.d.sync += reserved.eq(1)
+        if spram:
+            m.d.comb += self.op.ready.eq(store_gate & ~reserved)
 
-        m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid & ~updater.busy
+        m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid
+                                 & ~Cat(*updater_busy, *extra_busy).any()
                                  & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
         return m
+
+    # -- the single-port (SPRAM) weight store --------------------------------------------------------
+    def _word_addr(self, m, layer, addr, name):
+        """The store's word address of word ``addr`` of ``layer``: the layers one after another."""
+        geo = self.geometry
+        word = Signal(range(sum(geo.words)), name=f"{name}_word")
+        with m.Switch(layer):
+            for k in range(geo.n_layers):
+                with m.Case(k):
+                    m.d.comb += word.eq(addr + sum(geo.words[:k]))
+        return word
+
+    def _spram_reads(self, m, issue):
+        """The store and its read side: an op's (or a host read's) word in ``B`` beats, the
+        earlier beats kept until the last arrives; ``x`` and ``delta`` delayed to meet it."""
+        B, op = self.beats, self.op.payload
+        m.submodules.store = store = SinglePortRAM(self.spram_depth)
+        self._store = store
+        # One address adder for the ops, the host's reads and the host's writes (never together).
+        sel_layer = Mux(issue, op.layer, Mux(self.write.valid, self.write.payload.layer, self.read_layer))
+        sel_addr = Mux(issue, op.addr, Mux(self.write.valid, self.write.payload.addr, self.read_addr))
+        self._start_word = start_word = self._word_addr(m, sel_layer, sel_addr, "start")
+
+        self._read_pending = pending = Signal()   # beats 1 .. B-1 of a read are due
+        read_word = Signal.like(start_word, name="read_word")
+        read_beat = Signal(range(B), name="read_beat")
+        self._read_addr = read_addr = Signal(range(self.spram_depth), name="spram_read_addr")
+        arriving = Signal(range(B), name="arriving_beat")
+        with m.If(pending):
+            m.d.comb += read_addr.eq(read_word * B + read_beat)
+            m.d.sync += [read_beat.eq(read_beat + 1), arriving.eq(read_beat)]
+            with m.If(read_beat == B - 1):
+                m.d.sync += pending.eq(0)
+        with m.Else():
+            m.d.comb += read_addr.eq(start_word * B)
+            m.d.sync += arriving.eq(0)
+            if B > 1:
+                with m.If(issue | self.read_start):
+                    m.d.sync += [read_word.eq(start_word), read_beat.eq(1), pending.eq(1)]
+        beats = []
+        for j in range(B - 1):
+            kept = Signal(SPRAM_WIDTH, name=f"beat{j}")
+            with m.If(arriving == j):
+                m.d.sync += kept.eq(store.read_data)
+            beats.append(kept)
+        raw = Cat(*beats, store.read_data)
+        word = Signal(self.word_layout)
+        m.d.comb += [word[p].eq(raw[p * SPRAM_LANE_BITS:][:self.word_shape.width]) for p in range(self.lanes)]
+        # x and delta are held by the caller until S1 (see the Members): no copies here.
+        return word, self.x, self.delta
+
+    def _spram_writes(self, m, schedule, issue, updater, updater_busy):
+        """The store's port: the updater's beats, else a host write's beat, else the read.
+        Returns two signals: the store has work in flight, and :class:`SPRAMSchedule` lets an
+        op be taken."""
+        B, config, store = self.beats, self.config, self._store
+        # history[i]: an update op was taken i + 1 cycles ago.
+        history = Signal(schedule.history)
+        m.d.sync += history.eq(Cat(issue & (self.op.payload.kind == OpKind.UPDATE), history[:-1]))
+        blocked = Cat(*(history[d - 1] for d in schedule.blocked_after_update)).any()
+
+        host_beat = Signal(range(B))
+        quiet = ~self._read_pending & ~history.any() & ~Cat(*updater_busy).any() & ~self.op.valid
+        m.d.comb += self.host_free.eq(quiet & (host_beat == 0))
+        gate = ~self._read_pending & ~blocked & (host_beat == 0)
+
+        host = self.write.payload
+        host_data = Signal(B * SPRAM_WIDTH)
+        host_mask = Signal(B * (SPRAM_WIDTH // SPRAM_LANE_BITS))
+        for p in range(self.lanes):
+            value = host.weights[p]
+            if len(set(config.weight_bits)) > 1:
+                # The layer's own width, as its EBR would keep it.
+                value = Signal(self.word_shape, name=f"host_lane{p}")
+                with m.Switch(host.layer):
+                    for k, bits in enumerate(config.weight_bits):
+                        with m.Case(k):
+                            m.d.comb += value.eq(host.weights[p].as_value()[:bits].as_signed())
+            m.d.comb += [host_data[p * SPRAM_LANE_BITS:(p + 1) * SPRAM_LANE_BITS].eq(value),
+                         host_mask[p].eq(host.mask[p])]
+        lanes_per_beat = SPRAM_WIDTH // SPRAM_LANE_BITS
+        updated = [Signal(signed(SPRAM_LANE_BITS), name=f"updated{q}") for q in range(len(updater.o.payload.weights))]
+        m.d.comb += [u.eq(w) for u, w in zip(updated, updater.o.payload.weights)]
+        with m.If(updater.o.valid):
+            m.d.comb += [
+                store.addr.eq(updater.o.payload.addr),
+                store.write_en.eq(-1),
+                store.write_data.eq(Cat(*updated)),
+            ]
+        with m.Elif(self.write.valid & (quiet | (host_beat != 0))):
+            m.d.comb += [
+                store.addr.eq(self._start_word * B + host_beat),
+                store.write_en.eq(host_mask.word_select(host_beat, lanes_per_beat)),
+                store.write_data.eq(host_data.word_select(host_beat, SPRAM_WIDTH)),
+            ]
+            m.d.sync += host_beat.eq(host_beat + 1)
+            with m.If(host_beat == B - 1):
+                m.d.comb += self.write.ready.eq(1)
+                m.d.sync += host_beat.eq(0)
+        with m.Else():
+            m.d.comb += store.addr.eq(self._read_addr)
+        return history.any() | self._read_pending | (host_beat != 0), gate
+

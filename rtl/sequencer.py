@@ -34,8 +34,9 @@ class Sequencer(wiring.Component):
     -------
     start : In(stream.Signature(data.StructLayout({"train": 1})))
         Begin a step (taken when idle); ``train = 0`` is an inference.
-    op : Out(stream.Signature(op_layout(geometry), always_ready=True))
-        The word operation of this cycle.
+    op : Out(stream.Signature(op_layout(geometry)))
+        The next word operation, taken with ``op.ready`` (the layer engine's weight store may
+        space them: :class:`~rtl.layer_engine.SPRAMSchedule`).
     h_avail : In(data.ArrayLayout(range(max_fan_out + 1), L))
         Per layer, outputs written to its activation buffer in this step.
     delta_words : In(data.ArrayLayout(range(max_groups + 1), L))
@@ -53,7 +54,7 @@ class Sequencer(wiring.Component):
         self.geometry = geo = geometry
         super().__init__({
             "start": In(stream.Signature(data.StructLayout({"train": 1}))),
-            "op": Out(stream.Signature(op_layout(geo), always_ready=True)),
+            "op": Out(stream.Signature(op_layout(geo))),
             "h_avail": In(data.ArrayLayout(range(geo.max_fan_out + 1), geo.n_layers)),
             "delta_words": In(data.ArrayLayout(range(geo.max_groups + 1), geo.n_layers)),
             "bank_ready": In(1),
@@ -112,7 +113,7 @@ class Sequencer(wiring.Component):
             op.last.eq(last_word),
         ]
 
-        with m.If(issue):
+        with m.If(issue & self.op.ready):
             m.d.sync += [word.eq(word + 1), addr.eq(addr + 1)]
             with m.If(last_word):
                 m.d.sync += [word.eq(0), group.eq(group + 1)]

@@ -501,14 +501,16 @@ def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=No
 
     ``extra`` goes to the test as parameters (with the configuration and lane count).
     ``engine_args``: keyword arguments of :class:`~rtl.engine.Engine` (its pipelines:
-    ``lane_latency``, ``updater_stages``, ``softmax_product_reg``; by default those of no platform).
+    ``lane_latency``, ``updater_stages``, ``softmax_product_reg``, and ``weight_store``; by
+    default those of no platform).
     Returns the :class:`~sim.cocotb_runner.CocotbRun`.
     """
     engine_args = dict(engine_args or {})
     top = SimTop(config, lanes, **engine_args)
     block = "engine_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
     if engine_args:
-        block += "_" + "_".join(f"{key}{int(value)}" for key, value in sorted(engine_args.items()))
+        block += "_" + "_".join(f"{key}{value if isinstance(value, str) else int(value)}"
+                                for key, value in sorted(engine_args.items()))
     payload = {"config": config.to_dict(), "lanes": lanes, **extra}
     saved = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = f"{saved or ''} -- {MAKE_VARIABLES}".strip()

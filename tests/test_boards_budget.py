@@ -18,13 +18,37 @@ def test_blocks_pick_the_best_aspect_ratio():
     assert blocks_for(MemoryNeed("w", 520, 384), ECP5_EBR) == 22
 
 
-def test_digits_net_does_not_fit_icebreaker_ebr_and_says_why():
-    config = default_config("drtp", None, (64, 128, 10))
+def test_icebreaker_weights_go_to_spram():
+    """On the UP5K the weights are in the SPRAMs (the engine's default there): the digits
+    network's 1298 words of 8 lanes are 2596 64-bit addresses of 16384, and no block RAM."""
+    budget = check_budget(BOARDS["icebreaker"], default_config("drtp", None, (64, 128, 10)), 8, refuse=False)
+    assert budget.weight_store == "spram"
+    assert budget.spram_addresses == 2 * (16 * 65 + 2 * 129)
+    assert not any("SPRAM" in p or "block RAM" in p for p in budget.problems), budget.problems
+    assert "weights0" not in budget.blocks and budget.ram_blocks <= 30
+    assert "SPRAM, 2080 x 64" in budget.table()
+
+
+def test_mnist_hidden_width_on_icebreaker_and_says_why():
+    """784-H-10 on 8 lanes: H = 80 is the widest whose weights fit the SPRAMs (16024 of 16384
+    addresses); H = 88 is refused, naming the SPRAM."""
+    fits = check_budget(BOARDS["icebreaker"], default_config("drtp", None, (784, 80, 10)), 8, refuse=False)
+    assert fits.spram_addresses == 2 * (10 * 785 + 2 * 81) <= 16384
+    assert not any("SPRAM" in p for p in fits.problems), fits.problems
     with pytest.raises(ValueError) as info:
-        check_budget(BOARDS["icebreaker"], config, 8)
+        check_budget(BOARDS["icebreaker"], default_config("drtp", None, (784, 88, 10)), 8)
     message = str(info.value)
-    assert "does not fit icebreaker" in message
-    assert "block RAM" in message and "/ 30" in message
+    assert "does not fit icebreaker" in message and "SPRAM addresses" in message and "has 16384" in message
+
+
+def test_wide_mnist_net_does_not_fit_orangecrab_ebr_and_says_why():
+    """Block RAM is counted where the weights are in EBR: 784-256-10 on 24 lanes of the 25F."""
+    config = default_config("drtp", None, (784, 256, 10))
+    with pytest.raises(ValueError) as info:
+        check_budget(BOARDS["orangecrab"], config, 24)
+    message = str(info.value)
+    assert "does not fit orangecrab" in message
+    assert "block RAM" in message and "/ 56" in message
     assert "weights0" in message
 
 

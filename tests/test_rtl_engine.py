@@ -290,6 +290,124 @@ def test_lane_utilisation_digits_pysim(pipelines):
     assert records["cycles"] <= 2 * (geo.issue_cycles_per_step + 10 + drain)
 
 
+# -- the single-port (SPRAM) weight store -----------------------------------------------------------
+# (layers, rule, basis, lanes, offset, overrides, updater_stages): P <= 4 is one beat a word, P = 5..8 two.
+SPRAM_CASES = [
+    ((13, 9, 5), "drtp", None, 8, 3, {}, 1),
+    ((13, 9, 5), "lls", "square", 8, 1, {"rounding": "stochastic"}, 1),
+    ((11, 7, 6, 5), "lls", "sin", 6, 0, {}, 2),
+    ((9, 7, 5, 3), "lls-m", None, 7, 2, {}, 3),
+    ((7, 10, 3, 5), "drtp", None, 3, 3, {"rounding": "stochastic"}, 1),
+    ((10, 6, 4), "lls", None, 1, 1, {"activation": "hardtanh"}, 1),
+]
+
+
+@pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides, updater_stages", SPRAM_CASES,
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}-u{c[6]}"
+                              f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in SPRAM_CASES])
+def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides, updater_stages):
+    """Weights in one single-port RAM, a word in beats, the updater a beat wide: the same
+    results, bit for bit, including the host's reads and writes of the weights."""
+    config = default_config(rule, basis, layers, **overrides)
+    records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset, weight_store="spram",
+                       updater_stages=updater_stages)
+    assert records["init"], "self-initialised weights differ from initial_weights()"
+    for i, step in enumerate(records["steps"]):
+        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
+        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
+        assert step["weights"], f"step {i}: weights differ"
+
+
+@pytest.mark.parametrize("beats", [1, 2, 3])
+@pytest.mark.parametrize("updater_stages", [1, 2, 3])
+def test_spram_schedule_never_collides(beats, updater_stages):
+    """SPRAMSchedule's rules, played out for every spacing pattern of a few ops: no cycle both
+    reads and writes the single port, and no op's multiply lands while the updater still reads
+    an earlier update op's products."""
+    import itertools
+
+    from rtl.layer_engine import SPRAMSchedule
+
+    B = beats
+    if not B - 1 <= updater_stages <= 2 * B - 1:
+        with pytest.raises(ValueError, match="updater_stages"):
+            SPRAMSchedule(B, updater_stages)
+        return
+    schedule = SPRAMSchedule(B, updater_stages)
+    d0 = schedule.updater_delay
+    for kinds in itertools.product("FU", repeat=3):
+        for waits in itertools.product(range(4 * B + 1), repeat=2):
+            # Greedy issue: each op waits `wait` cycles, then until the rules let it go.
+            issued, t = [], 0
+            for n, kind in enumerate(kinds):
+                if n:
+                    t = issued[-1][0] + 1 + waits[n - 1]
+                while True:
+                    previous = [(u, k) for u, k in issued]
+                    if any(0 < t - u < B for u, _ in previous):
+                        t += 1
+                        continue
+                    if any(k == "U" and t - u in schedule.blocked_after_update for u, k in previous):
+                        t += 1
+                        continue
+                    break
+                issued.append((t, kind))
+            reads = {t + j for t, _ in issued for j in range(B)}
+            writes = {t + schedule.write_delay + j for t, k in issued if k == "U" for j in range(B)}
+            assert len(reads) == B * len(issued), (kinds, waits, issued)
+            assert not reads & writes, (kinds, waits, issued)
+            # Update op at t: the updater reads its products at t+B+1+d0 .. t+2B+d0; the next
+            # op's multiply is at the end of its S1, t'+B.
+            for (t, k), (t2, _) in zip(issued, issued[1:]):
+                if k == "U":
+                    assert t2 + B >= t + 2 * B + d0, (kinds, waits, issued)
+    # Back-to-back update ops are 2B apart.
+    assert 2 * B not in schedule.blocked_after_update and all(d in schedule.blocked_after_update
+                                                               for d in range(1, 2 * B))
+
+
+def test_spram_choice_and_limits():
+    """SPRAM is the iCE40's default; what it cannot hold or pipeline is refused at elaboration."""
+    from types import SimpleNamespace
+
+    from amaranth.hdl import Fragment
+
+    from rtl.layer_engine import LayerEngine, default_weight_store
+
+    assert default_weight_store(SimpleNamespace(family="iCE40")) == "spram"
+    assert default_weight_store(SimpleNamespace(family="ecp5")) == "ebr"
+    assert default_weight_store(None) == "ebr"
+    config = default_config("drtp", None, (8, 5, 3))
+    with pytest.raises(ValueError, match="weight_store"):
+        LayerEngine(config, 2, weight_store="flash")
+    with pytest.raises(ValueError, match="lane latency 1"):
+        Fragment.get(LayerEngine(config, 8, lane_latency=2, weight_store="spram"), None)
+    wide = default_config("drtp", None, (8, 5, 3), weight_width=18, mult_bits=18)
+    with pytest.raises(ValueError, match="at most 16 bits"):
+        Fragment.get(LayerEngine(wide, 8, weight_store="spram"), None)
+    big = default_config("drtp", None, (784, 128, 10))
+    with pytest.raises(ValueError, match="SPRAM addresses"):
+        Fragment.get(LayerEngine(big, 8, weight_store="spram"), None)
+    assert LayerEngine(config, 8, weight_store="spram").read_latency(None) == 2
+    assert LayerEngine(config, 8).read_latency(None) == 1
+
+
+def test_spram_cycles_digits_pysim():
+    """The digits network on 8 lanes with SPRAM weights: a word is 2 beats of the 64-bit port,
+    so forward words go every 2 cycles and update words (read and write) every 4, and each
+    forward group waits for its sums to leave the lanes (no result bank): the lanes are busy
+    a third of the time, and the busy count is the same as with EBR."""
+    config = default_config("drtp", None, (64, 128, 10))
+    records = simulate(config, 8, steps=2, seed=3, weight_store="spram")
+    assert all(s["checksum"][0] == s["checksum"][1] and s["weights"] for s in records["steps"])
+    geo = LayerGeometry(config, 8)
+    assert records["busy"] == 2 * geo.busy_per_step
+    words = sum(geo.words)
+    floor = 2 * (words * 2 + words * 4)
+    drain = sum(geo.groups) * (8 + 6)
+    assert floor <= records["cycles"] <= floor + 2 * (drain + 40), (records["cycles"], floor)
+
+
 # -- cocotb + Verilator system test -----------------------------------------------------------------
 
 def random_config(seed):
@@ -362,6 +480,16 @@ def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, over
     run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra,
                     engine_args={"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
                                  "bank_shift": True})
+
+
+@pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra",
+                         [(*FAST_SYSTEM[0][:3], 8, *FAST_SYSTEM[0][4:]), FAST_SYSTEM[1]],
+                         ids=["13-9-5-lls-p8", "11-7-6-5-drtp-p3"])
+def test_engine_system_spram(tmp_path, layers, rule, basis, lanes, overrides, extra):
+    """The weights in the single-port store (the iCE40's SPRAMs), two beats a word at P = 8 and
+    one at P = 3: every intermediate bit-exact, with host reads and writes of the weights."""
+    config = default_config(rule, basis, layers, seed=1, **overrides)
+    run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra, engine_args={"weight_store": "spram"})
 
 
 @pytest.mark.slow

@@ -1,0 +1,89 @@
+"""A 64-bit single-port RAM: the iCE40 UP5K's four SPRAMs side by side, or a model of them."""
+
+from amaranth import ClockSignal, Instance, Module, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["SinglePortRAM", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_LANE_BITS", "is_ice40"]
+
+SPRAM_DEPTH = 16384   #: words of one SB_SPRAM256KA
+SPRAM_LANE_BITS = 16  #: width of one SB_SPRAM256KA, and of its write-enable lanes here
+SPRAM_WIDTH = 64      #: four of them side by side
+
+
+def is_ice40(platform):
+    """Whether ``platform`` is an iCE40 one (Amaranth's SiliconBlue platforms say ``"iCE40"``)."""
+    return str(getattr(platform, "family", "")).lower() == "ice40"
+
+
+class SinglePortRAM(wiring.Component):
+    """``depth`` words of 64 bits behind one port: a read or a (lane-masked) write per cycle.
+
+    On an iCE40 platform it is four ``SB_SPRAM256KA`` (16 K x 16 each, the UP5K's 1 Mbit) with
+    their address shared; elsewhere (simulation, Verilator) a :class:`~amaranth.lib.memory.Memory`
+    with one read and one write port on the same address, which behaves the same as long as no
+    cycle reads and writes (the SPRAM's output during a write is not defined; the user never
+    looks at it).
+
+    Parameters
+    ----------
+    depth : int
+        Words used, at most :data:`SPRAM_DEPTH`.
+
+    Members
+    -------
+    addr : In(range(depth))
+    write_en : In(4)
+        Per 16-bit lane: write ``write_data``'s lane at ``addr`` (no read this cycle).
+    write_data : In(64)
+    read_data : Out(64)
+        The word at the ``addr`` of the cycle before, when that cycle wrote nothing.
+    """
+
+    def __init__(self, depth):
+        if not 1 <= depth <= SPRAM_DEPTH:
+            raise ValueError(f"SinglePortRAM: depth must be 1..{SPRAM_DEPTH}, got {depth}")
+        self.depth = depth
+        self.lanes = SPRAM_WIDTH // SPRAM_LANE_BITS
+        super().__init__({
+            "addr": In(range(depth)),
+            "write_en": In(self.lanes),
+            "write_data": In(SPRAM_WIDTH),
+            "read_data": Out(SPRAM_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        if is_ice40(platform):
+            address = Signal(ceil_log2(SPRAM_DEPTH))
+            m.d.comb += address.eq(self.addr)
+            for n in range(self.lanes):
+                bits = slice(n * SPRAM_LANE_BITS, (n + 1) * SPRAM_LANE_BITS)
+                m.submodules[f"spram{n}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=address,
+                    i_DATAIN=self.write_data[bits],
+                    # Whole 16-bit lanes only: the four nibble enables together.
+                    i_MASKWREN=self.write_en[n].replicate(4),
+                    i_WREN=self.write_en[n],
+                    i_CHIPSELECT=1,
+                    i_CLOCK=ClockSignal("sync"),
+                    i_STANDBY=0,
+                    i_SLEEP=0,
+                    i_POWEROFF=1,   # active low: powered
+                    o_DATAOUT=self.read_data[bits],
+                )
+        else:
+            m.submodules.mem = mem = memory.Memory(shape=SPRAM_WIDTH, depth=self.depth, init=[])
+            read = mem.read_port()
+            write = mem.write_port(granularity=SPRAM_LANE_BITS)
+            m.d.comb += [
+                read.addr.eq(self.addr),
+                read.en.eq(~self.write_en.any()),
+                write.addr.eq(self.addr),
+                write.en.eq(self.write_en),
+                write.data.eq(self.write_data),
+                self.read_data.eq(read.data),
+            ]
+        return m
