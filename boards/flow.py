@@ -17,6 +17,8 @@ from pathlib import Path
 from sim import toolchain
 from sim.cocotb_runner import deep_recursion
 
+from rtl.layer_engine import LayerEngine
+
 from .budget import check_budget
 from .platforms import board as get_board
 from .top import BoardTop
@@ -159,12 +161,21 @@ def format_table(report):
     return "\n".join(lines)
 
 
-def pipelines(platform):
-    """The engine's pipeline choices on ``platform`` (the defaults of :class:`rtl.engine.Engine`)."""
-    from rtl.layer_engine import default_lane_latency, default_updater_stages, fabric_arithmetic
+def _probe(elaboratable):
+    """An instance asked about its choices, never elaborated (no unused-elaboratable warning)."""
+    elaboratable._MustUse__silence = True
+    return elaboratable
 
-    return {"lane_latency": default_lane_latency(platform), "updater_stages": default_updater_stages(platform),
-            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False}
+
+def pipelines(platform, layer_engine):
+    """The engine's pipeline and weight-store choices on ``platform`` (what
+    :class:`rtl.layer_engine.LayerEngine` and :class:`rtl.engine.Engine` resolve by default)."""
+    from rtl.layer_engine import default_lane_latency, fabric_arithmetic
+
+    return {"lane_latency": default_lane_latency(platform),
+            "updater_stages": layer_engine.resolved_updater_stages(platform),
+            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False,
+            "weight_store": layer_engine.resolved_weight_store(platform)}
 
 
 def summary_line(report):
@@ -250,7 +261,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "weight_bits": list(config.weight_bits),
         "config_digest": config.digest(),
         "design": top.system_cls.__name__,
-        "pipelines": pipelines(platform),
+        "pipelines": pipelines(platform, _probe(LayerEngine(config, lanes))),
         "resources": resources,
         "clocks": clocks,
         "fmax_mhz": fmax,

@@ -376,12 +376,21 @@ class LayerEngine(wiring.Component):
         """The weight store built on ``platform``: ``weight_store``, or the platform's default."""
         return self.weight_store or default_weight_store(platform)
 
+    def resolved_updater_stages(self, platform):
+        """The updater's stages on ``platform``: ``updater_stages``, or 2 with SPRAM weights of two
+        beats or more (the lanes are cleared before every update op then, see ``elaborate``), or
+        the platform's default (:func:`default_updater_stages`)."""
+        if self.updater_stages:
+            return self.updater_stages
+        if self.resolved_weight_store(platform) == "spram" and self.beats >= 2:
+            return 2
+        return default_updater_stages(platform)
+
     def read_latency(self, platform):
         """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
         return self.beats if self.resolved_weight_store(platform) == "spram" else 1
 
     def elaborate(self, platform):
-        m = Module()
         config, geo, P = self.config, self.geometry, self.lanes
         L = geo.n_layers
         op_shape = op_layout(geo)
@@ -389,8 +398,7 @@ class LayerEngine(wiring.Component):
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
         spram = self.resolved_weight_store(platform) == "spram"
         B = self.beats
-        # SPRAM: two stages let the lanes be cleared before every update op (see the lanes).
-        updater_stages = self.updater_stages or (2 if spram and B >= 2 else default_updater_stages(platform))
+        updater_stages = self.resolved_updater_stages(platform)
         bank_shift = bool(self.bank_shift)
         if spram:
             if latency != 1:
@@ -401,7 +409,10 @@ class LayerEngine(wiring.Component):
             if self.spram_depth > SPRAM_DEPTH:
                 raise ValueError(f"LayerEngine: {sum(geo.words)} words of {B} beats need {self.spram_depth} "
                                  f"SPRAM addresses, more than {SPRAM_DEPTH}")
+            if bank_shift:
+                raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
             schedule = SPRAMSchedule(B, updater_stages)
+        m = Module()
 
         op = self.op.payload
         issue = self.op.valid & self.op.ready
@@ -691,8 +702,6 @@ class LayerEngine(wiring.Component):
         # lanes idle some P + 5 cycles a forward group, in a schedule with a free slot in two.
         bankless = spram
         if bankless:
-            if bank_shift:
-                raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
             bank = data.View(data.ArrayLayout(signed(config.acc_bits), P), Cat(*(lane.acc for lane in lanes)))
         else:
             bank = Signal(data.ArrayLayout(signed(config.acc_bits), P))

@@ -388,8 +388,13 @@ def test_spram_choice_and_limits():
     big = default_config("drtp", None, (784, 128, 10))
     with pytest.raises(ValueError, match="SPRAM addresses"):
         Fragment.get(LayerEngine(big, 8, weight_store="spram"), None)
-    assert LayerEngine(config, 8, weight_store="spram").read_latency(None) == 2
-    assert LayerEngine(config, 8).read_latency(None) == 1
+    engines = [LayerEngine(config, 8, weight_store="spram"), LayerEngine(config, 8), LayerEngine(config, 3, weight_store="spram"),
+               LayerEngine(config, 8, updater_stages=3, weight_store="spram")]
+    for engine in engines:
+        engine._MustUse__silence = True
+    assert [e.read_latency(None) for e in engines] == [2, 1, 1, 2]
+    # Two updater stages let SPRAM lanes be cleared before every update op; one beat needs one.
+    assert [e.resolved_updater_stages(None) for e in engines] == [2, 1, 1, 3]
 
 
 def test_spram_cycles_digits_pysim():
