@@ -236,6 +236,9 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
     if board.family == "ice40":
         overrides["synth_opts"] = ["-dsp", *overrides["synth_opts"]]
+    # Extra synth_<family> options to experiment with (e.g. "-abc2"), recorded in the report.
+    extra_synth = os.environ.get("SYNCHRONY_SYNTH_OPTS", "").split()
+    overrides["synth_opts"] = [*extra_synth, *overrides["synth_opts"]]
     start = time.perf_counter()
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
@@ -271,6 +274,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "seconds": round(seconds, 1),
         "seed": seed,
         "router": router or "router1",
+        "synth_opts": extra_synth,
         "budget": budget.to_dict(),
         "tools": tool_versions(board.family),
         "cells": cells,

@@ -73,7 +73,7 @@ class SPRAMSchedule:
 
     An op issued at cycle ``t`` reads its word's beats at ``t .. t+B-1``; the lanes see the
     whole word at S1 ``= t+B`` and the update products and old word are held from S2
-    ``= t+B+1``. The updater, ``P / B`` lanes wide, takes beat ``j`` at ``t+B+1+d0+j`` and
+    ``= t+B+1``. The updater, one beat (4 lanes) wide, takes beat ``j`` at ``t+B+1+d0+j`` and
     its output is written at ``t+3B+j``: ``d0 = 2B-1-stages`` places the writes in the two
     free beats of the next update op's ``2B``-cycle slot. So an op may not issue
 
@@ -271,7 +271,7 @@ class LayerEngine(wiring.Component):
         (:func:`default_weight_store`). With ``"spram"`` a word is read in ``B = ceil(P / 4)``
         beats, so S1 comes ``B`` cycles after S0 (``x`` and ``delta`` held until then),
         ``op.ready`` spaces the ops by the rules of :class:`SPRAMSchedule`, the
-        updater is ``P / B`` lanes wide and takes a word's beats one per cycle, and host reads
+        updater is one beat (4 lanes) wide and takes a word's beats one per cycle, and host reads
         (``read_start``) take ``B`` cycles. Needs lane latency 1 and at most 16-bit weights.
 
     Members
@@ -548,7 +548,17 @@ class LayerEngine(wiring.Component):
         # -- S2: capture sums / form the update products ------------------------------------------
         s2 = Signal(op_shape)
         s2_valid = Signal()
-        old = Signal(self.word_layout)
+        if spram:
+            # The earlier beats stay in their registers until the next op's arrive, after the
+            # updater has read them (SPRAMSchedule): only the last beat needs a copy.
+            last_beat = Signal(SPRAM_WIDTH)
+            with m.If(late_valid):
+                m.d.sync += last_beat.eq(self._store.read_data)
+            old = self._lanes_of(m, Cat(*self._kept_beats, last_beat), "old")
+        else:
+            old = Signal(self.word_layout)
+            with m.If(late_valid):
+                m.d.sync += old.eq(late_word)
         # Only the low update_product_bits of the increments matter: every δ x fits them, and
         # (acc - acc_prev) mod 2**bits needs only the low bits of both.
         product_bits = config.update_product_bits
@@ -556,7 +566,7 @@ class LayerEngine(wiring.Component):
         # Taken with the op's multiply and held until the next one: the SPRAM updater reads the
         # op, its old word and its products for B cycles.
         with m.If(late_valid):
-            m.d.sync += [s2.eq(late), old.eq(late_word)]
+            m.d.sync += s2.eq(late)
         if clear_updates:
             products = [lane.acc[:product_bits] for lane in lanes]
         else:
@@ -789,7 +799,7 @@ class LayerEngine(wiring.Component):
 
     def _spram_reads(self, m, issue):
         """The store and its read side: an op's (or a host read's) word in ``B`` beats, the
-        earlier beats kept until the last arrives; ``x`` and ``delta`` delayed to meet it."""
+        earlier beats kept (until the next read's arrive) beside the last."""
         B, op = self.beats, self.op.payload
         m.submodules.store = store = SinglePortRAM(self.spram_depth)
         self._store = store
@@ -803,6 +813,8 @@ class LayerEngine(wiring.Component):
         read_beat = Signal(range(B), name="read_beat")
         self._read_addr = read_addr = Signal(range(self.spram_depth), name="spram_read_addr")
         arriving = Signal(range(B), name="arriving_beat")
+        arrival = Signal()   # a beat arrives on read_data
+        m.d.sync += arrival.eq(pending | issue | self.read_start)
         with m.If(pending):
             m.d.comb += read_addr.eq(read_word * B + read_beat)
             m.d.sync += [read_beat.eq(read_beat + 1), arriving.eq(read_beat)]
@@ -817,14 +829,19 @@ class LayerEngine(wiring.Component):
         beats = []
         for j in range(B - 1):
             kept = Signal(SPRAM_WIDTH, name=f"beat{j}")
-            with m.If(arriving == j):
+            with m.If(arrival & (arriving == j)):
                 m.d.sync += kept.eq(store.read_data)
             beats.append(kept)
-        raw = Cat(*beats, store.read_data)
-        word = Signal(self.word_layout)
-        m.d.comb += [word[p].eq(raw[p * SPRAM_LANE_BITS:][:self.word_shape.width]) for p in range(self.lanes)]
+        self._kept_beats = beats
+        word = self._lanes_of(m, Cat(*beats, store.read_data), "word")
         # x and delta are held by the caller until S1 (see the Members): no copies here.
         return word, self.x, self.delta
+
+    def _lanes_of(self, m, raw, name):
+        """The word of ``P`` lanes in ``raw`` beats (lane ``p`` in bits ``16p`` up)."""
+        word = Signal(self.word_layout, name=name)
+        m.d.comb += [word[p].eq(raw[p * SPRAM_LANE_BITS:][:self.word_shape.width]) for p in range(self.lanes)]
+        return word
 
     def _spram_writes(self, m, schedule, issue, updater, updater_busy):
         """The store's port: the updater's beats, else a host write's beat, else the read.
