@@ -3,7 +3,7 @@
 import zlib
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -67,21 +67,14 @@ def default_weight_store(platform):
     return "spram" if is_ice40(platform) else "ebr"
 
 
-def _sign_extend(value, bits):
-    """``value`` (a signed lane) sign-extended to ``bits``."""
-    value = Value.cast(value)
-    return Cat(value, value[-1].replicate(bits - len(value)))
-
-
 class SPRAMSchedule:
-    """The issue rules of the single-port weight store, for ``beats`` beats a word and
-    ``write_latency`` cycles from the updater's input to the store's write (its stages, and
-    the write register with two beats or more; the lanes' latency is 1).
+    """The issue rules of the single-port weight store, for ``beats`` beats a word and an
+    updater of ``updater_stages`` stages (the lanes' latency is 1).
 
     An op issued at cycle ``t`` reads its word's beats at ``t .. t+B-1``; the lanes see the
     whole word at S1 ``= t+B`` and the update products and old word are held from S2
     ``= t+B+1``. The updater, one beat (4 lanes) wide, takes beat ``j`` at ``t+B+1+d0+j`` and
-    its output is written at ``t+3B+j``: ``d0 = 2B-1-write_latency`` places the writes in the
+    its output is written at ``t+3B+j``: ``d0 = 2B-1-stages`` places the writes in the two
     free beats of the next update op's ``2B``-cycle slot. So an op may not issue
 
     - while a read's beats are going (``1 .. B-1`` cycles after any op),
@@ -93,14 +86,13 @@ class SPRAMSchedule:
     back-to-back update ops are ``2B`` apart, forward ops ``B``.
     """
 
-    def __init__(self, beats, write_latency):
+    def __init__(self, beats, updater_stages):
         B = beats
         self.beats = B
-        self.updater_delay = 2 * B - 1 - write_latency   # d0
+        self.updater_delay = 2 * B - 1 - updater_stages   # d0
         if not 0 <= self.updater_delay <= B:
-            raise ValueError(f"SPRAM weights with {B} beats a word need {max(B - 1, 1)} <= write latency "
-                             f"(updater_stages, + 1 for the write register with 2 beats or more) <= {2 * B - 1}, "
-                             f"got {write_latency}")
+            raise ValueError(f"SPRAM weights with {B} beats a word need 1 <= updater_stages <= {2 * B - 1}"
+                             f" and updater_stages >= {B - 1}, got {updater_stages}")
         self.write_delay = 3 * B                              # issue -> first write beat
         self.blocked_after_update = tuple(range(1, 2 * B)) + tuple(range(2 * B + 1, 4 * B))
         self.history = 4 * B - 1
@@ -385,9 +377,14 @@ class LayerEngine(wiring.Component):
         return self.weight_store or default_weight_store(platform)
 
     def resolved_updater_stages(self, platform):
-        """The updater's stages on ``platform``: ``updater_stages``, or the platform's default
-        (:func:`default_updater_stages`)."""
-        return self.updater_stages or default_updater_stages(platform)
+        """The updater's stages on ``platform``: ``updater_stages``, or 2 with SPRAM weights of two
+        beats or more (the lanes are cleared before every update op then, see ``elaborate``), or
+        the platform's default (:func:`default_updater_stages`)."""
+        if self.updater_stages:
+            return self.updater_stages
+        if self.resolved_weight_store(platform) == "spram" and self.beats >= 2:
+            return 2
+        return default_updater_stages(platform)
 
     def read_latency(self, platform):
         """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
@@ -414,10 +411,7 @@ class LayerEngine(wiring.Component):
                                  f"SPRAM addresses, more than {SPRAM_DEPTH}")
             if bank_shift:
                 raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
-            # Two beats or more: the updated beats are registered once more before the store (a
-            # write latency of 2 with one updater stage: see the lanes' clearing).
-            write_reg = B >= 2
-            schedule = SPRAMSchedule(B, updater_stages + write_reg)
+            schedule = SPRAMSchedule(B, updater_stages)
         m = Module()
 
         op = self.op.payload
@@ -502,10 +496,9 @@ class LayerEngine(wiring.Component):
         # With SPRAM (two beats or more) the cycle before S1 is free: a forward group's lanes are
         # cleared then and the biases multiplied in by 2**bias_shift at S1, like an update's
         # bias word, instead of loaded shifted: no per-layer shift multiplexer per lane. When
-        # the updater is done with an update op's products by the next op's clear (d0 < B: the
-        # write register gives that with one updater stage), the lanes are cleared before
-        # every update op too, and the accumulator is the product: no acc_prev registers and
-        # subtractors.
+        # the updater is done with an update op's products by the next op's clear (d0 < B),
+        # the lanes are cleared before every update op too, and the accumulator is the product:
+        # no acc_prev registers and subtractors.
         bias_by_multiply = spram and B >= 2
         clear_updates = bias_by_multiply and schedule.updater_delay < B
         if bias_by_multiply:
@@ -656,7 +649,7 @@ class LayerEngine(wiring.Component):
                     ]
                     m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
         else:
-            store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy, write_reg)
+            store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
             extra_busy.append(store_busy)
 
         cb = geo.checksum_lane_bits
@@ -850,7 +843,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += [word[p].eq(raw[p * SPRAM_LANE_BITS:][:self.word_shape.width]) for p in range(self.lanes)]
         return word
 
-    def _spram_writes(self, m, schedule, issue, updater, updater_busy, write_reg):
+    def _spram_writes(self, m, schedule, issue, updater, updater_busy):
         """The store's port: the updater's beats, else a host write's beat, else the read.
         Returns two signals: the store has work in flight, and :class:`SPRAMSchedule` lets an
         op be taken."""
@@ -860,20 +853,8 @@ class LayerEngine(wiring.Component):
         m.d.sync += history.eq(Cat(issue & (self.op.payload.kind == OpKind.UPDATE), history[:-1]))
         blocked = Cat(*(history[d - 1] for d in schedule.blocked_after_update)).any()
 
-        # The updater's beats, registered once more with two beats or more (SPRAMSchedule).
-        updated = Signal(SPRAM_WIDTH)
-        m.d.comb += updated.eq(Cat(*(_sign_extend(w, SPRAM_LANE_BITS) for w in updater.o.payload.weights)))
-        write_valid, write_addr, write_data = updater.o.valid, updater.o.payload.addr, updated
-        if write_reg:
-            write_valid = Signal(name="store_write_valid")
-            write_addr = Signal.like(updater.o.payload.addr, name="store_write_addr")
-            write_data = Signal(SPRAM_WIDTH, name="store_write_data")
-            m.d.sync += [write_valid.eq(updater.o.valid), write_addr.eq(updater.o.payload.addr),
-                         write_data.eq(updated)]
-
         host_beat = Signal(range(B))
-        quiet = (~self._read_pending & ~history.any() & ~Cat(*updater_busy).any() & ~write_valid
-                 & ~self.op.valid)
+        quiet = ~self._read_pending & ~history.any() & ~Cat(*updater_busy).any() & ~self.op.valid
         m.d.comb += self.host_free.eq(quiet & (host_beat == 0))
         gate = ~self._read_pending & ~blocked & (host_beat == 0)
 
@@ -892,8 +873,14 @@ class LayerEngine(wiring.Component):
             m.d.comb += [host_data[p * SPRAM_LANE_BITS:(p + 1) * SPRAM_LANE_BITS].eq(value),
                          host_mask[p].eq(host.mask[p])]
         lanes_per_beat = SPRAM_WIDTH // SPRAM_LANE_BITS
-        with m.If(write_valid):
-            m.d.comb += [store.addr.eq(write_addr), store.write_en.eq(-1), store.write_data.eq(write_data)]
+        updated = [Signal(signed(SPRAM_LANE_BITS), name=f"updated{q}") for q in range(len(updater.o.payload.weights))]
+        m.d.comb += [u.eq(w) for u, w in zip(updated, updater.o.payload.weights)]
+        with m.If(updater.o.valid):
+            m.d.comb += [
+                store.addr.eq(updater.o.payload.addr),
+                store.write_en.eq(-1),
+                store.write_data.eq(Cat(*updated)),
+            ]
         with m.Elif(self.write.valid & (quiet | (host_beat != 0))):
             m.d.comb += [
                 store.addr.eq(self._start_word * B + host_beat),
@@ -906,5 +893,5 @@ class LayerEngine(wiring.Component):
                 m.d.sync += host_beat.eq(0)
         with m.Else():
             m.d.comb += store.addr.eq(self._read_addr)
-        return history.any() | self._read_pending | (host_beat != 0) | write_valid, gate
+        return history.any() | self._read_pending | (host_beat != 0), gate
 

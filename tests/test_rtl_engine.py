@@ -291,23 +291,19 @@ def test_lane_utilisation_digits_pysim(pipelines):
 
 
 # -- the single-port (SPRAM) weight store -----------------------------------------------------------
-# (layers, rule, basis, lanes, offset, overrides, updater_stages): P <= 4 is one beat a word, P = 5..8
-# two (the lanes cleared before every update op), P = 10 three (with one updater stage the
-# update products are accumulator differences, with two cleared lanes again).
+# (layers, rule, basis, lanes, offset, overrides, updater_stages): P <= 4 is one beat a word, P = 5..8 two.
 SPRAM_CASES = [
-    ((13, 9, 5), "drtp", None, 8, 3, {}, None),
-    ((13, 9, 5), "lls", "square", 8, 1, {"rounding": "stochastic"}, None),
+    ((13, 9, 5), "drtp", None, 8, 3, {}, 1),
+    ((13, 9, 5), "lls", "square", 8, 1, {"rounding": "stochastic"}, 1),
     ((11, 7, 6, 5), "lls", "sin", 6, 0, {}, 2),
-    ((9, 7, 5, 3), "lls-m", None, 7, 2, {}, 2),
-    ((7, 10, 3, 5), "drtp", None, 3, 3, {"rounding": "stochastic"}, None),
-    ((10, 6, 4), "lls", None, 1, 1, {"activation": "hardtanh"}, None),
-    ((13, 21, 5), "drtp", None, 10, 1, {"rounding": "stochastic"}, 1),
-    ((13, 21, 5), "lls", None, 10, 2, {}, 2),
+    ((9, 7, 5, 3), "lls-m", None, 7, 2, {}, 3),
+    ((7, 10, 3, 5), "drtp", None, 3, 3, {"rounding": "stochastic"}, 1),
+    ((10, 6, 4), "lls", None, 1, 1, {"activation": "hardtanh"}, 1),
 ]
 
 
 @pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides, updater_stages", SPRAM_CASES,
-                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}-u{c[6] or 'default'}"
+                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}-u{c[6]}"
                               f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in SPRAM_CASES])
 def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides, updater_stages):
     """Weights in one single-port RAM, a word in beats, the updater a beat wide: the same
@@ -323,8 +319,8 @@ def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overri
 
 
 @pytest.mark.parametrize("beats", [1, 2, 3])
-@pytest.mark.parametrize("write_latency", [1, 2, 3, 4])
-def test_spram_schedule_never_collides(beats, write_latency):
+@pytest.mark.parametrize("updater_stages", [1, 2, 3])
+def test_spram_schedule_never_collides(beats, updater_stages):
     """SPRAMSchedule's rules, played out for every spacing pattern of a few ops: no cycle both
     reads and writes the single port, and no op's multiply lands while the updater still reads
     an earlier update op's products."""
@@ -333,11 +329,11 @@ def test_spram_schedule_never_collides(beats, write_latency):
     from rtl.layer_engine import SPRAMSchedule
 
     B = beats
-    if not B - 1 <= write_latency <= 2 * B - 1:
-        with pytest.raises(ValueError, match="write latency"):
-            SPRAMSchedule(B, write_latency)
+    if not B - 1 <= updater_stages <= 2 * B - 1:
+        with pytest.raises(ValueError, match="updater_stages"):
+            SPRAMSchedule(B, updater_stages)
         return
-    schedule = SPRAMSchedule(B, write_latency)
+    schedule = SPRAMSchedule(B, updater_stages)
     d0 = schedule.updater_delay
     for kinds in itertools.product("FU", repeat=3):
         for waits in itertools.product(range(4 * B + 1), repeat=2):
@@ -392,13 +388,13 @@ def test_spram_choice_and_limits():
     big = default_config("drtp", None, (784, 128, 10))
     with pytest.raises(ValueError, match="SPRAM addresses"):
         Fragment.get(LayerEngine(big, 8, weight_store="spram"), None)
-    engines = [LayerEngine(config, 8, weight_store="spram"), LayerEngine(config, 8), LayerEngine(config, 3, weight_store="spram")]
+    engines = [LayerEngine(config, 8, weight_store="spram"), LayerEngine(config, 8), LayerEngine(config, 3, weight_store="spram"),
+               LayerEngine(config, 8, updater_stages=3, weight_store="spram")]
     for engine in engines:
         engine._MustUse__silence = True
-    assert [e.read_latency(None) for e in engines] == [2, 1, 1]
-    # Two beats: one updater stage and the write register; three stages would write too late.
-    with pytest.raises(ValueError, match="write latency"):
-        Fragment.get(LayerEngine(config, 8, updater_stages=3, weight_store="spram"), None)
+    assert [e.read_latency(None) for e in engines] == [2, 1, 1, 2]
+    # Two updater stages let SPRAM lanes be cleared before every update op; one beat needs one.
+    assert [e.resolved_updater_stages(None) for e in engines] == [2, 1, 1, 3]
 
 
 def test_spram_cycles_digits_pysim():
