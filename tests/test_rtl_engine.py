@@ -299,6 +299,10 @@ SPRAM_CASES = [
     ((9, 7, 5, 3), "lls-m", None, 7, 2, {}, 3),
     ((7, 10, 3, 5), "drtp", None, 3, 3, {"rounding": "stochastic"}, 1),
     ((10, 6, 4), "lls", None, 1, 1, {"activation": "hardtanh"}, 1),
+    # Three beats: with two updater stages the update products are accumulator differences,
+    # with three the lanes are cleared again.
+    ((13, 21, 5), "drtp", None, 10, 1, {"rounding": "stochastic"}, 2),
+    ((13, 21, 5), "lls", None, 10, 2, {}, 3),
 ]
 
 
