@@ -133,7 +133,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
-                 bank_shift=None, *, trace=True):
+                 bank_shift=None, softmax_multiplier=None, *, trace=True):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -145,6 +145,7 @@ class Engine(wiring.Component):
         self.trace = trace
         self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift)
         self.softmax_product_reg = softmax_product_reg
+        self.softmax_multiplier = softmax_multiplier
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
         self.prob_shape = signed(config.prob_frac + 2)
@@ -191,9 +192,14 @@ class Engine(wiring.Component):
         product_reg = self.softmax_product_reg
         if product_reg is None:
             product_reg = fabric_arithmetic(platform)
-        # The logits and label registers stay put from the softmax's start to its result (the
-        # next step starts after it): the unit need not copy them.
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True,
+        multiplier = self.softmax_multiplier
+        if multiplier is None:
+            # The output layer's softmax runs while the hidden layers update: shift and add is
+            # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
+            multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
+        # The logits and label registers stay put from the softmax's start to the step's result
+        # (the unit's output, the output layer's δ, is taken then): the unit need not copy them.
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True, multiplier=multiplier,
                                                                   product_reg=product_reg)
         units = []
         for k in range(L - 1):
@@ -246,6 +252,10 @@ class Engine(wiring.Component):
         # -- access port decode (used when idle) -------------------------------------------------------
         req = self.access.payload
         access_fire = self.access.valid & self.access.ready
+        # The request, held until its response is taken: reads address the memories from it, so
+        # their data (the response) stays put while the response waits.
+        pending = Signal()
+        held = Signal(self.access.payload.shape())
 
         # -- inputs of the lanes at S1 -------------------------------------------------------------------
         x_addr = (op.word - 1)[:max(1, ceil_log2(geo.max_fan_in))]
@@ -261,7 +271,7 @@ class Engine(wiring.Component):
             m.submodules[f"activations{k}"] = mem
             activations.append(mem.write_port())
             read = mem.read_port()
-            m.d.comb += read.addr.eq(Mux(seq.op.valid, x_addr, req.addr))
+            m.d.comb += read.addr.eq(Mux(seq.op.valid, x_addr, held.addr))
             act_reads.append(read)
             # Pass 2 of an LLS unit re-reads the activations through a port of its own.
             act_streams.append(mem.read_port() if lls else None)
@@ -276,7 +286,7 @@ class Engine(wiring.Component):
 
         delta_layout = data.ArrayLayout(signed(config.delta_bits), P)
         delta_writes, delta_reads = [], []
-        for k in range(L):
+        for k in range(L - 1):
             mem = memory.Memory(shape=delta_layout, depth=geo.groups[k], init=[])
             m.submodules[f"delta{k}"] = mem
             write = mem.write_port(granularity=1)
@@ -286,13 +296,21 @@ class Engine(wiring.Component):
             # Read at a group's first update word; the port holds the word for the whole group.
             group_start = (seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == k))
             m.d.comb += [
-                read.addr.eq(Mux(seq.op.valid, op.group, req.addr)),
-                read.en.eq(group_start | access_fire),
+                read.addr.eq(Mux(seq.op.valid, op.group, held.addr)),
+                read.en.eq(group_start | pending),
             ]
+        # The output layer's δ word g: the softmax's errors g P .. g P + P - 1 (held in its output
+        # register until the step's result), its group latched at the group's first update word.
+        last = L - 1
+        out_group = Signal(range(geo.groups[last]))
+        with m.If(seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == last)):
+            m.d.sync += out_group.eq(op.group)
         with m.Switch(s1_layer):
-            for k in range(L):
+            for k in range(L - 1):
                 with m.Case(k):
                     m.d.comb += lanes.delta.eq(delta_reads[k].data)
+            with m.Case(last):
+                m.d.comb += lanes.delta.eq(_error_word(m, softmax.o.payload.errors, out_group, delta_layout))
 
         # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
         out = lanes.o.payload
@@ -386,23 +404,12 @@ class Engine(wiring.Component):
             m.d.sync += softmax_go.eq(0)
         with m.If(out_fire & (out.layer == L - 1) & (out.index == C - 1) & train):
             m.d.sync += softmax_go.eq(1)
-        last = L - 1
-        out_write = delta_writes[last]
-        out_group = delta_words[last]
-        m.d.comb += [
-            out_write.addr.eq(out_group),
-            out_write.en.eq(Mux(softmax.o.valid, (1 << P) - 1, 0)),
-            softmax.o.ready.eq(out_group == geo.groups[last] - 1),
-        ]
-        for g in range(geo.groups[last]):
-            with m.If(out_group == g):
-                for p in range(P):
-                    c = g * P + p
-                    m.d.comb += out_write.data[p].eq(softmax.o.payload.errors[c] if c < C else 0)
+        # Every output δ word is complete once the softmax is done; it is taken with the result.
         with m.If(softmax.o.valid):
-            m.d.sync += delta_words[last].eq(out_group + 1)
+            m.d.sync += delta_words[last].eq(geo.groups[last])
+        m.d.comb += softmax.o.ready.eq(self.result.valid & self.result.ready)
         if self.trace:
-            # The softmax's outputs last only until their transfer: a copy for Region.OUTPUT.
+            # The softmax's outputs are not kept for Region.OUTPUT after the step: a copy.
             probs = Signal(data.ArrayLayout(self.prob_shape, C))
             errors = Signal(data.ArrayLayout(self.prob_shape, C))
             with m.If(softmax.o.valid):
@@ -421,7 +428,7 @@ class Engine(wiring.Component):
                 lanes.write.payload.mask.eq((1 << P) - 1),
                 lanes.write.payload.weights.eq(req.data[:len(lanes.write.payload.weights.as_value())]),
             ]
-        m.d.comb += [lanes.read_layer.eq(req.layer), lanes.read_addr.eq(req.addr)]
+        m.d.comb += [lanes.read_layer.eq(held.layer), lanes.read_addr.eq(held.addr)]
 
         # -- the learning-rate offset register (numerics §12), written by the host between epochs --
         lr_offset = Signal(range(len(config.lr_decay) + 1))
@@ -459,7 +466,8 @@ class Engine(wiring.Component):
         cmd_op = command.op
         starting = Signal()
         m.d.comb += commands.r_en.eq(0)
-        with m.If(ready & commands.r_rdy & ~self.access.valid):
+        # Not while a response waits: the step would change what it reads.
+        with m.If(ready & commands.r_rdy & ~self.access.valid & ~pending & ~self.response.valid):
             with m.If(cmd_op == Command.INIT):
                 m.d.comb += [commands.r_en.eq(1), init.start.eq(1)]
                 m.d.sync += state.eq(_State.INIT)
@@ -484,7 +492,7 @@ class Engine(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         with m.If((state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy
-                  & ~softmax_go & ~softmax.o.valid & (h_avail[last] == C)):
+                  & ~softmax_go & (h_avail[last] == C)):
             m.d.sync += state.eq(_State.DONE)
         result = self.result.payload
         m.d.comb += [
@@ -507,8 +515,6 @@ class Engine(wiring.Component):
             m.d.sync += booted.eq(1)
 
         # -- access port ---------------------------------------------------------------------------
-        pending = Signal()
-        held = Signal(self.access.payload.shape())
         m.d.comb += self.access.ready.eq((state == _State.IDLE) & ~pending & ~self.response.valid
                                          & (~req.write | lanes.write.ready))
         with m.If(access_fire):
@@ -516,6 +522,7 @@ class Engine(wiring.Component):
         with m.If(self.response.valid & self.response.ready):
             m.d.sync += self.response.valid.eq(0)
         word = Signal(self.access_bits)
+        ready_q = Signal()
         cb = self.class_bits
         with m.Switch(held.region):
             with m.Case(Region.WEIGHTS):
@@ -533,7 +540,7 @@ class Engine(wiring.Component):
                     with m.Case(Status.PREDICTION):
                         m.d.comb += word.eq(prediction)
                     with m.Case(Status.READY):
-                        m.d.comb += word.eq(ready)
+                        m.d.comb += word.eq(ready_q)
                     with m.Case(Status.LANES):
                         m.d.comb += word.eq(P)
                     with m.Case(Status.LR_OFFSET):
@@ -552,9 +559,13 @@ class Engine(wiring.Component):
                                 m.d.comb += word.eq(Cat(_field(entry.h, 32), entry.fprime))
                 with m.Case(Region.DELTA):
                     with m.Switch(held.layer):
-                        for k in range(L):
+                        for k in range(L - 1):
                             with m.Case(k):
                                 m.d.comb += word.eq(delta_reads[k].data)
+                        with m.Case(last):
+                            m.d.comb += word.eq(_error_word(m, softmax.o.payload.errors,
+                                                            held.addr[:ceil_log2(geo.groups[last]) or 1],
+                                                            delta_layout))
                 with m.Case(Region.OUTPUT):
                     c = held.addr[:ceil_log2(C) or 1]
                     m.d.comb += word.eq(Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32)))
@@ -563,9 +574,11 @@ class Engine(wiring.Component):
                         for k, unit in enumerate(units):
                             with m.Case(k):
                                 m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
+        # The response is read straight from the held request's sources: none changes while it
+        # waits (no step starts, no access; the flag that can rise meanwhile, READY, is sampled).
         with m.If(pending):
-            m.d.sync += [pending.eq(0), self.response.valid.eq(1),
-                         self.response.payload.eq(Mux(held.write, 0, word))]
+            m.d.sync += [pending.eq(0), self.response.valid.eq(1), ready_q.eq(ready)]
+        m.d.comb += self.response.payload.eq(Mux(held.write, 0, word))
         return m
 
 
@@ -577,6 +590,18 @@ def _field(value, bits):
         return value[:bits]
     fill = value[-1].replicate(pad) if value.shape().signed else Const(0, pad)
     return Cat(value, fill)
+
+
+def _error_word(m, errors, group, layout):
+    """The output layer's δ word ``group`` (``layout``: P lanes): ``errors[g P + p]`` in lane ``p``,
+    sign-extended (0 past the last class)."""
+    C, lanes = len(errors), layout.length
+    word = Signal(layout)
+    with m.Switch(group):
+        for g in range(-(-C // lanes)):
+            with m.Case(g):
+                m.d.comb += [word[p].eq(errors[g * lanes + p]) for p in range(min(lanes, C - g * lanes))]
+    return word
 
 
 def _signal_word(m, unit, field, c):
