@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
+from .fixed import write_element
 from .layer_engine import LayerEngine, OpKind, fabric_arithmetic
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
@@ -197,10 +198,10 @@ class Engine(wiring.Component):
             # The output layer's softmax runs while the hidden layers update: shift and add is
             # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
             multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
-        # The logits and label registers stay put from the softmax's start to the step's result
-        # (the unit's output, the output layer's δ, is taken then): the unit need not copy them.
+        # The logits and label registers stay put from the softmax's start until its last error is
+        # taken (the step ends after that): the unit need not copy them.
         m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True, multiplier=multiplier,
-                                                                  product_reg=product_reg)
+                                                                  product_reg=product_reg, stream_output=True)
         units = []
         for k in range(L - 1):
             unit = self.signal_unit(k)
@@ -285,32 +286,37 @@ class Engine(wiring.Component):
         m.d.comb += lanes.x.eq(x)
 
         delta_layout = data.ArrayLayout(signed(config.delta_bits), P)
+        # One δ memory per hidden layer; the output layer's words follow the last hidden layer's
+        # in its memory (the softmax streams its errors in as that unit's are done), so they share
+        # its block RAM, its write port and its read port (own memory with no hidden layer).
+        last = L - 1
+        shared = max(L - 2, 0)
+        out_base = geo.groups[shared] if L >= 2 else 0
         delta_writes, delta_reads = [], []
-        for k in range(L - 1):
-            mem = memory.Memory(shape=delta_layout, depth=geo.groups[k], init=[])
+        for k in range(max(L - 1, 1)):
+            depth = (geo.groups[k] if k < L - 1 else 0) + (geo.groups[last] if k == shared else 0)
+            mem = memory.Memory(shape=delta_layout, depth=depth, init=[])
             m.submodules[f"delta{k}"] = mem
             write = mem.write_port(granularity=1)
             read = mem.read_port()
             delta_writes.append(write)
             delta_reads.append(read)
             # Read at a group's first update word; the port holds the word for the whole group.
-            group_start = (seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == k))
+            readers = [k] + ([last] if k == shared and last != k else [])
+            group_start = (seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0)
+                           & Cat(*(op.layer == j for j in readers)).any())
+            op_addr, held_addr = op.group, held.addr
+            if k == shared:
+                op_addr = op.group + Mux(op.layer == last, out_base, 0)
+                held_addr = held.addr + Mux(held.layer == last, out_base, 0)
             m.d.comb += [
-                read.addr.eq(Mux(seq.op.valid, op.group, held.addr)),
+                read.addr.eq(Mux(seq.op.valid, op_addr, held_addr)),
                 read.en.eq(group_start | pending),
             ]
-        # The output layer's δ word g: the softmax's errors g P .. g P + P - 1 (held in its output
-        # register until the step's result), its group latched at the group's first update word.
-        last = L - 1
-        out_group = Signal(range(geo.groups[last]))
-        with m.If(seq.op.valid & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == last)):
-            m.d.sync += out_group.eq(op.group)
         with m.Switch(s1_layer):
-            for k in range(L - 1):
+            for k in range(L):
                 with m.Case(k):
-                    m.d.comb += lanes.delta.eq(delta_reads[k].data)
-            with m.Case(last):
-                m.d.comb += lanes.delta.eq(_error_word(m, softmax.o.payload.errors, out_group, delta_layout))
+                    m.d.comb += lanes.delta.eq(delta_reads[min(k, shared)].data)
 
         # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
         out = lanes.o.payload
@@ -404,16 +410,30 @@ class Engine(wiring.Component):
             m.d.sync += softmax_go.eq(0)
         with m.If(out_fire & (out.layer == L - 1) & (out.index == C - 1) & train):
             m.d.sync += softmax_go.eq(1)
-        # Every output δ word is complete once the softmax is done; it is taken with the result.
-        with m.If(softmax.o.valid):
-            m.d.sync += delta_words[last].eq(geo.groups[last])
-        m.d.comb += softmax.o.ready.eq(self.result.valid & self.result.ready)
+        # Class c's error -> lane c mod P of output δ word c div P, when the hidden unit sharing
+        # the memory does not write (it has no back-pressure; the softmax waits).
+        hidden_writing = units[shared].delta.valid if L >= 2 else Const(0)
+        out_write = delta_writes[shared]
+        out_lane = Signal(range(P))
+        out_class = Signal(range(C))
+        out_fire_ = softmax.o.valid & softmax.o.ready
+        m.d.comb += softmax.o.ready.eq(~hidden_writing)
+        with m.If(softmax.o.valid & ~hidden_writing):
+            m.d.comb += [out_write.addr.eq(out_base + delta_words[last]), out_write.en.eq(1 << out_lane)]
+            m.d.comb += [out_write.data[p].eq(softmax.o.payload.error) for p in range(P)]
+        with m.If(out_fire_):
+            m.d.sync += [out_lane.eq(out_lane + 1), out_class.eq(out_class + 1)]
+            with m.If((out_lane == P - 1) | (out_class == C - 1)):
+                m.d.sync += [out_lane.eq(0), delta_words[last].eq(delta_words[last] + 1)]
+            with m.If(out_class == C - 1):
+                m.d.sync += out_class.eq(0)
         if self.trace:
-            # The softmax's outputs are not kept for Region.OUTPUT after the step: a copy.
+            # The softmax's outputs pass by once: a copy for Region.OUTPUT.
             probs = Signal(data.ArrayLayout(self.prob_shape, C))
             errors = Signal(data.ArrayLayout(self.prob_shape, C))
-            with m.If(softmax.o.valid):
-                m.d.sync += [probs.eq(softmax.o.payload.probs), errors.eq(softmax.o.payload.errors)]
+            with m.If(out_fire_):
+                write_element(m, "sync", [probs[c] for c in range(C)], out_class, softmax.o.payload.prob)
+                write_element(m, "sync", [errors[c] for c in range(C)], out_class, softmax.o.payload.error)
 
         # -- weight initialisation and host writes share the lanes' write port ---------------------
         access_write = Signal()
@@ -492,7 +512,7 @@ class Engine(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         with m.If((state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy
-                  & ~softmax_go & (h_avail[last] == C)):
+                  & ~softmax_go & softmax.i.ready & (h_avail[last] == C)):
             m.d.sync += state.eq(_State.DONE)
         result = self.result.payload
         m.d.comb += [
@@ -521,64 +541,45 @@ class Engine(wiring.Component):
             m.d.sync += [pending.eq(1), held.eq(req)]
         with m.If(self.response.valid & self.response.ready):
             m.d.sync += self.response.valid.eq(0)
-        word = Signal(self.access_bits)
+        # One word per region, each gated by its own decode and OR-ed: a write's response is 0.
         ready_q = Signal()
+        status = Signal(48)
+        with m.Switch(held.addr):
+            for addr, value in [(Status.CYCLES, cycles), (Status.BUSY, busy_lanes), (Status.STEPS, steps),
+                                (Status.CHECKSUM, lanes.checksum), (Status.PREDICTION, prediction),
+                                (Status.READY, ready_q), (Status.LANES, P), (Status.LR_OFFSET, lr_offset),
+                                (Status.LLS_MODE, lls_mode), (Status.MODES, config.n_modes)]:
+                with m.Case(addr):
+                    m.d.comb += status.eq(value)
+        sources = {Region.WEIGHTS: lanes.read_data, Region.STATUS: status}
         cb = self.class_bits
-        with m.Switch(held.region):
-            with m.Case(Region.WEIGHTS):
-                m.d.comb += word.eq(lanes.read_data)
-            with m.Case(Region.STATUS):
-                with m.Switch(held.addr):
-                    with m.Case(Status.CYCLES):
-                        m.d.comb += word.eq(cycles)
-                    with m.Case(Status.BUSY):
-                        m.d.comb += word.eq(busy_lanes)
-                    with m.Case(Status.STEPS):
-                        m.d.comb += word.eq(steps)
-                    with m.Case(Status.CHECKSUM):
-                        m.d.comb += word.eq(lanes.checksum)
-                    with m.Case(Status.PREDICTION):
-                        m.d.comb += word.eq(prediction)
-                    with m.Case(Status.READY):
-                        m.d.comb += word.eq(ready_q)
-                    with m.Case(Status.LANES):
-                        m.d.comb += word.eq(P)
-                    with m.Case(Status.LR_OFFSET):
-                        m.d.comb += word.eq(lr_offset)
-                    with m.Case(Status.LLS_MODE):
-                        m.d.comb += word.eq(lls_mode)
-                    with m.Case(Status.MODES):
-                        m.d.comb += word.eq(config.n_modes)
         if self.trace:
-            with m.Switch(held.region):
-                with m.Case(Region.ACTIVATION):
-                    with m.Switch(held.layer):
-                        for k in range(L - 1):
-                            with m.Case(k):
-                                entry = act_reads[k].data
-                                m.d.comb += word.eq(Cat(_field(entry.h, 32), entry.fprime))
-                with m.Case(Region.DELTA):
-                    with m.Switch(held.layer):
-                        for k in range(L - 1):
-                            with m.Case(k):
-                                m.d.comb += word.eq(delta_reads[k].data)
-                        with m.Case(last):
-                            m.d.comb += word.eq(_error_word(m, softmax.o.payload.errors,
-                                                            held.addr[:ceil_log2(geo.groups[last]) or 1],
-                                                            delta_layout))
-                with m.Case(Region.OUTPUT):
-                    c = held.addr[:ceil_log2(C) or 1]
-                    m.d.comb += word.eq(Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32)))
-                with m.Case(Region.SIGNAL):
-                    with m.Switch(held.layer):
-                        for k, unit in enumerate(units):
-                            with m.Case(k):
-                                m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
+            sources[Region.ACTIVATION] = activation = Signal(33)
+            with m.Switch(held.layer):
+                for k in range(L - 1):
+                    with m.Case(k):
+                        entry = act_reads[k].data
+                        m.d.comb += activation.eq(Cat(_field(entry.h, 32), entry.fprime))
+            sources[Region.DELTA] = delta = Signal(delta_layout)
+            with m.Switch(held.layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += delta.eq(delta_reads[min(k, shared)].data)
+            c = held.addr[:ceil_log2(C) or 1]
+            sources[Region.OUTPUT] = Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32))
+            sources[Region.SIGNAL] = signal = Signal(32)
+            with m.Switch(held.layer):
+                for k, unit in enumerate(units):
+                    with m.Case(k):
+                        m.d.comb += signal.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
+        word = Const(0, self.access_bits)
+        for region, value in sources.items():
+            word = word | Mux(~held.write & (held.region == region), Value.cast(value), 0)
         # The response is read straight from the held request's sources: none changes while it
         # waits (no step starts, no access; the flag that can rise meanwhile, READY, is sampled).
         with m.If(pending):
             m.d.sync += [pending.eq(0), self.response.valid.eq(1), ready_q.eq(ready)]
-        m.d.comb += self.response.payload.eq(Mux(held.write, 0, word))
+        m.d.comb += self.response.payload.eq(word)
         return m
 
 
@@ -590,18 +591,6 @@ def _field(value, bits):
         return value[:bits]
     fill = value[-1].replicate(pad) if value.shape().signed else Const(0, pad)
     return Cat(value, fill)
-
-
-def _error_word(m, errors, group, layout):
-    """The output layer's δ word ``group`` (``layout``: P lanes): ``errors[g P + p]`` in lane ``p``,
-    sign-extended (0 past the last class)."""
-    C, lanes = len(errors), layout.length
-    word = Signal(layout)
-    with m.Switch(group):
-        for g in range(-(-C // lanes)):
-            with m.Case(g):
-                m.d.comb += [word[p].eq(errors[g * lanes + p]) for p in range(min(lanes, C - g * lanes))]
-    return word
 
 
 def _signal_word(m, unit, field, c):

@@ -1,6 +1,6 @@
 """The softmax/error unit (``docs/numerics.md`` §5): base-2 exponentials from a table, one divider."""
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -87,7 +87,8 @@ class SoftmaxError(wiring.Component):
     """
 
     def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
-                 recip_shift=28, hold_input=False, multiplier="parallel", product_reg=False):
+                 recip_shift=28, hold_input=False, multiplier="parallel", product_reg=False,
+                 stream_output=False):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if n_classes < 2:
@@ -110,6 +111,7 @@ class SoftmaxError(wiring.Component):
         self.recip_shift = recip_shift
         self.hold_input = hold_input
         self.multiplier = multiplier
+        self.stream_output = stream_output
         self.product_reg = bool(product_reg)
         self.table = exp2_table(logit_frac, exp_bits)
         self.label_shape = unsigned(ceil_log2(n_classes) or 1)
@@ -119,25 +121,34 @@ class SoftmaxError(wiring.Component):
         # MAX, EXP and DIV, then C products: C + 2 cycles in parallel, C (exp_bits + 2) + 2 in series.
         if multiplier == "serial":
             self.latency = n_classes * (exp_bits + 4) + self.quotient_bits + 2
+            product_period = exp_bits + 2
         else:
             self.latency = 3 * n_classes + self.quotient_bits + 2 + self.product_reg
+            product_period = 1
+        if stream_output:
+            # One class in flight: its product, then the output register (taken at once at best).
+            self.output_period = product_period + 1 + (self.product_reg if multiplier == "parallel" else 0)
+            self.latency += (n_classes - 1) * (self.output_period - product_period)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "logits": data.ArrayLayout(signed(logit_bits), n_classes),
                 "label": self.label_shape,
             }))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "probs": data.ArrayLayout(self.prob_shape, n_classes),
-                "errors": data.ArrayLayout(self.prob_shape, n_classes),
-            }))),
+            "o": Out(stream.Signature(data.StructLayout(
+                {"prob": self.prob_shape, "error": self.prob_shape} if stream_output else {
+                    "probs": data.ArrayLayout(self.prob_shape, n_classes),
+                    "errors": data.ArrayLayout(self.prob_shape, n_classes),
+                }))),
         })
 
     @classmethod
-    def from_config(cls, config, layer=None, *, hold_input=False, multiplier="parallel", product_reg=False):
+    def from_config(cls, config, layer=None, *, hold_input=False, multiplier="parallel", product_reg=False,
+                    stream_output=False):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
                    exp_bits=config.exp_bits, prob_frac=config.prob_frac, recip_shift=config.recip_shift,
-                   hold_input=hold_input, multiplier=multiplier, product_reg=product_reg)
+                   hold_input=hold_input, multiplier=multiplier, product_reg=product_reg,
+                   stream_output=stream_output)
 
     def elaborate(self, platform):
         m = Module()
@@ -229,50 +240,72 @@ class SoftmaxError(wiring.Component):
             with m.If(count == self.quotient_bits - 1):
                 m.d.sync += [count.eq(0), state.eq(_State.PROD)]
 
-        # -- products: E_c ρ, rounded to p_c and stored; e_c is p_c with the label's one taken off --
+        # -- products: E_c ρ, rounded to p_c; e_c is p_c with the label's one taken off -----------
         offered = exp_valid & (state == _State.PROD)
         if self.multiplier == "serial":
             idle, prob_valid, prob_index, prob = self._serial_product(m, exp_value, exp_index, take, recip)
-            m.d.comb += take.eq(offered & idle)
+            in_flight = ~idle | prob_valid
         else:
-            prob_valid, prob_index, prob = self._parallel_product(m, exp_value, exp_index, offered, recip)
-            m.d.comb += take.eq(offered)
-        # p_c <= 2**prob_frac (E_c ρ <= Σ ρ <= 2**recip_shift), so prob_frac + 1 unsigned bits hold it.
-        probs = Signal(data.ArrayLayout(unsigned(self.prob_frac + 1), C))
-        with m.If(prob_valid):
-            write_element(m, "sync", [probs[c] for c in range(C)], prob_index, prob)
-            with m.If(prob_index == C - 1):
-                m.d.sync += [self.o.valid.eq(1), state.eq(_State.OUT)]
+            prob_valid, prob_index, prob, in_flight = self._parallel_product(m, exp_value, exp_index, take, recip)
+            idle = 1
         pf = self.prob_frac
-        for c in range(C):
-            p = probs[c]
-            is_label = Signal(name=f"is_label{c}")
-            m.d.comb += is_label.eq(label == c)
+
+        def error_of(p, is_label):
             # e_c = p_c - 2**pf at the label: p_c = 2**pf gives 0, smaller p_c the bits 11 above its
             # fraction (p_c - 2**pf in two's complement); no subtractor.
-            m.d.comb += [
-                self.o.payload.probs[c].eq(p),
-                self.o.payload.errors[c].eq(Cat(p[:pf], p[pf] ^ is_label, is_label & ~p[pf]).as_signed()),
-            ]
+            return Cat(p[:pf], p[pf] ^ is_label, is_label & ~p[pf]).as_signed()
 
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [self.o.valid.eq(0), state.eq(_State.IDLE)]
+        # p_c <= 2**prob_frac (E_c ρ <= Σ ρ <= 2**recip_shift), so prob_frac + 1 unsigned bits hold it.
+        if self.stream_output:
+            # One class at a time: its p_c waits in the output register until taken.
+            m.d.comb += take.eq(offered & ~in_flight & (~self.o.valid | self.o.ready))
+            out_prob = Signal(unsigned(pf + 1))
+            out_index = Signal(range(C))
+            with m.If(prob_valid):
+                m.d.sync += [out_prob.eq(prob), out_index.eq(prob_index), self.o.valid.eq(1)]
+            m.d.comb += [
+                self.o.payload.prob.eq(out_prob),
+                self.o.payload.error.eq(error_of(out_prob, label == out_index)),
+            ]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+                with m.If(out_index == C - 1):
+                    m.d.sync += state.eq(_State.IDLE)
+        else:
+            m.d.comb += take.eq(offered & idle)
+            probs = Signal(data.ArrayLayout(unsigned(pf + 1), C))
+            with m.If(prob_valid):
+                write_element(m, "sync", [probs[c] for c in range(C)], prob_index, prob)
+                with m.If(prob_index == C - 1):
+                    m.d.sync += [self.o.valid.eq(1), state.eq(_State.OUT)]
+            for c in range(C):
+                is_label = Signal(name=f"is_label{c}")
+                m.d.comb += [
+                    is_label.eq(label == c),
+                    self.o.payload.probs[c].eq(probs[c]),
+                    self.o.payload.errors[c].eq(error_of(probs[c], is_label)),
+                ]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += [self.o.valid.eq(0), state.eq(_State.IDLE)]
 
         return m
 
     def _parallel_product(self, m, factor, index, valid, recip):
         """One product per cycle (``product_reg``: a register before the multiplier)."""
+        in_flight = Const(0, 1)
         if self.product_reg:
             factor_q = Signal.like(factor, name="factor_q")
             valid_q = Signal(name="factor_valid_q")
             index_q = Signal.like(index, name="factor_index_q")
             m.d.sync += [factor_q.eq(factor), valid_q.eq(valid), index_q.eq(index)]
             factor, valid, index = factor_q, valid_q, index_q
+            in_flight = valid_q
         product = Signal(unsigned(len(factor) + self.quotient_bits))
         prod_valid = Signal()
         prod_index = Signal.like(index, name="prod_index")
         m.d.sync += [product.eq(factor * recip), prod_valid.eq(valid), prod_index.eq(index)]
-        return prod_valid, prod_index, round_shift(product, self.recip_shift - self.prob_frac)
+        return (prod_valid, prod_index, round_shift(product, self.recip_shift - self.prob_frac),
+                in_flight | prod_valid)
 
     def _serial_product(self, m, factor, index, take, recip):
         """Shift and add, one bit of ``E_c`` per cycle (LSB first): ``exp_bits + 1`` cycles a product.
