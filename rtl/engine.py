@@ -111,8 +111,14 @@ class Engine(wiring.Component):
         bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 2,
         mux on ECP5, else 1, 1, mux). Results are the same for every choice.
     softmax_product_reg : bool or None
-        The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
+        The softmax's register before its parallel multiplier (:class:`~rtl.softmax_error.SoftmaxError`
         ``product_reg``); ``None``: on ECP5 only.
+    softmax_multiplier : {"serial", "parallel"} or None
+        The softmax's ``E_c ρ`` (:class:`~rtl.softmax_error.SoftmaxError` ``multiplier``);
+        ``None``: parallel on ECP5 (or with ``softmax_product_reg``), else serial: shift and add,
+        hundreds of LUTs fewer on the iCE40 and time enough, as it runs while the hidden layers
+        update (a network whose hidden updates are shorter than ~``C (exp_bits + 3)`` cycles
+        waits for it).
 
     Members
     -------
@@ -314,9 +320,11 @@ class Engine(wiring.Component):
                 read.en.eq(group_start | pending),
             ]
         with m.Switch(s1_layer):
-            for k in range(L):
+            for k in range(shared):
                 with m.Case(k):
-                    m.d.comb += lanes.delta.eq(delta_reads[min(k, shared)].data)
+                    m.d.comb += lanes.delta.eq(delta_reads[k].data)
+            with m.Default():
+                m.d.comb += lanes.delta.eq(delta_reads[shared].data)
 
         # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
         out = lanes.o.payload
