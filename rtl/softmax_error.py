@@ -231,9 +231,12 @@ class SoftmaxError(wiring.Component):
         # -- restoring division: the numerator's remaining bits are all zero --------------------
         with m.If(state == _State.DIV):
             doubled = remainder << 1
-            fits = doubled >= total
+            # One subtractor: its sign is the comparison.
+            difference = Signal(signed(len(doubled) + 1))
+            m.d.comb += difference.eq(doubled - total)
+            fits = ~difference[-1]
             m.d.sync += [
-                remainder.eq(Mux(fits, doubled - total, doubled)),
+                remainder.eq(Mux(fits, difference, doubled)),
                 recip.eq((recip << 1) | fits),
                 count.eq(count + 1),
             ]
