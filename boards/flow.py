@@ -164,7 +164,8 @@ def pipelines(platform):
     from rtl.layer_engine import default_lane_latency, default_updater_stages, fabric_arithmetic
 
     return {"lane_latency": default_lane_latency(platform), "updater_stages": default_updater_stages(platform),
-            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False}
+            "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False,
+            "softmax_multiplier": "parallel" if fabric_arithmetic(platform) else "serial"}
 
 
 def summary_line(report):
