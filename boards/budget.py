@@ -74,8 +74,11 @@ def engine_memories(config, lanes):
     mems.append(MemoryNeed("samples", 2 * geo.fan_in[0], config.input_bits))
     for k in range(geo.n_layers - 1):
         mems.append(MemoryNeed(f"activations{k}", geo.fan_out[k], config.act_bits + 1))
-    for k in range(geo.n_layers):
-        mems.append(MemoryNeed(f"delta{k}", geo.groups[k], lanes * config.delta_bits))
+    # The output layer's δ words follow the last hidden layer's in its memory.
+    L = geo.n_layers
+    for k in range(max(L - 1, 1)):
+        depth = (geo.groups[k] if k < L - 1 else 0) + (geo.groups[L - 1] if k == max(L - 2, 0) else 0)
+        mems.append(MemoryNeed(f"delta{k}", depth, lanes * config.delta_bits))
     return mems
 
 

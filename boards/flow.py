@@ -167,6 +167,7 @@ def _probe(elaboratable):
     return elaboratable
 
 
+
 def pipelines(platform, layer_engine):
     """The engine's pipeline and weight-store choices on ``platform`` (what
     :class:`rtl.layer_engine.LayerEngine` and :class:`rtl.engine.Engine` resolve by default)."""
@@ -175,7 +176,8 @@ def pipelines(platform, layer_engine):
     return {"lane_latency": default_lane_latency(platform),
             "updater_stages": layer_engine.resolved_updater_stages(platform),
             "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False,
-            "weight_store": layer_engine.resolved_weight_store(platform)}
+            "weight_store": layer_engine.resolved_weight_store(platform),
+            "softmax_multiplier": "parallel" if fabric_arithmetic(platform) else "serial"}
 
 
 def summary_line(report):

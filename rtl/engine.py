@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
+from .fixed import write_element
 from .layer_engine import LayerEngine, OpKind, fabric_arithmetic
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
@@ -110,11 +111,17 @@ class Engine(wiring.Component):
         bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 2,
         mux on ECP5, else 1, 1, mux). Results are the same for every choice.
     softmax_product_reg : bool or None
-        The softmax's register before its multiplier (:class:`~rtl.softmax_error.SoftmaxError`
+        The softmax's register before its parallel multiplier (:class:`~rtl.softmax_error.SoftmaxError`
         ``product_reg``); ``None``: on ECP5 only.
     weight_store : str or None
         ``"ebr"`` or ``"spram"`` (:class:`~rtl.layer_engine.LayerEngine`); ``None``: SPRAM on
         the iCE40, else EBR. Results are the same; SPRAM spaces the word operations out.
+    softmax_multiplier : {"serial", "parallel"} or None
+        The softmax's ``E_c ρ`` (:class:`~rtl.softmax_error.SoftmaxError` ``multiplier``);
+        ``None``: parallel on ECP5 (or with ``softmax_product_reg``), else serial: shift and add,
+        hundreds of LUTs fewer on the iCE40 and time enough, as it runs while the hidden layers
+        update (a network whose hidden updates are shorter than ~``C (exp_bits + 3)`` cycles
+        waits for it).
 
     Members
     -------
@@ -136,7 +143,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
-                 bank_shift=None, *, trace=True, weight_store=None):
+                 bank_shift=None, softmax_multiplier=None, *, trace=True, weight_store=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -148,6 +155,7 @@ class Engine(wiring.Component):
         self.trace = trace
         self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift, weight_store)
         self.softmax_product_reg = softmax_product_reg
+        self.softmax_multiplier = softmax_multiplier
         self.geometry = geo = self.layer_engine.geometry
         self.label_shape = unsigned(ceil_log2(config.n_classes) or 1)
         self.prob_shape = signed(config.prob_frac + 2)
@@ -194,10 +202,15 @@ class Engine(wiring.Component):
         product_reg = self.softmax_product_reg
         if product_reg is None:
             product_reg = fabric_arithmetic(platform)
-        # The logits and label registers stay put from the softmax's start to its result (the
-        # next step starts after it): the unit need not copy them.
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True,
-                                                                  product_reg=product_reg)
+        multiplier = self.softmax_multiplier
+        if multiplier is None:
+            # The output layer's softmax runs while the hidden layers update: shift and add is
+            # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
+            multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
+        # The logits and label registers stay put from the softmax's start until its last error is
+        # taken (the step ends after that): the unit need not copy them.
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True, multiplier=multiplier,
+                                                                  product_reg=product_reg, stream_output=True)
         units = []
         for k in range(L - 1):
             unit = self.signal_unit(k)
@@ -249,11 +262,10 @@ class Engine(wiring.Component):
         # -- access port decode (used when idle) -------------------------------------------------------
         req = self.access.payload
         access_fire = self.access.valid & self.access.ready
-        # An access is held from its transfer to its response (a read of the weights takes the
-        # layer engine's read_latency cycles, a weight write as long as the write port wants).
+        # The request, held until its response is taken: reads address the memories from it, so
+        # their data (the response) stays put while the response waits.
         pending = Signal()
         held = Signal(self.access.payload.shape())
-        access_addr = Mux(pending, held.addr, req.addr)
         issue = seq.op.valid & seq.op.ready
 
         # -- inputs of the lanes at S1 -------------------------------------------------------------------
@@ -274,7 +286,7 @@ class Engine(wiring.Component):
             m.submodules[f"activations{k}"] = mem
             activations.append(mem.write_port())
             read = mem.read_port()
-            m.d.comb += [read.addr.eq(Mux(seq.op.valid, x_addr, access_addr)), read.en.eq(reading)]
+            m.d.comb += [read.addr.eq(Mux(seq.op.valid, x_addr, held.addr)), read.en.eq(reading)]
             act_reads.append(read)
             # Pass 2 of an LLS unit re-reads the activations through a port of its own.
             act_streams.append(mem.read_port() if lls else None)
@@ -288,24 +300,39 @@ class Engine(wiring.Component):
         m.d.comb += lanes.x.eq(x)
 
         delta_layout = data.ArrayLayout(signed(config.delta_bits), P)
+        # One δ memory per hidden layer; the output layer's words follow the last hidden layer's
+        # in its memory (the softmax streams its errors in as that unit's are done), so they share
+        # its block RAM, its write port and its read port (own memory with no hidden layer).
+        last = L - 1
+        shared = max(L - 2, 0)
+        out_base = geo.groups[shared] if L >= 2 else 0
         delta_writes, delta_reads = [], []
-        for k in range(L):
-            mem = memory.Memory(shape=delta_layout, depth=geo.groups[k], init=[])
+        for k in range(max(L - 1, 1)):
+            depth = (geo.groups[k] if k < L - 1 else 0) + (geo.groups[last] if k == shared else 0)
+            mem = memory.Memory(shape=delta_layout, depth=depth, init=[])
             m.submodules[f"delta{k}"] = mem
             write = mem.write_port(granularity=1)
             read = mem.read_port()
             delta_writes.append(write)
             delta_reads.append(read)
             # Read at a group's first update word; the port holds the word for the whole group.
-            group_start = (issue & (op.kind == OpKind.UPDATE) & (op.word == 0) & (op.layer == k))
+            readers = [k] + ([last] if k == shared and last != k else [])
+            group_start = (issue & (op.kind == OpKind.UPDATE) & (op.word == 0)
+                           & Cat(*(op.layer == j for j in readers)).any())
+            op_addr, held_addr = op.group, held.addr
+            if k == shared:
+                op_addr = op.group + Mux(op.layer == last, out_base, 0)
+                held_addr = held.addr + Mux(held.layer == last, out_base, 0)
             m.d.comb += [
-                read.addr.eq(Mux(seq.op.valid, op.group, req.addr)),
-                read.en.eq(group_start | access_fire),
+                read.addr.eq(Mux(seq.op.valid, op_addr, held_addr)),
+                read.en.eq(group_start | pending),
             ]
         with m.Switch(s1_layer):
-            for k in range(L):
+            for k in range(shared):
                 with m.Case(k):
                     m.d.comb += lanes.delta.eq(delta_reads[k].data)
+            with m.Default():
+                m.d.comb += lanes.delta.eq(delta_reads[shared].data)
 
         # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
         out = lanes.o.payload
@@ -399,27 +426,30 @@ class Engine(wiring.Component):
             m.d.sync += softmax_go.eq(0)
         with m.If(out_fire & (out.layer == L - 1) & (out.index == C - 1) & train):
             m.d.sync += softmax_go.eq(1)
-        last = L - 1
-        out_write = delta_writes[last]
-        out_group = delta_words[last]
-        m.d.comb += [
-            out_write.addr.eq(out_group),
-            out_write.en.eq(Mux(softmax.o.valid, (1 << P) - 1, 0)),
-            softmax.o.ready.eq(out_group == geo.groups[last] - 1),
-        ]
-        for g in range(geo.groups[last]):
-            with m.If(out_group == g):
-                for p in range(P):
-                    c = g * P + p
-                    m.d.comb += out_write.data[p].eq(softmax.o.payload.errors[c] if c < C else 0)
-        with m.If(softmax.o.valid):
-            m.d.sync += delta_words[last].eq(out_group + 1)
+        # Class c's error -> lane c mod P of output δ word c div P, when the hidden unit sharing
+        # the memory does not write (it has no back-pressure; the softmax waits).
+        hidden_writing = units[shared].delta.valid if L >= 2 else Const(0)
+        out_write = delta_writes[shared]
+        out_lane = Signal(range(P))
+        out_class = Signal(range(C))
+        out_fire_ = softmax.o.valid & softmax.o.ready
+        m.d.comb += softmax.o.ready.eq(~hidden_writing)
+        with m.If(softmax.o.valid & ~hidden_writing):
+            m.d.comb += [out_write.addr.eq(out_base + delta_words[last]), out_write.en.eq(1 << out_lane)]
+            m.d.comb += [out_write.data[p].eq(softmax.o.payload.error) for p in range(P)]
+        with m.If(out_fire_):
+            m.d.sync += [out_lane.eq(out_lane + 1), out_class.eq(out_class + 1)]
+            with m.If((out_lane == P - 1) | (out_class == C - 1)):
+                m.d.sync += [out_lane.eq(0), delta_words[last].eq(delta_words[last] + 1)]
+            with m.If(out_class == C - 1):
+                m.d.sync += out_class.eq(0)
         if self.trace:
-            # The softmax's outputs last only until their transfer: a copy for Region.OUTPUT.
+            # The softmax's outputs pass by once: a copy for Region.OUTPUT.
             probs = Signal(data.ArrayLayout(self.prob_shape, C))
             errors = Signal(data.ArrayLayout(self.prob_shape, C))
-            with m.If(softmax.o.valid):
-                m.d.sync += [probs.eq(softmax.o.payload.probs), errors.eq(softmax.o.payload.errors)]
+            with m.If(out_fire_):
+                write_element(m, "sync", [probs[c] for c in range(C)], out_class, softmax.o.payload.prob)
+                write_element(m, "sync", [errors[c] for c in range(C)], out_class, softmax.o.payload.error)
 
         # -- weight initialisation and host writes share the lanes' write port ---------------------
         weight_write = held.write & (held.region == Region.WEIGHTS)
@@ -434,8 +464,11 @@ class Engine(wiring.Component):
                 lanes.write.payload.mask.eq((1 << P) - 1),
                 lanes.write.payload.weights.eq(held.data[:len(lanes.write.payload.weights.as_value())]),
             ]
-        m.d.comb += [lanes.read_start.eq(access_fire), lanes.read_layer.eq(req.layer),
-                     lanes.read_addr.eq(req.addr)]
+        # A read starts in the first cycle of its request's pending (the address is held from then).
+        read_latency = lanes.read_latency(platform)
+        read_wait = Signal(range(read_latency))
+        m.d.comb += [lanes.read_start.eq(pending & (read_wait == read_latency - 1) & ~held.write),
+                     lanes.read_layer.eq(held.layer), lanes.read_addr.eq(held.addr)]
 
         # -- the learning-rate offset register (numerics §12), written by the host between epochs --
         lr_offset = Signal(range(len(config.lr_decay) + 1))
@@ -473,7 +506,8 @@ class Engine(wiring.Component):
         cmd_op = command.op
         starting = Signal()
         m.d.comb += commands.r_en.eq(0)
-        with m.If(ready & commands.r_rdy & ~self.access.valid):
+        # Not while a response waits: the step would change what it reads.
+        with m.If(ready & commands.r_rdy & ~self.access.valid & ~pending & ~self.response.valid):
             with m.If(cmd_op == Command.INIT):
                 m.d.comb += [commands.r_en.eq(1), init.start.eq(1)]
                 m.d.sync += state.eq(_State.INIT)
@@ -498,7 +532,7 @@ class Engine(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         with m.If((state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy
-                  & ~softmax_go & ~softmax.o.valid & (h_avail[last] == C)):
+                  & ~softmax_go & softmax.i.ready & (h_avail[last] == C)):
             m.d.sync += state.eq(_State.DONE)
         result = self.result.payload
         m.d.comb += [
@@ -521,70 +555,57 @@ class Engine(wiring.Component):
             m.d.sync += booted.eq(1)
 
         # -- access port ---------------------------------------------------------------------------
-        read_wait = Signal(range(lanes.read_latency(platform)))
         m.d.comb += self.access.ready.eq((state == _State.IDLE) & ~pending & ~self.response.valid
                                          & lanes.host_free)
         with m.If(access_fire):
-            m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(lanes.read_latency(platform) - 1)]
+            m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(read_latency - 1)]
         with m.If(self.response.valid & self.response.ready):
             m.d.sync += self.response.valid.eq(0)
-        word = Signal(self.access_bits)
+        # One word per region, each gated by its own decode and OR-ed: a write's response is 0.
+        ready_q = Signal()
+        status = Signal(48)
+        with m.Switch(held.addr):
+            for addr, value in [(Status.CYCLES, cycles), (Status.BUSY, busy_lanes), (Status.STEPS, steps),
+                                (Status.CHECKSUM, lanes.checksum), (Status.PREDICTION, prediction),
+                                (Status.READY, ready_q), (Status.LANES, P), (Status.LR_OFFSET, lr_offset),
+                                (Status.LLS_MODE, lls_mode), (Status.MODES, config.n_modes)]:
+                with m.Case(addr):
+                    m.d.comb += status.eq(value)
+        sources = {Region.WEIGHTS: lanes.read_data, Region.STATUS: status}
         cb = self.class_bits
-        with m.Switch(held.region):
-            with m.Case(Region.WEIGHTS):
-                m.d.comb += word.eq(lanes.read_data)
-            with m.Case(Region.STATUS):
-                with m.Switch(held.addr):
-                    with m.Case(Status.CYCLES):
-                        m.d.comb += word.eq(cycles)
-                    with m.Case(Status.BUSY):
-                        m.d.comb += word.eq(busy_lanes)
-                    with m.Case(Status.STEPS):
-                        m.d.comb += word.eq(steps)
-                    with m.Case(Status.CHECKSUM):
-                        m.d.comb += word.eq(lanes.checksum)
-                    with m.Case(Status.PREDICTION):
-                        m.d.comb += word.eq(prediction)
-                    with m.Case(Status.READY):
-                        m.d.comb += word.eq(ready)
-                    with m.Case(Status.LANES):
-                        m.d.comb += word.eq(P)
-                    with m.Case(Status.LR_OFFSET):
-                        m.d.comb += word.eq(lr_offset)
-                    with m.Case(Status.LLS_MODE):
-                        m.d.comb += word.eq(lls_mode)
-                    with m.Case(Status.MODES):
-                        m.d.comb += word.eq(config.n_modes)
         if self.trace:
-            with m.Switch(held.region):
-                with m.Case(Region.ACTIVATION):
-                    with m.Switch(held.layer):
-                        for k in range(L - 1):
-                            with m.Case(k):
-                                entry = act_reads[k].data
-                                m.d.comb += word.eq(Cat(_field(entry.h, 32), entry.fprime))
-                with m.Case(Region.DELTA):
-                    with m.Switch(held.layer):
-                        for k in range(L):
-                            with m.Case(k):
-                                m.d.comb += word.eq(delta_reads[k].data)
-                with m.Case(Region.OUTPUT):
-                    c = held.addr[:ceil_log2(C) or 1]
-                    m.d.comb += word.eq(Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32)))
-                with m.Case(Region.SIGNAL):
-                    with m.Switch(held.layer):
-                        for k, unit in enumerate(units):
-                            with m.Case(k):
-                                m.d.comb += word.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
+            sources[Region.ACTIVATION] = activation = Signal(33)
+            with m.Switch(held.layer):
+                for k in range(L - 1):
+                    with m.Case(k):
+                        entry = act_reads[k].data
+                        m.d.comb += activation.eq(Cat(_field(entry.h, 32), entry.fprime))
+            sources[Region.DELTA] = delta = Signal(delta_layout)
+            with m.Switch(held.layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += delta.eq(delta_reads[min(k, shared)].data)
+            c = held.addr[:ceil_log2(C) or 1]
+            sources[Region.OUTPUT] = Cat(_field(logits[c], 32), _field(probs[c], 32), _field(errors[c], 32))
+            sources[Region.SIGNAL] = signal = Signal(32)
+            with m.Switch(held.layer):
+                for k, unit in enumerate(units):
+                    with m.Case(k):
+                        m.d.comb += signal.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
+        word = Const(0, self.access_bits)
+        for region, value in sources.items():
+            word = word | Mux(~held.write & (held.region == region), Value.cast(value), 0)
+        # The response is read straight from the held request's sources: none changes while it
+        # waits (no step starts, no access; the flag that can rise meanwhile, READY, is sampled).
         with m.If(pending):
             with m.If(weight_write):
                 with m.If(lanes.write.ready):
-                    m.d.sync += [pending.eq(0), self.response.valid.eq(1), self.response.payload.eq(0)]
+                    m.d.sync += [pending.eq(0), self.response.valid.eq(1), ready_q.eq(ready)]
             with m.Elif(read_wait == 0):
-                m.d.sync += [pending.eq(0), self.response.valid.eq(1),
-                             self.response.payload.eq(Mux(held.write, 0, word))]
+                m.d.sync += [pending.eq(0), self.response.valid.eq(1), ready_q.eq(ready)]
             with m.Else():
                 m.d.sync += read_wait.eq(read_wait - 1)
+        m.d.comb += self.response.payload.eq(word)
         return m
 
 

@@ -815,6 +815,8 @@ class LayerEngine(wiring.Component):
         arriving = Signal(range(B), name="arriving_beat")
         arrival = Signal()   # a beat arrives on read_data
         m.d.sync += arrival.eq(pending | issue | self.read_start)
+        # Only reads that are wanted: read_data (a host read's last beat) then stays put.
+        m.d.comb += store.read_en.eq(pending | issue | self.read_start)
         with m.If(pending):
             m.d.comb += read_addr.eq(read_word * B + read_beat)
             m.d.sync += [read_beat.eq(read_beat + 1), arriving.eq(read_beat)]

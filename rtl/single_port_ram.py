@@ -1,6 +1,6 @@
 """A 64-bit single-port RAM: the iCE40 UP5K's four SPRAMs side by side, or a model of them."""
 
-from amaranth import ClockSignal, Instance, Module, Signal
+from amaranth import ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -23,8 +23,8 @@ class SinglePortRAM(wiring.Component):
     On an iCE40 platform it is four ``SB_SPRAM256KA`` (16 K x 16 each, the UP5K's 1 Mbit) with
     their address shared; elsewhere (simulation, Verilator) a :class:`~amaranth.lib.memory.Memory`
     with one read and one write port on the same address, which behaves the same as long as no
-    cycle reads and writes (the SPRAM's output during a write is not defined; the user never
-    looks at it).
+    cycle reads and writes. Like the SPRAM, a lane's output keeps its word while neither read
+    nor written, and is undefined after a write (the model gives a pattern).
 
     Parameters
     ----------
@@ -34,11 +34,13 @@ class SinglePortRAM(wiring.Component):
     Members
     -------
     addr : In(range(depth))
+    read_en : In(1)
+        Read ``addr`` (when nothing is written); otherwise ``read_data`` keeps its word.
     write_en : In(4)
         Per 16-bit lane: write ``write_data``'s lane at ``addr`` (no read this cycle).
     write_data : In(64)
     read_data : Out(64)
-        The word at the ``addr`` of the cycle before, when that cycle wrote nothing.
+        The word read at the last ``read_en`` cycle, from the cycle after it.
     """
 
     def __init__(self, depth):
@@ -48,6 +50,7 @@ class SinglePortRAM(wiring.Component):
         self.lanes = SPRAM_WIDTH // SPRAM_LANE_BITS
         super().__init__({
             "addr": In(range(depth)),
+            "read_en": In(1),
             "write_en": In(self.lanes),
             "write_data": In(SPRAM_WIDTH),
             "read_data": Out(SPRAM_WIDTH),
@@ -67,7 +70,8 @@ class SinglePortRAM(wiring.Component):
                     # Whole 16-bit lanes only: the four nibble enables together.
                     i_MASKWREN=self.write_en[n].replicate(4),
                     i_WREN=self.write_en[n],
-                    i_CHIPSELECT=1,
+                    # Deselected, the SPRAM keeps DATAOUT (as Yosys's SB_SPRAM256KA model does).
+                    i_CHIPSELECT=self.read_en | self.write_en[n],
                     i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=0,
                     i_SLEEP=0,
@@ -78,12 +82,19 @@ class SinglePortRAM(wiring.Component):
             m.submodules.mem = mem = memory.Memory(shape=SPRAM_WIDTH, depth=self.depth, init=[])
             read = mem.read_port()
             write = mem.write_port(granularity=SPRAM_LANE_BITS)
+            # The SPRAM's output is undefined after a write to it (Yosys's model: x): here a
+            # pattern, so a design that relied on it would fail its tests.
+            written = Signal(self.lanes)
+            with m.If(self.read_en | self.write_en.any()):
+                m.d.sync += written.eq(self.write_en)
             m.d.comb += [
                 read.addr.eq(self.addr),
-                read.en.eq(~self.write_en.any()),
+                read.en.eq(self.read_en & ~self.write_en.any()),
                 write.addr.eq(self.addr),
                 write.en.eq(self.write_en),
                 write.data.eq(self.write_data),
-                self.read_data.eq(read.data),
             ]
+            for n in range(self.lanes):
+                bits = slice(n * SPRAM_LANE_BITS, (n + 1) * SPRAM_LANE_BITS)
+                m.d.comb += self.read_data[bits].eq(Mux(written[n], 0xA5C3, read.data[bits]))
         return m

@@ -1,6 +1,6 @@
 """The softmax/error unit (``docs/numerics.md`` §5): base-2 exponentials from a table, one divider."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -36,16 +36,19 @@ class SoftmaxError(wiring.Component):
                                        (one synchronous table read per class, pipelined)
     DIV    ``recip_shift - exp_bits    ``ρ = floor(2**recip_shift / Σ)``, one quotient bit per
            + 1``                       cycle (``Σ >= 2**exp_bits`` bounds the quotient)
-    PROD   ``C + 2``                   ``E_c`` again (not stored), then
-                                       ``p_c = rnd(E_c ρ, recip_shift - prob_frac)``,
-                                       ``e_c = p_c - 2**prob_frac [c = c*]`` (pipelined product)
+    PROD   ``C + 2`` (parallel),       ``E_c`` again (not stored), then
+           ``C (exp_bits + 2) + 2``    ``p_c = rnd(E_c ρ, recip_shift - prob_frac)`` into a
+           (serial)                    register per class (pipelined product, or shift and add)
     ====== =========================== ===========================================================
 
     so ``o.valid`` rises :attr:`latency` cycles after the clock edge of the input transfer
-    (``3 C + recip_shift - exp_bits + 3``: 47 cycles for the defaults and ``C = 10``) and stays
-    up, with ``o.payload`` stable, until ``o.ready``; the output transfer can be at the next
-    edge. ``i.ready`` is high exactly when the unit is idle (after reset and from the cycle after
-    the output transfer), so back-to-back uses take ``latency + 2`` cycles each.
+    (parallel: ``3 C + recip_shift - exp_bits + 3``, 47 cycles for the defaults and ``C = 10``;
+    serial: ``C (exp_bits + 4) + recip_shift - exp_bits + 3``, 197 cycles) and stays up, with
+    ``o.payload`` stable, until ``o.ready``; the output transfer can be at the next edge.
+    ``i.ready`` is high exactly when the unit is idle (after reset and from the cycle after the
+    output transfer), so back-to-back uses take ``latency + 2`` cycles each. Only ``p_c`` is
+    stored (``prob_frac + 1`` bits: ``p_c <= 2**prob_frac``); ``e_c = p_c - 2**prob_frac [c = c*]``
+    is derived from it and the label, which is why the label must stay put with ``hold_input``.
 
     Parameters
     ----------
@@ -59,10 +62,16 @@ class SoftmaxError(wiring.Component):
         Fraction bits of probabilities and errors.
     recip_shift : int
         The reciprocal is ``floor(2**recip_shift / Σ)``.
+    multiplier : {"parallel", "serial"}
+        ``E_c ρ`` (``exp_bits + 1`` by ``recip_shift - exp_bits + 1`` bits): one product per
+        cycle (a multiplier cell; a fabric adder tree where the flow's ``booth`` pass makes one),
+        or shift and add, one bit of ``E_c`` per cycle (``exp_bits + 2`` cycles a class, one adder
+        and a ``{hi, lo}`` register: the area choice where the unit has time, e.g. the engine's
+        output layer on the iCE40, whose softmax runs while the hidden layers update).
     product_reg : bool
-        Timing option: register the shifted exponential before the multiplier (one cycle more of
-        ``latency``). Where the multiplier is a fabric adder tree (ECP5: the ``booth`` pass), the
-        table read, the shifter and the multiplier were one 10 ns path.
+        Timing option of the parallel multiplier: register the shifted exponential before it
+        (one cycle more of ``latency``). Where the multiplier is a fabric adder tree (ECP5: the
+        ``booth`` pass), the table read, the shifter and the multiplier were one 10 ns path.
     hold_input : bool
         Area option: the producer promises to keep ``i.payload`` unchanged from the input
         transfer until the output transfer (e.g. it is a register the producer does not touch
@@ -78,7 +87,10 @@ class SoftmaxError(wiring.Component):
     """
 
     def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
-                 recip_shift=28, hold_input=False, product_reg=False):
+                 recip_shift=28, hold_input=False, multiplier="parallel", product_reg=False,
+                 stream_output=False):
+        # A refused configuration is not an unused design.
+        self._MustUse__silence = True
         if n_classes < 2:
             raise ValueError(f"SoftmaxError needs n_classes >= 2, got {n_classes}")
         if not 1 <= logit_frac < logit_bits:
@@ -86,6 +98,11 @@ class SoftmaxError(wiring.Component):
         if not (exp_bits >= 1 and recip_shift > prob_frac and recip_shift > exp_bits):
             raise ValueError(f"SoftmaxError: need exp_bits >= 1 and recip_shift={recip_shift} > "
                              f"prob_frac={prob_frac}, exp_bits={exp_bits}")
+        if multiplier not in ("parallel", "serial"):
+            raise ValueError(f"SoftmaxError: multiplier must be 'parallel' or 'serial', got {multiplier!r}")
+        if product_reg and multiplier != "parallel":
+            raise ValueError("SoftmaxError: product_reg is the parallel multiplier's input register")
+        self._MustUse__silence = False
         self.n_classes = n_classes
         self.logit_bits = logit_bits
         self.logit_frac = logit_frac
@@ -93,30 +110,45 @@ class SoftmaxError(wiring.Component):
         self.prob_frac = prob_frac
         self.recip_shift = recip_shift
         self.hold_input = hold_input
+        self.multiplier = multiplier
+        self.stream_output = stream_output
         self.product_reg = bool(product_reg)
         self.table = exp2_table(logit_frac, exp_bits)
         self.label_shape = unsigned(ceil_log2(n_classes) or 1)
         self.prob_shape = signed(prob_frac + 2)
         # Quotient bits: rho <= 2**(recip_shift - exp_bits) because the sum is >= 2**exp_bits.
         self.quotient_bits = recip_shift - exp_bits + 1
-        self.latency = 3 * n_classes + self.quotient_bits + 2 + self.product_reg
+        # MAX, EXP and DIV, then C products: C + 2 cycles in parallel, C (exp_bits + 2) + 2 in series.
+        if multiplier == "serial":
+            self.latency = n_classes * (exp_bits + 4) + self.quotient_bits + 2
+            product_period = exp_bits + 2
+        else:
+            self.latency = 3 * n_classes + self.quotient_bits + 2 + self.product_reg
+            product_period = 1
+        if stream_output:
+            # One class in flight: its product, then the output register (taken at once at best).
+            self.output_period = product_period + 1 + (self.product_reg if multiplier == "parallel" else 0)
+            self.latency += (n_classes - 1) * (self.output_period - product_period)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "logits": data.ArrayLayout(signed(logit_bits), n_classes),
                 "label": self.label_shape,
             }))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "probs": data.ArrayLayout(self.prob_shape, n_classes),
-                "errors": data.ArrayLayout(self.prob_shape, n_classes),
-            }))),
+            "o": Out(stream.Signature(data.StructLayout(
+                {"prob": self.prob_shape, "error": self.prob_shape} if stream_output else {
+                    "probs": data.ArrayLayout(self.prob_shape, n_classes),
+                    "errors": data.ArrayLayout(self.prob_shape, n_classes),
+                }))),
         })
 
     @classmethod
-    def from_config(cls, config, layer=None, *, hold_input=False, product_reg=False):
+    def from_config(cls, config, layer=None, *, hold_input=False, multiplier="parallel", product_reg=False,
+                    stream_output=False):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
-                   exp_bits=config.exp_bits, prob_frac=config.prob_frac,
-                   recip_shift=config.recip_shift, hold_input=hold_input, product_reg=product_reg)
+                   exp_bits=config.exp_bits, prob_frac=config.prob_frac, recip_shift=config.recip_shift,
+                   hold_input=hold_input, multiplier=multiplier, product_reg=product_reg,
+                   stream_output=stream_output)
 
     def elaborate(self, platform):
         m = Module()
@@ -161,6 +193,7 @@ class SoftmaxError(wiring.Component):
         # the table in one cycle, shift in the next -------------------------------------------
         m.submodules.table = table = memory.Memory(shape=unsigned(eb + 1), depth=1 << lf, init=self.table)
         port = table.read_port()
+        take = Signal()   # the multiplier takes E_c (PROD)
         distance = Signal(unsigned(self.logit_bits))
         m.d.comb += [
             distance.eq(top - current),
@@ -171,13 +204,17 @@ class SoftmaxError(wiring.Component):
         exp_shift = Signal(range(eb + 2))
         integer = distance[lf:]
         running = (state == _State.EXP) | (state == _State.PROD)
-        m.d.sync += [
-            exp_valid.eq(running & (count < C)),
-            exp_index.eq(count),
-            exp_shift.eq(Mux(integer > eb + 1, eb + 1, integer)),
-        ]
-        with m.If(running & (count < C)):
-            m.d.sync += count.eq(count + 1)
+        # The table read and exp_* advance together; in PROD they wait for the multiplier to take E_c.
+        advance = Signal()
+        m.d.comb += [advance.eq((state != _State.PROD) | ~exp_valid | take), port.en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [
+                exp_valid.eq(running & (count < C)),
+                exp_index.eq(count),
+                exp_shift.eq(Mux(integer > eb + 1, eb + 1, integer)),
+            ]
+            with m.If(running & (count < C)):
+                m.d.sync += count.eq(count + 1)
         exp_value = Signal(unsigned(eb + 1))
         m.d.comb += exp_value.eq(port.data >> exp_shift)
         with m.If(exp_valid & (state == _State.EXP)):
@@ -194,43 +231,107 @@ class SoftmaxError(wiring.Component):
         # -- restoring division: the numerator's remaining bits are all zero --------------------
         with m.If(state == _State.DIV):
             doubled = remainder << 1
-            fits = doubled >= total
+            # One subtractor: its sign is the comparison.
+            difference = Signal(signed(len(doubled) + 1))
+            m.d.comb += difference.eq(doubled - total)
+            fits = ~difference[-1]
             m.d.sync += [
-                remainder.eq(Mux(fits, doubled - total, doubled)),
+                remainder.eq(Mux(fits, difference, doubled)),
                 recip.eq((recip << 1) | fits),
                 count.eq(count + 1),
             ]
             with m.If(count == self.quotient_bits - 1):
                 m.d.sync += [count.eq(0), state.eq(_State.PROD)]
 
-        # -- products: one multiplier, registered, then rounded into the output registers --------
-        factor, factor_valid, factor_index = exp_value, exp_valid & (state == _State.PROD), exp_index
-        if self.product_reg:
-            factor_q = Signal.like(exp_value, name="factor_q")
-            factor_valid_q = Signal(name="factor_valid_q")
-            factor_index_q = Signal.like(exp_index, name="factor_index_q")
-            m.d.sync += [factor_q.eq(factor), factor_valid_q.eq(factor_valid), factor_index_q.eq(factor_index)]
-            factor, factor_valid, factor_index = factor_q, factor_valid_q, factor_index_q
-        product = Signal(unsigned(eb + 1 + self.quotient_bits))
-        prod_valid = Signal()
-        prod_index = Signal(range(C))
-        m.d.sync += [
-            product.eq(factor * recip),
-            prod_valid.eq(factor_valid),
-            prod_index.eq(factor_index),
-        ]
-        prob = Signal(self.prob_shape)
-        m.d.comb += prob.eq(round_shift(product, self.recip_shift - self.prob_frac))
-        one = 1 << self.prob_frac
-        with m.If(prod_valid):
-            probs, errors = self.o.payload.probs, self.o.payload.errors
-            write_element(m, "sync", [probs[c] for c in range(C)], prod_index, prob)
-            write_element(m, "sync", [errors[c] for c in range(C)], prod_index,
-                          Mux(prod_index == label, prob - one, prob))
-            with m.If(prod_index == C - 1):
-                m.d.sync += [self.o.valid.eq(1), state.eq(_State.OUT)]
+        # -- products: E_c ρ, rounded to p_c; e_c is p_c with the label's one taken off -----------
+        offered = exp_valid & (state == _State.PROD)
+        if self.multiplier == "serial":
+            idle, prob_valid, prob_index, prob = self._serial_product(m, exp_value, exp_index, take, recip)
+            in_flight = ~idle | prob_valid
+        else:
+            prob_valid, prob_index, prob, in_flight = self._parallel_product(m, exp_value, exp_index, take, recip)
+            idle = 1
+        pf = self.prob_frac
 
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [self.o.valid.eq(0), state.eq(_State.IDLE)]
+        def error_of(p, is_label):
+            # e_c = p_c - 2**pf at the label: p_c = 2**pf gives 0, smaller p_c the bits 11 above its
+            # fraction (p_c - 2**pf in two's complement); no subtractor.
+            return Cat(p[:pf], p[pf] ^ is_label, is_label & ~p[pf]).as_signed()
+
+        # p_c <= 2**prob_frac (E_c ρ <= Σ ρ <= 2**recip_shift), so prob_frac + 1 unsigned bits hold it.
+        if self.stream_output:
+            # One class at a time: its p_c waits in the output register until taken.
+            m.d.comb += take.eq(offered & ~in_flight & (~self.o.valid | self.o.ready))
+            out_prob = Signal(unsigned(pf + 1))
+            out_index = Signal(range(C))
+            with m.If(prob_valid):
+                m.d.sync += [out_prob.eq(prob), out_index.eq(prob_index), self.o.valid.eq(1)]
+            m.d.comb += [
+                self.o.payload.prob.eq(out_prob),
+                self.o.payload.error.eq(error_of(out_prob, label == out_index)),
+            ]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+                with m.If(out_index == C - 1):
+                    m.d.sync += state.eq(_State.IDLE)
+        else:
+            m.d.comb += take.eq(offered & idle)
+            probs = Signal(data.ArrayLayout(unsigned(pf + 1), C))
+            with m.If(prob_valid):
+                write_element(m, "sync", [probs[c] for c in range(C)], prob_index, prob)
+                with m.If(prob_index == C - 1):
+                    m.d.sync += [self.o.valid.eq(1), state.eq(_State.OUT)]
+            for c in range(C):
+                is_label = Signal(name=f"is_label{c}")
+                m.d.comb += [
+                    is_label.eq(label == c),
+                    self.o.payload.probs[c].eq(probs[c]),
+                    self.o.payload.errors[c].eq(error_of(probs[c], is_label)),
+                ]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += [self.o.valid.eq(0), state.eq(_State.IDLE)]
 
         return m
+
+    def _parallel_product(self, m, factor, index, valid, recip):
+        """One product per cycle (``product_reg``: a register before the multiplier)."""
+        in_flight = Const(0, 1)
+        if self.product_reg:
+            factor_q = Signal.like(factor, name="factor_q")
+            valid_q = Signal(name="factor_valid_q")
+            index_q = Signal.like(index, name="factor_index_q")
+            m.d.sync += [factor_q.eq(factor), valid_q.eq(valid), index_q.eq(index)]
+            factor, valid, index = factor_q, valid_q, index_q
+            in_flight = valid_q
+        product = Signal(unsigned(len(factor) + self.quotient_bits))
+        prod_valid = Signal()
+        prod_index = Signal.like(index, name="prod_index")
+        m.d.sync += [product.eq(factor * recip), prod_valid.eq(valid), prod_index.eq(index)]
+        return (prod_valid, prod_index, round_shift(product, self.recip_shift - self.prob_frac),
+                in_flight | prod_valid)
+
+    def _serial_product(self, m, factor, index, take, recip):
+        """Shift and add, one bit of ``E_c`` per cycle (LSB first): ``exp_bits + 1`` cycles a product.
+
+        ``acc`` is ``{hi, lo}`` with ``lo = E_c`` at the start; each cycle adds ``ρ`` to ``hi`` when
+        ``lo``'s bit 0 is set and shifts the whole right by one, so ``{hi, lo}`` ends as
+        ``E_c ρ + hi_0``. ``hi_0 = 2**(r - 1)`` is the rounding constant of ``rnd(·, r)``, so
+        ``p_c`` is just ``acc >> r``: no rounding adder.
+        """
+        n = len(factor)
+        r = self.recip_shift - self.prob_frac
+        lo = Signal(n)
+        hi = Signal(max(self.quotient_bits, r) + 1)
+        steps = Signal(range(n + 1))
+        index_q = Signal.like(index, name="mul_index")
+        idle = Signal()
+        m.d.comb += idle.eq(steps == 0)
+        total = hi + Mux(lo[0], recip, 0)
+        with m.If(take):
+            m.d.sync += [lo.eq(factor), hi.eq(1 << (r - 1)), steps.eq(n), index_q.eq(index)]
+        with m.Elif(~idle):
+            m.d.sync += [Cat(lo, hi).eq(Cat(lo, total) >> 1), steps.eq(steps - 1)]
+        prod_valid = Signal()
+        prod_index = Signal.like(index, name="prod_index")
+        m.d.sync += [prod_valid.eq(steps == 1), prod_index.eq(index_q)]
+        return idle, prod_valid, prod_index, Cat(lo, hi)[r:]

@@ -1,11 +1,11 @@
 """The engine initialises its own weights from the LFSR (``docs/numerics.md`` §3)."""
 
-from amaranth import Module, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layer_engine import LayerGeometry
-from .lfsr import galois_step
+from .lfsr import galois_advance
 
 __all__ = ["WeightInitialiser"]
 
@@ -21,8 +21,10 @@ class WeightInitialiser(wiring.Component):
        2**init_bits[k]`` and is written into lane ``n mod P`` of word
        ``(n div P)(M_k + 1) + 1 + m`` (a masked write).
 
-    The ``init_bits[k]`` LFSR steps of one weight are unrolled into one cycle
-    (:func:`~rtl.lfsr.galois_step`), one unrolled copy per distinct width.
+    The ``init_bits[k]`` LFSR steps of one weight are unrolled into one cycle: one chain of flat
+    XORs (:func:`~rtl.lfsr.galois_advance`) from the narrowest width to the widest, whose
+    intermediate states serve the narrower layers. The write address is one counter (``+1``
+    along a row, ``+2`` into the next group past its bias word, back to the row's start).
 
     Parameters
     ----------
@@ -64,42 +66,40 @@ class WeightInitialiser(wiring.Component):
         clearing = Signal()
         filling = Signal()
         layer = Signal(geo.layer_shape)
-        addr = Signal(geo.addr_bits)
+        addr = Signal(geo.addr_bits)       # the word written: clearing, then (row, input col)
+        row_start = Signal(geo.addr_bits)  # word address of (row div P, input 0)
         row = Signal(range(geo.max_fan_out))
         lane = Signal(range(P))
         col = Signal(range(geo.max_fan_in))
-        base = Signal(geo.addr_bits)      # word address of (row div P, input 0)
         m.d.comb += self.busy.eq(clearing | filling)
 
-        with m.If(self.start & ~self.busy):
-            m.d.sync += [clearing.eq(1), layer.eq(0), addr.eq(0), state.eq(config.init_seed)]
-
-        # The next weight and the state after its bits, per layer width.
+        # The next weight's bits and the state after them, per distinct width: one chain of flat
+        # XORs (galois_advance) from the narrowest width up, shared by every layer.
+        after_of, bits_of = {}, {}
+        s, done, bits = state, 0, Const(0, 0)
+        for b in sorted(set(config.init_bits)):
+            more, s_next = galois_advance(s, poly, width, b - done)
+            s = Signal(width, name=f"lfsr_after{b}")
+            m.d.comb += s.eq(s_next)
+            bits = Cat(more, bits)          # the first bit most significant
+            after_of[b], bits_of[b], done = s, bits, b
         value = Signal(signed(max(config.init_bits) + 1))
         after = Signal(width)
         with m.Switch(layer):
             for k in range(L):
                 with m.Case(k):
-                    bits = config.init_bits[k]
-                    s, u = state, []
-                    for step in range(bits):
-                        bit, after_step = galois_step(s, poly, width)
-                        # A signal per step keeps the expression linear in the step count.
-                        s = Signal(width, name=f"lfsr{k}_{step}")
-                        m.d.comb += s.eq(after_step)
-                        u.append(bit)
-                    # u[0] is the first (most significant) bit.
-                    unsigned_value = 0
-                    for bit in u:
-                        unsigned_value = (unsigned_value << 1) | bit
-                    m.d.comb += [value.eq(2 * unsigned_value + 1 - (1 << bits)), after.eq(s)]
+                    b = config.init_bits[k]
+                    u = bits_of[b]
+                    # 2u + 1 - 2**b, b + 1 bits: u's top bit inverted is the sign (no adder).
+                    m.d.comb += [value.eq(Cat(Const(1, 1), u[:b - 1], ~u[b - 1]).as_signed()),
+                                 after.eq(after_of[b])]
 
         w = self.write.payload
-        m.d.comb += [w.layer.eq(layer), self.write.valid.eq(self.busy)]
+        m.d.comb += [w.layer.eq(layer), self.write.valid.eq(self.busy), w.addr.eq(addr)]
         with m.If(clearing):
-            m.d.comb += [w.addr.eq(addr), w.mask.eq((1 << P) - 1), w.weights.eq(0)]
+            m.d.comb += [w.mask.eq((1 << P) - 1), w.weights.eq(0)]
         with m.Else():
-            m.d.comb += [w.addr.eq(base + 1 + col), w.mask.eq(1 << lane)]
+            m.d.comb += w.mask.eq(1 << lane)
             m.d.comb += [w.weights[p].eq(value) for p in range(P)]
 
         last_addr = Signal()
@@ -113,28 +113,33 @@ class WeightInitialiser(wiring.Component):
                         last_col.eq(col == geo.fan_in[k] - 1),
                         last_row.eq(row == geo.fan_out[k] - 1),
                     ]
-        fan_in_plus_one = Signal(geo.addr_bits)
-        with m.Switch(layer):
-            for k in range(L):
-                with m.Case(k):
-                    m.d.comb += fan_in_plus_one.eq(geo.fan_in[k] + 1)
 
+        # One adder: the next input's word is addr + 1; after a group's last row, the next
+        # group's first input is addr + 2 (past its bias word); other rows restart at row_start.
+        next_group = lane == P - 1
+        step = Signal(geo.addr_bits)
+        m.d.comb += step.eq(addr + Mux(filling & last_col & next_group, 2, 1))
         with m.If(self.write.valid & self.write.ready):
+            m.d.sync += addr.eq(step)
             with m.If(clearing):
-                m.d.sync += addr.eq(addr + 1)
                 with m.If(last_addr):
                     m.d.sync += [addr.eq(0), layer.eq(layer + 1)]
                     with m.If(layer == L - 1):
                         m.d.sync += [clearing.eq(0), filling.eq(1), layer.eq(0), row.eq(0),
-                                     lane.eq(0), col.eq(0), base.eq(0)]
+                                     lane.eq(0), col.eq(0), addr.eq(1), row_start.eq(1)]
             with m.Else():
                 m.d.sync += [state.eq(after), col.eq(col + 1)]
                 with m.If(last_col):
                     m.d.sync += [col.eq(0), row.eq(row + 1), lane.eq(lane + 1)]
-                    with m.If(lane == P - 1):
-                        m.d.sync += [lane.eq(0), base.eq(base + fan_in_plus_one)]
+                    with m.If(next_group):
+                        m.d.sync += [lane.eq(0), row_start.eq(step)]
+                    with m.Else():
+                        m.d.sync += addr.eq(row_start)
                     with m.If(last_row):
-                        m.d.sync += [row.eq(0), lane.eq(0), base.eq(0), layer.eq(layer + 1)]
+                        m.d.sync += [row.eq(0), lane.eq(0), addr.eq(1), row_start.eq(1), layer.eq(layer + 1)]
                         with m.If(layer == L - 1):
                             m.d.sync += filling.eq(0)
+        # Last, so it takes priority: constant loads become the flip-flops' synchronous set/reset.
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [clearing.eq(1), layer.eq(0), addr.eq(0), state.eq(config.init_seed)]
         return m

@@ -170,6 +170,21 @@ def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, ov
         assert step["weights"], f"step {i}: weights differ"
 
 
+@pytest.mark.parametrize("multiplier", ["serial", "parallel"])
+@pytest.mark.parametrize("layers, rule, lanes", [((9, 6, 5), "drtp", 2), ((7, 10, 3, 11), "drtp", 3), ((6, 4), "drtp", 3)],
+                         ids=["one-hidden", "two-hidden-c11", "no-hidden"])
+def test_engine_softmax_multipliers_pysim(layers, rule, lanes, multiplier):
+    """Both softmax multipliers (serial: the choice without a platform and on the iCE40;
+    parallel: ECP5's), with the output δ words after the last hidden layer's (or alone)."""
+    config = default_config(rule, None, layers)
+    records = simulate(config, lanes, steps=3, seed=sum(layers), softmax_multiplier=multiplier)
+    assert records["init"], "self-initialised weights differ from initial_weights()"
+    for i, step in enumerate(records["steps"]):
+        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
+        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
+        assert step["weights"], f"step {i}: weights differ"
+
+
 def test_engine_pipeline_choice():
     """``None`` chooses by the platform: 4 lane stages, 2 updater stages and the softmax's product
     register on ECP5, none of them elsewhere; anything else is refused."""

@@ -22,10 +22,10 @@ FORMATS = [
 
 
 def unit_and_config(C, logit_bits, logit_frac, exp_bits, prob_frac, recip_shift, hold_input=False,
-                    product_reg=False):
+                    product_reg=False, multiplier="parallel"):
     unit = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                         prob_frac=prob_frac, recip_shift=recip_shift, hold_input=hold_input,
-                        product_reg=product_reg)
+                        product_reg=product_reg, multiplier=multiplier)
     config = SimpleNamespace(n_classes=C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                              prob_frac=prob_frac, recip_shift=recip_shift)
     return unit, config
@@ -57,8 +57,8 @@ def cases_for(config, rng, count):
     return cases
 
 
-def run_softmax(fmt, count, *, gap, stall, seed, reference=None, product_reg=False):
-    unit, config = unit_and_config(*fmt, product_reg=product_reg)
+def run_softmax(fmt, count, *, gap, stall, seed, reference=None, product_reg=False, multiplier="parallel"):
+    unit, config = unit_and_config(*fmt, product_reg=product_reg, multiplier=multiplier)
     table = exp2_table(config.logit_frac, config.exp_bits)
     rng = random.Random(seed)
     cases = cases_for(config, rng, count)
@@ -75,9 +75,10 @@ def run_softmax(fmt, count, *, gap, stall, seed, reference=None, product_reg=Fal
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.4, 0.5)], ids=["free", "backpressure"])
-def test_softmax_matches_golden(fmt, pressure):
+@pytest.mark.parametrize("multiplier", ["parallel", "serial"])
+def test_softmax_matches_golden(fmt, pressure, multiplier):
     gap, stall = pressure
-    run_softmax(fmt, 60, gap=gap, stall=stall, seed=fmt[0] * 7 + int(gap * 10))
+    run_softmax(fmt, 60, gap=gap, stall=stall, seed=fmt[0] * 7 + int(gap * 10), multiplier=multiplier)
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
@@ -86,22 +87,29 @@ def test_softmax_product_reg_matches_golden(fmt):
     run_softmax(fmt, 60, gap=0.4, stall=0.5, seed=fmt[0] * 11, product_reg=True)
 
 
-@pytest.mark.parametrize("product_reg", [False, True])
-def test_latency_and_throughput(product_reg):
+@pytest.mark.parametrize("multiplier, product_reg, latency", [
+    ("parallel", False, 3 * 10 + 28 - 14 + 3),
+    ("parallel", True, 3 * 10 + 28 - 14 + 4),
+    # C = 10 products of exp_bits + 1 = 15 shift-and-add cycles and one load cycle each.
+    ("serial", False, 10 * (14 + 4) + 28 - 14 + 3),
+])
+def test_latency_and_throughput(multiplier, product_reg, latency):
     """Without gaps or stalls: input transfer at edge t, ``o.valid`` from edge ``t + latency``,
     output transfer at edge ``t + latency + 1``, next input at the edge after (period ``latency + 2``)."""
-    unit, sink = run_softmax(FORMATS[0], 12, gap=0.0, stall=0.0, seed=3, product_reg=product_reg)
-    assert unit.latency == 3 * 10 + 28 - 14 + 3 + product_reg
+    unit, sink = run_softmax(FORMATS[0], 12, gap=0.0, stall=0.0, seed=3, product_reg=product_reg,
+                             multiplier=multiplier)
+    assert unit.latency == latency
     periods = [b - a for a, b in zip(sink.cycles, sink.cycles[1:])]
     assert set(periods) == {unit.latency + 2}
     assert sink.cycles[0] == 1 + unit.latency + 1
 
 
+@pytest.mark.parametrize("multiplier", ["parallel", "serial"])
 @pytest.mark.parametrize("fmt", FORMATS[1:3], ids=lambda f: f"C{f[0]}")
-def test_hold_input(fmt):
+def test_hold_input(fmt, multiplier):
     """``hold_input=True`` (no copy of the logits): correct while the producer holds the payload
-    from the input transfer to the output transfer, as the LLS unit does."""
-    unit, config = unit_and_config(*fmt, hold_input=True)
+    from the input transfer to the output transfer, as the LLS unit and the engine do."""
+    unit, config = unit_and_config(*fmt, hold_input=True, multiplier=multiplier)
     table = exp2_table(config.logit_frac, config.exp_bits)
     cases = cases_for(config, random.Random(config.n_classes), 30)
     rng = random.Random(1)
@@ -139,22 +147,37 @@ def test_worked_example():
     assert [(list(o.probs), list(o.errors)) for o in sink.items] == expected
 
 
-def test_detects_a_wrong_reference():
-    """The comparison can fail: a reference whose label error is one LSB off is caught."""
-    def wrong(logits, label, config, table):
+@pytest.mark.parametrize("multiplier", ["parallel", "serial"])
+def test_detects_a_wrong_reference(multiplier):
+    """The comparison can fail: a reference whose label error, or one probability, is one LSB off is caught."""
+    def wrong_error(logits, label, config, table):
         gold = softmax_error(logits, label, config, table)
         gold.errors[label] += 1
         return gold
 
-    with pytest.raises(AssertionError):
-        run_softmax(FORMATS[1], 4, gap=0.0, stall=0.0, seed=5, reference=wrong)
+    def wrong_prob(logits, label, config, table):
+        gold = softmax_error(logits, label, config, table)
+        gold.probs[(label + 1) % len(logits)] -= 1
+        return gold
+
+    for wrong in (wrong_error, wrong_prob):
+        with pytest.raises(AssertionError):
+            run_softmax(FORMATS[1], 4, gap=0.0, stall=0.0, seed=5, reference=wrong, multiplier=multiplier)
 
 
-@pytest.mark.parametrize("classes", [10, 7])
-def test_softmax_cocotb(classes, tmp_path):
+def test_multiplier_choice_refused():
+    """Only the two multipliers exist, and ``product_reg`` belongs to the parallel one."""
+    with pytest.raises(ValueError, match="multiplier"):
+        SoftmaxError(4, multiplier="booth")
+    with pytest.raises(ValueError, match="product_reg"):
+        SoftmaxError(4, multiplier="serial", product_reg=True)
+
+
+@pytest.mark.parametrize("classes, multiplier", [(10, "parallel"), (7, "parallel"), (10, "serial")])
+def test_softmax_cocotb(classes, multiplier, tmp_path):
     """The reference simulator: Verilator, with and without random gaps and back-pressure."""
     config = default_config("lls", "square", (16, 16, classes))
-    unit = SoftmaxError.from_config(config)
+    unit = SoftmaxError.from_config(config, multiplier=multiplier)
     table = exp2_table(config.logit_frac, config.exp_bits)
     cases = []
     for logits, label in cases_for(config, random.Random(classes), 40):
@@ -163,5 +186,37 @@ def test_softmax_cocotb(classes, tmp_path):
                       "output": {"probs": gold.probs.tolist(), "errors": gold.errors.tolist()}})
     vectors = {"in_spec": layout_spec(unit.i.payload.shape()), "out_spec": layout_spec(unit.o.payload.shape()),
                "cases": cases, "seed": classes}
-    run_bench(unit, block=f"softmax_error_c{classes}", module="cocotb_softmax_error",
+    run_bench(unit, block=f"softmax_error_c{classes}_{multiplier}", module="cocotb_softmax_error",
               run_name="golden", directory=tmp_path, vectors=vectors)
+
+
+@pytest.mark.parametrize("multiplier, product_reg", [("parallel", False), ("parallel", True), ("serial", False)])
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
+@pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.4, 0.5)], ids=["free", "backpressure"])
+def test_stream_output_matches_golden(fmt, pressure, multiplier, product_reg):
+    """``stream_output=True`` (the engine's output layer): ``C`` transfers per use, class by class,
+    each ``p_c`` and ``e_c``, with back-pressure; the timing formula holds without it."""
+    gap, stall = pressure
+    unit = SoftmaxError(*fmt[:1], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3], prob_frac=fmt[4],
+                        recip_shift=fmt[5], multiplier=multiplier, product_reg=product_reg, stream_output=True)
+    config = SimpleNamespace(n_classes=fmt[0], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3],
+                             prob_frac=fmt[4], recip_shift=fmt[5])
+    table = exp2_table(config.logit_frac, config.exp_bits)
+    rng = random.Random(fmt[0] * 13 + int(gap * 10))
+    cases = cases_for(config, rng, 30)
+    C = config.n_classes
+    source = Source(unit.i, [{"logits": s, "label": y} for s, y in cases], gap=gap, seed=2)
+    sink = Sink(unit.o, C * len(cases), stall=stall, seed=3)
+    simulate(unit, sink.run, background=[source.run])
+    for i, (logits, label) in enumerate(cases):
+        gold = softmax_error(torch.tensor(logits), label, config, table)
+        outs = sink.items[i * C:(i + 1) * C]
+        assert [o.prob for o in outs] == gold.probs.tolist(), (logits, label)
+        assert [o.error for o in outs] == gold.errors.tolist(), (logits, label)
+    if not gap and not stall:
+        # Input transfer at edge t: class c's transfer at edge t + latency - (C - 1 - c) period + 1.
+        firsts = sink.cycles[::C]
+        lasts = sink.cycles[C - 1::C]
+        assert lasts[0] == 1 + unit.latency + 1
+        assert all(b - a == unit.output_period for a, b in zip(sink.cycles, sink.cycles[1:C]))
+        assert all(b - a == unit.latency + 2 for a, b in zip(firsts, firsts[1:]))
