@@ -64,7 +64,7 @@ class HostInterface(wiring.Component):
         m.submodules.engine = engine = self.engine
         m.submodules.bridge = bridge = self.bridge
         m.submodules.decoder = decoder = FrameDecoder(self.max_payload, self.frame_timeout)
-        m.submodules.encoder = encoder = FrameEncoder()
+        m.submodules.encoder = encoder = FrameEncoder(bridge.max_response)
         wiring.connect(m, wiring.flipped(self.i), decoder.i)
         wiring.connect(m, decoder.frame, bridge.frame)
         m.d.comb += [decoder.read_addr.eq(bridge.read_addr), bridge.read_data.eq(decoder.read_data),
