@@ -23,6 +23,47 @@ _FIELD_SOURCES = {
 }
 
 
+class _ByteRingCounter(wiring.Component):
+    """A 32-bit counter kept as a ring of four bytes: an increment turns it once, adding the
+    carry to each byte as it passes (four cycles); reading it is turning it once too, a byte at a
+    time. Costs its flip-flops and an 8-bit adder, not a 32-bit adder and a 4:1 byte multiplexer.
+
+    Members
+    -------
+    inc : In(1)
+        Count one (at most one every five cycles; one arriving while ``turn`` is used is kept).
+    turn : In(1)
+        Advance the ring one byte (only while ``idle``; four turns restore it).
+    byte : Out(8)
+        The ring's next byte: the counter's least significant byte when ``idle`` and unturned.
+    idle : Out(1)
+        No increment in progress or waiting.
+    """
+
+    def __init__(self):
+        super().__init__({"inc": In(1), "turn": In(1), "byte": Out(8), "idle": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ring = Signal(32)
+        pending = Signal()
+        step = Signal(3)                # 0: idle; 1-4: adding into byte step - 1
+        carry = Signal()
+        total = Signal(9)
+        m.d.comb += [total.eq(ring[:8] + carry), self.byte.eq(ring[:8]),
+                     self.idle.eq((step == 0) & ~pending)]
+        with m.If(step != 0):
+            m.d.sync += [ring.eq(Cat(ring[8:], total[:8])), carry.eq(total[8]),
+                         step.eq(Mux(step == 4, 0, step + 1))]
+        with m.Elif(self.turn):
+            m.d.sync += ring.eq(Cat(ring[8:], ring[:8]))
+        with m.Elif(pending):
+            m.d.sync += [step.eq(1), carry.eq(1), pending.eq(0)]
+        with m.If(self.inc):
+            m.d.sync += pending.eq(1)
+        return m
+
+
 class HostBridge(wiring.Component):
     """One command at a time: a frame from the :class:`~rtl.frame_decoder.FrameDecoder`, its
     checks, its work on the :class:`~rtl.engine.Engine`, and its response to the
@@ -121,6 +162,7 @@ class HostBridge(wiring.Component):
         # Bytes enter at the top (from the payload buffer, or zeros) and leave at the bottom.
         sr_bits = max(8 * word_bytes, 64)
         sr = Signal(sr_bits, reset_less=True)
+        frames_dropped = Signal(32)
         word = sr[sr_bits - 8 * word_bytes:]        # the word assembled from the payload buffer
         p_layer = sr[-40:-32]                       # after FETCH: the payload's first five bytes
         p_addr = sr[-32:-16]
@@ -131,15 +173,14 @@ class HostBridge(wiring.Component):
         byte_in = Mux(zero_fill, 0, self.read_data)
         shift = Signal()
         load = Signal()                             # the engine's response
-        load_local = Signal()                       # one of the bridge's frame counters (below)
-        local = Signal(32)
+        load_dropped = Signal()                     # the bridge's frames_dropped (below)
         # One assignment with one priority, so that it maps onto flip-flop enables and a 2:1 mux.
         with m.If(load):
             m.d.sync += sr.eq(self.response.payload)
         with m.Elif(shift):
             m.d.sync += sr.eq(Cat(sr[8:], byte_in))
-        with m.Elif(load_local):
-            m.d.sync += sr[:32].eq(local)
+        with m.Elif(load_dropped):
+            m.d.sync += sr[:32].eq(frames_dropped)
         byte_left = Signal(range(max(word_bytes, 8) + 1))
 
         # p_count * word_bytes, registered in the COUNT state: a multiplier (a MULT18X18D on
@@ -162,17 +203,18 @@ class HostBridge(wiring.Component):
         m.d.comb += self.frame.ready.eq(header_fire)
 
         # -- protocol counters -----------------------------------------------------------------------
-        frames_ok = Signal(32)
-        frames_rejected = Signal(32)
-        frames_dropped = Signal(32)
+        # frames_ok and frames_rejected count responses, which are at least a header's eight
+        # bytes apart: byte-serial rings (an increment takes four cycles) that are sent by turning
+        # them once. frames_dropped counts at any time (even while it is being sent): binary.
+        m.submodules.frames_ok = frames_ok = _ByteRingCounter()
+        m.submodules.frames_rejected = frames_rejected = _ByteRingCounter()
         with m.If(self.dropped):
             m.d.sync += frames_dropped.eq(frames_dropped + 1)
         with m.If(header_fire):
             with m.If(reply_status == StatusCode.OK):
-                m.d.sync += frames_ok.eq(frames_ok + 1)
+                m.d.comb += frames_ok.inc.eq(1)
             with m.Else():
-                m.d.sync += frames_rejected.eq(frames_rejected + 1)
-                m.d.comb += self.rejected.eq(1)
+                m.d.comb += [frames_rejected.inc.eq(1), self.rejected.eq(1)]
 
         # -- where a command is ----------------------------------------------------------------------
         ptr = Signal(range(self.max_payload + 1))   # the payload byte being read
@@ -505,14 +547,16 @@ class HostBridge(wiring.Component):
                 with m.If(self.header.ready):
                     m.next = "FIELD"
             with m.State("FIELD"):
-                local_fields = {"frames_ok": frames_ok, "frames_rejected": frames_rejected,
-                                "frames_dropped": frames_dropped}
+                rings = {"frames_ok": frames_ok, "frames_rejected": frames_rejected}
                 with m.Switch(field):
                     for i, (name, size) in enumerate(fields):
                         with m.Case(i):
                             m.d.sync += byte_left.eq(size)
-                            if name in local_fields:
-                                m.d.comb += [load_local.eq(1), local.eq(local_fields[name])]
+                            if name in rings:
+                                with m.If(rings[name].idle):
+                                    m.next = "FIELD_EMIT"
+                            elif name == "frames_dropped":
+                                m.d.comb += load_dropped.eq(1)
                                 m.next = "FIELD_EMIT"
                             else:
                                 m.d.sync += waddr.eq(_FIELD_SOURCES[name])
@@ -529,6 +573,10 @@ class HostBridge(wiring.Component):
             with m.State("FIELD_EMIT"):
                 m.d.comb += [self.payload.valid.eq(1),
                              self.payload.payload.last.eq((byte_left == 1) & (field == last_field))]
+                for name, ring in (("frames_ok", frames_ok), ("frames_rejected", frames_rejected)):
+                    with m.If(field == [n for n, _ in fields].index(name)):
+                        m.d.comb += [self.payload.payload.data.eq(ring.byte),
+                                     ring.turn.eq(self.payload.ready)]
                 with m.If(self.payload.ready):
                     m.d.comb += shift.eq(1)
                     m.d.sync += byte_left.eq(byte_left - 1)

@@ -334,3 +334,21 @@ def test_system_top_identifies_over_its_uart_pins():
     assert seen == {"busy": 1, "ready": 1, "error": 1}
     assert frames == [(StatusCode.BAD_CRC, 41 ^ 4, b""),
                       (StatusCode.OK, 42, Geometry.from_config(CONFIG, LANES).to_bytes())]
+
+
+def test_frame_counters_count_exactly():
+    """frames_ok and frames_rejected are exact past a byte's carry (the bridge keeps them as
+    byte-serial rings); a READ_COUNTERS counts its own response."""
+    log = []
+
+    async def script(dev):
+        for _ in range(258):
+            assert (await dev.request(*requests.configure(ConfigField.RULE, 0)))[0] == StatusCode.OK
+        for _ in range(3):
+            assert (await dev.request(0x7E))[0] == StatusCode.UNKNOWN_COMMAND
+        for _ in range(2):
+            status, data = await dev.request(*requests.read_counters())
+            log.append(parse_counters(data))
+
+    run_device(script)
+    assert [(c["frames_ok"], c["frames_rejected"], c["frames_dropped"]) for c in log] == [(259, 3, 0), (260, 3, 0)]
