@@ -41,6 +41,8 @@ class FrameDecoder(wiring.Component):
         The payload buffer's read port (the byte at ``read_addr`` one cycle later).
     dropped : Out(1)
         Pulses when a partial frame is dropped on the timeout.
+    drop_ready : In(1)
+        The drop can be counted; a timed-out frame waits for it (taking no byte).
     receiving : Out(1)
         Inside a frame, waiting for its next byte.
     busy : Out(1)
@@ -58,6 +60,7 @@ class FrameDecoder(wiring.Component):
             "read_addr": In(range(max_payload)),
             "read_data": Out(8),
             "dropped": Out(1),
+            "drop_ready": In(1, init=1),
             "receiving": Out(1),
             "busy": Out(1),
         })
@@ -79,12 +82,17 @@ class FrameDecoder(wiring.Component):
         idle = Signal(range(max(self.timeout, 1) + 1))
         expecting = Signal()   # inside a frame, waiting for its next byte
         timed_out = Signal()
+        hold = Signal()
         if self.timeout:
+            # The drop's counter is busy (a few cycles): wait, taking no byte meanwhile.
+            m.d.comb += hold.eq(expecting & (idle == self.timeout - 1) & ~self.drop_ready)
             with m.If(fire | ~expecting):
                 m.d.sync += idle.eq(0)
             with m.Elif(idle == self.timeout - 1):
-                m.d.sync += idle.eq(0)
-                m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
+                with m.If(self.drop_ready):
+                    m.d.sync += idle.eq(0)
+                    m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
+
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)
 
@@ -163,6 +171,8 @@ class FrameDecoder(wiring.Component):
                 with m.If(self.frame.ready):
                     m.next = "HUNT"
 
+        with m.If(hold):
+            m.d.comb += self.i.ready.eq(0)
         m.d.comb += [self.receiving.eq(expecting), self.busy.eq(fsm.ongoing("CHECK") | fsm.ongoing("OFFER"))]
         return m
 

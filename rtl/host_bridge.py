@@ -31,7 +31,10 @@ class _ByteRingCounter(wiring.Component):
     Members
     -------
     inc : In(1)
-        Count one (at most one every five cycles; one arriving while ``turn`` is used is kept).
+        Count one; only while ``inc_ready`` (one increment can wait while another is in progress
+        or the ring is being turned).
+    inc_ready : Out(1)
+        ``inc`` is taken.
     turn : In(1)
         Advance the ring one byte (only while ``idle``; four turns restore it).
     byte : Out(8)
@@ -41,7 +44,7 @@ class _ByteRingCounter(wiring.Component):
     """
 
     def __init__(self):
-        super().__init__({"inc": In(1), "turn": In(1), "byte": Out(8), "idle": Out(1)})
+        super().__init__({"inc": In(1), "inc_ready": Out(1), "turn": In(1), "byte": Out(8), "idle": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -51,7 +54,7 @@ class _ByteRingCounter(wiring.Component):
         carry = Signal()
         total = Signal(9)
         m.d.comb += [total.eq(ring[:8] + carry), self.byte.eq(ring[:8]),
-                     self.idle.eq((step == 0) & ~pending)]
+                     self.idle.eq((step == 0) & ~pending), self.inc_ready.eq(~pending)]
         with m.If(step != 0):
             m.d.sync += [ring.eq(Cat(ring[8:], total[:8])), carry.eq(total[8]),
                          step.eq(Mux(step == 4, 0, step + 1))]
@@ -105,6 +108,8 @@ class HostBridge(wiring.Component):
         The engine's ``ready``.
     dropped : In(1)
         The decoder dropped a partial frame (counted).
+    drop_ready : Out(1)
+        A drop can be counted now (the decoder waits for it).
     busy : Out(1)
         A command is executing (from its frame to its response's last byte).
     rejected : Out(1)
@@ -144,6 +149,7 @@ class HostBridge(wiring.Component):
             "response": In(stream.Signature(engine.response.payload.shape())),
             "engine_ready": In(1),
             "dropped": In(1),
+            "drop_ready": Out(1),
             "busy": Out(1),
             "rejected": Out(1),
         })
@@ -162,7 +168,6 @@ class HostBridge(wiring.Component):
         # Bytes enter at the top (from the payload buffer, or zeros) and leave at the bottom.
         sr_bits = max(8 * word_bytes, 64)
         sr = Signal(sr_bits, reset_less=True)
-        frames_dropped = Signal(32)
         word = sr[sr_bits - 8 * word_bytes:]        # the word assembled from the payload buffer
         p_layer = sr[-40:-32]                       # after FETCH: the payload's first five bytes
         p_addr = sr[-32:-16]
@@ -173,14 +178,11 @@ class HostBridge(wiring.Component):
         byte_in = Mux(zero_fill, 0, self.read_data)
         shift = Signal()
         load = Signal()                             # the engine's response
-        load_dropped = Signal()                     # the bridge's frames_dropped (below)
         # One assignment with one priority, so that it maps onto flip-flop enables and a 2:1 mux.
         with m.If(load):
             m.d.sync += sr.eq(self.response.payload)
         with m.Elif(shift):
             m.d.sync += sr.eq(Cat(sr[8:], byte_in))
-        with m.Elif(load_dropped):
-            m.d.sync += sr[:32].eq(frames_dropped)
         byte_left = Signal(range(max(word_bytes, 8) + 1))
 
         # p_count * word_bytes, registered in the COUNT state: a multiplier (a MULT18X18D on
@@ -203,13 +205,13 @@ class HostBridge(wiring.Component):
         m.d.comb += self.frame.ready.eq(header_fire)
 
         # -- protocol counters -----------------------------------------------------------------------
-        # frames_ok and frames_rejected count responses, which are at least a header's eight
-        # bytes apart: byte-serial rings (an increment takes four cycles) that are sent by turning
-        # them once. frames_dropped counts at any time (even while it is being sent): binary.
+        # Byte-serial rings (an increment takes five cycles), sent by turning them once. Responses
+        # are at least a header's eight bytes apart; the decoder holds a drop back while
+        # frames_dropped cannot take it (``drop_ready``).
         m.submodules.frames_ok = frames_ok = _ByteRingCounter()
         m.submodules.frames_rejected = frames_rejected = _ByteRingCounter()
-        with m.If(self.dropped):
-            m.d.sync += frames_dropped.eq(frames_dropped + 1)
+        m.submodules.frames_dropped = frames_dropped = _ByteRingCounter()
+        m.d.comb += [frames_dropped.inc.eq(self.dropped), self.drop_ready.eq(frames_dropped.inc_ready)]
         with m.If(header_fire):
             with m.If(reply_status == StatusCode.OK):
                 m.d.comb += frames_ok.inc.eq(1)
@@ -547,7 +549,8 @@ class HostBridge(wiring.Component):
                 with m.If(self.header.ready):
                     m.next = "FIELD"
             with m.State("FIELD"):
-                rings = {"frames_ok": frames_ok, "frames_rejected": frames_rejected}
+                rings = {"frames_ok": frames_ok, "frames_rejected": frames_rejected,
+                         "frames_dropped": frames_dropped}
                 with m.Switch(field):
                     for i, (name, size) in enumerate(fields):
                         with m.Case(i):
@@ -555,9 +558,6 @@ class HostBridge(wiring.Component):
                             if name in rings:
                                 with m.If(rings[name].idle):
                                     m.next = "FIELD_EMIT"
-                            elif name == "frames_dropped":
-                                m.d.comb += load_dropped.eq(1)
-                                m.next = "FIELD_EMIT"
                             else:
                                 m.d.sync += waddr.eq(_FIELD_SOURCES[name])
                                 m.next = "FIELD_REQUEST"
@@ -573,7 +573,8 @@ class HostBridge(wiring.Component):
             with m.State("FIELD_EMIT"):
                 m.d.comb += [self.payload.valid.eq(1),
                              self.payload.payload.last.eq((byte_left == 1) & (field == last_field))]
-                for name, ring in (("frames_ok", frames_ok), ("frames_rejected", frames_rejected)):
+                for name, ring in (("frames_ok", frames_ok), ("frames_rejected", frames_rejected),
+                                   ("frames_dropped", frames_dropped)):
                     with m.If(field == [n for n, _ in fields].index(name)):
                         m.d.comb += [self.payload.payload.data.eq(ring.byte),
                                      ring.turn.eq(self.payload.ready)]
