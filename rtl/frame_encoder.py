@@ -4,7 +4,8 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .host_protocol import CRC_PARAMETERS, SYNC, StatusCode
+from .host_protocol import SYNC, StatusCode
+from .serial_crc import SerialCRC
 
 __all__ = ["FrameEncoder", "response_layout", "payload_layout"]
 
@@ -23,7 +24,8 @@ class FrameEncoder(wiring.Component):
 
     The header is taken at once (so the request it answers can be released); its ``length``
     payload bytes then follow on ``payload``, the last one marked ``last`` (the sender counts
-    them, not the encoder).
+    them, not the encoder). The CRC takes each byte in eight cycles before it is sent
+    (:class:`~rtl.serial_crc.SerialCRC`): far less than a UART's byte time.
 
     Parameters
     ----------
@@ -54,23 +56,30 @@ class FrameEncoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = crc = CRC_PARAMETERS.create()
+        m.submodules.crc = crc = SerialCRC()
         status = Signal(range(max(StatusCode) + 1))
         tag = Signal(8)
         length = Signal(range(self.max_length + 1))
         fire = self.o.valid & self.o.ready
-        m.d.comb += crc.data.eq(self.o.payload)
+        digested = Signal()     # the CRC has taken the byte on offer
+        m.d.comb += crc.i.payload.eq(self.o.payload)
 
         def emit(value, next_state, checked=True):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
+            m.d.comb += self.o.payload.eq(value)
             if checked:
-                m.d.comb += crc.valid.eq(fire)
+                # The CRC takes the byte first (eight cycles), then it is offered.
+                m.d.comb += [crc.i.valid.eq(~digested), self.o.valid.eq(digested)]
+                with m.If(crc.i.ready):
+                    m.d.sync += digested.eq(1)
+            else:
+                m.d.comb += self.o.valid.eq(1)
             with m.If(fire):
+                m.d.sync += digested.eq(0)
                 m.next = next_state
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.header.ready.eq(1)
+                m.d.comb += [self.header.ready.eq(1), crc.clear.eq(1)]
                 with m.If(self.header.valid):
                     header = self.header.payload
                     m.d.sync += [status.eq(header.status), tag.eq(header.tag), length.eq(header.length)]
@@ -80,7 +89,6 @@ class FrameEncoder(wiring.Component):
             with m.State("SYNC1"):
                 emit(SYNC[1], "CODE", checked=False)
             with m.State("CODE"):
-                m.d.comb += crc.start.eq(1)
                 emit(status, "TAG")
             with m.State("TAG"):
                 emit(tag, "LEN0")
@@ -92,8 +100,8 @@ class FrameEncoder(wiring.Component):
                     with m.If(fire):
                         m.next = "CRC0"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.o.valid.eq(self.payload.valid), self.o.payload.eq(self.payload.payload.data),
-                             self.payload.ready.eq(self.o.ready), crc.valid.eq(fire)]
+                emit(self.payload.payload.data, "PAYLOAD")
+                m.d.comb += [crc.i.valid.eq(~digested & self.payload.valid), self.payload.ready.eq(fire)]
                 with m.If(fire & self.payload.payload.last):
                     m.next = "CRC0"
             with m.State("CRC0"):

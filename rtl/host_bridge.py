@@ -11,10 +11,11 @@ from .frame_encoder import payload_layout, response_layout
 from .host_protocol import BASIS_IDS, COUNTERS, RULE_IDS, ConfigField, Geometry, Opcode, StatusCode
 from .layer_engine import LayerGeometry
 
-__all__ = ["HostBridge"]
+__all__ = ["HostBridge", "FrameCounters"]
 
 # A response payload after its header is a list of fields, each from an engine STATUS address (or
-# the bridge's own frame counters): TRAIN/INFER send the first one or two, READ_COUNTERS the rest.
+# the bridge's own frame counters, one 12-byte field): TRAIN/INFER send the first one or two,
+# READ_COUNTERS the rest.
 _RESULT_FIELDS = (("prediction", 1), ("checksum", 4))
 _FIELD_SOURCES = {
     "cycles": Status.CYCLES, "busy_lane_cycles": Status.BUSY, "steps": Status.STEPS,
@@ -23,47 +24,52 @@ _FIELD_SOURCES = {
 }
 
 
-class _ByteRingCounter(wiring.Component):
-    """A 32-bit counter kept as a ring of four bytes: an increment turns it once, adding the
-    carry to each byte as it passes (four cycles); reading it is turning it once too, a byte at a
-    time. Costs its flip-flops and an 8-bit adder, not a 32-bit adder and a 4:1 byte multiplexer.
+class FrameCounters(wiring.Component):
+    """The protocol's frame counters (``frames_ok``, ``frames_rejected``, ``frames_dropped``: 32
+    bits each) as one ring of twelve bytes. A pass turns it once (twelve cycles) through one 8-bit
+    adder, adding one to every counter with an increment waiting; reading the counters is turning
+    it once too, a byte at a time, least significant first. Flip-flops and an 8-bit adder, not
+    three 32-bit adders and a 12:1 byte multiplexer.
 
     Members
     -------
-    inc : In(1)
-        Count one; only while ``inc_ready`` (one increment can wait while another is in progress
-        or the ring is being turned).
-    inc_ready : Out(1)
-        ``inc`` is taken.
+    inc : In(3)
+        Count one (bit ``k``: counter ``k``); only while ``inc_ready[k]``: one increment per counter
+        waits while a pass is in progress or the ring is being read.
+    inc_ready : Out(3)
     turn : In(1)
-        Advance the ring one byte (only while ``idle``; four turns restore it).
+        Advance the ring one byte (only while ``idle``; twelve turns restore it).
     byte : Out(8)
-        The ring's next byte: the counter's least significant byte when ``idle`` and unturned.
+        The ring's next byte (when ``idle`` and unturned: ``frames_ok``'s least significant).
     idle : Out(1)
         No increment in progress or waiting.
     """
 
     def __init__(self):
-        super().__init__({"inc": In(1), "inc_ready": Out(1), "turn": In(1), "byte": Out(8), "idle": Out(1)})
+        super().__init__({"inc": In(3), "inc_ready": Out(3), "turn": In(1), "byte": Out(8), "idle": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        ring = Signal(32)
-        pending = Signal()
-        step = Signal(3)                # 0: idle; 1-4: adding into byte step - 1
+        ring = Signal(96)
+        pending = Signal(3)
+        adding = Signal(3)              # the counters this pass increments
+        busy = Signal()
+        step = Signal(4)                # the byte the pass is at: counter step[2:], byte step[:2]
         carry = Signal()
+        carry_in = Signal()
         total = Signal(9)
-        m.d.comb += [total.eq(ring[:8] + carry), self.byte.eq(ring[:8]),
-                     self.idle.eq((step == 0) & ~pending), self.inc_ready.eq(~pending)]
-        with m.If(step != 0):
-            m.d.sync += [ring.eq(Cat(ring[8:], total[:8])), carry.eq(total[8]),
-                         step.eq(Mux(step == 4, 0, step + 1))]
+        m.d.comb += [carry_in.eq(adding.bit_select(step[2:], 1) & ((step[:2] == 0) | carry)),
+                     total.eq(ring[:8] + carry_in), self.byte.eq(ring[:8]),
+                     self.idle.eq(~busy & (pending == 0)), self.inc_ready.eq(~pending)]
+        with m.If(busy):
+            m.d.sync += [ring.eq(Cat(ring[8:], total[:8])), carry.eq(total[8]), step.eq(step + 1)]
+            with m.If(step == 11):
+                m.d.sync += [busy.eq(0), step.eq(0)]
         with m.Elif(self.turn):
             m.d.sync += ring.eq(Cat(ring[8:], ring[:8]))
-        with m.Elif(pending):
-            m.d.sync += [step.eq(1), carry.eq(1), pending.eq(0)]
-        with m.If(self.inc):
-            m.d.sync += pending.eq(1)
+        with m.Elif(pending != 0):
+            m.d.sync += [busy.eq(1), adding.eq(pending)]
+        m.d.sync += pending.eq(Mux(~busy & ~self.turn, 0, pending) | self.inc)
         return m
 
 
@@ -183,7 +189,7 @@ class HostBridge(wiring.Component):
             m.d.sync += sr.eq(self.response.payload)
         with m.Elif(shift):
             m.d.sync += sr.eq(Cat(sr[8:], byte_in))
-        byte_left = Signal(range(max(word_bytes, 8) + 1))
+        byte_left = Signal(range(max(word_bytes, 12) + 1))
 
         # p_count * word_bytes, registered in the COUNT state: a multiplier (a MULT18X18D on
         # ECP5 when word_bytes is no power of 2) in front of DISPATCH's compare and state logic
@@ -201,22 +207,22 @@ class HostBridge(wiring.Component):
                     m.d.comb += reply_length.eq(Mux(reply_status == StatusCode.OK, n, 0))
         m.d.comb += [self.header.payload.status.eq(reply_status), self.header.payload.tag.eq(frame.tag),
                      self.header.payload.length.eq(reply_length), self.payload.payload.data.eq(sr[:8])]
-        header_fire = self.header.valid & self.header.ready
+        header_fire = Signal()
+        m.d.comb += header_fire.eq(self.header.valid & self.header.ready)
         m.d.comb += self.frame.ready.eq(header_fire)
 
         # -- protocol counters -----------------------------------------------------------------------
-        # Byte-serial rings (an increment takes five cycles), sent by turning them once. Responses
-        # are at least a header's eight bytes apart; the decoder holds a drop back while
-        # frames_dropped cannot take it (``drop_ready``).
-        m.submodules.frames_ok = frames_ok = _ByteRingCounter()
-        m.submodules.frames_rejected = frames_rejected = _ByteRingCounter()
-        m.submodules.frames_dropped = frames_dropped = _ByteRingCounter()
-        m.d.comb += [frames_dropped.inc.eq(self.dropped), self.drop_ready.eq(frames_dropped.inc_ready)]
-        with m.If(header_fire):
-            with m.If(reply_status == StatusCode.OK):
-                m.d.comb += frames_ok.inc.eq(1)
-            with m.Else():
-                m.d.comb += [frames_rejected.inc.eq(1), self.rejected.eq(1)]
+        # A ring of bytes (FrameCounters): a header waits while its counter cannot take it (a few
+        # cycles, never in practice: responses are a frame apart), and so does the decoder's drop.
+        m.submodules.frame_counters = counters = FrameCounters()
+        ok = reply_status == StatusCode.OK
+        header_ready = Signal()
+        m.d.comb += [
+            header_ready.eq(Mux(ok, counters.inc_ready[0], counters.inc_ready[1])),
+            counters.inc.eq(Cat(header_fire & ok, header_fire & ~ok, self.dropped)),
+            self.drop_ready.eq(counters.inc_ready[2]),
+            self.rejected.eq(header_fire & ~ok),
+        ]
 
         # -- where a command is ----------------------------------------------------------------------
         ptr = Signal(range(self.max_payload + 1))   # the payload byte being read
@@ -227,7 +233,8 @@ class HostBridge(wiring.Component):
         layer = Signal(geo.layer_shape)
         committing = Signal()               # second pass: the checks passed
         training = Signal()
-        fields = _RESULT_FIELDS + COUNTERS
+        assert COUNTERS[-3:] == (("frames_ok", 4), ("frames_rejected", 4), ("frames_dropped", 4))
+        fields = _RESULT_FIELDS + COUNTERS[:-3] + (("frames", 12),)
         field = Signal(range(len(fields)))
         last_field = Signal(range(len(fields)))
 
@@ -397,13 +404,13 @@ class HostBridge(wiring.Component):
 
             # -- responses -------------------------------------------------------------------------
             with m.State("SEND_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
+                m.d.comb += self.header.valid.eq(header_ready)
+                with m.If(header_fire):
                     m.next = "IDLE"
 
             with m.State("SEND_IDENTITY_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
+                m.d.comb += self.header.valid.eq(header_ready)
+                with m.If(header_fire):
                     m.next = "SEND_IDENTITY"
             with m.State("SEND_IDENTITY"):
                 last = index == len(identity) - 1
@@ -433,8 +440,8 @@ class HostBridge(wiring.Component):
 
             # -- READ_WEIGHTS ------------------------------------------------------------------------
             with m.State("SEND_WORDS_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
+                m.d.comb += self.header.valid.eq(header_ready)
+                with m.If(header_fire):
                     m.next = "READ_REQUEST"
             with m.State("READ_REQUEST"):
                 m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.WEIGHTS)]
@@ -545,18 +552,16 @@ class HostBridge(wiring.Component):
 
             # -- TRAIN / INFER results, READ_COUNTERS: fields ----------------------------------------
             with m.State("SEND_FIELDS_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
+                m.d.comb += self.header.valid.eq(header_ready)
+                with m.If(header_fire):
                     m.next = "FIELD"
             with m.State("FIELD"):
-                rings = {"frames_ok": frames_ok, "frames_rejected": frames_rejected,
-                         "frames_dropped": frames_dropped}
                 with m.Switch(field):
                     for i, (name, size) in enumerate(fields):
                         with m.Case(i):
                             m.d.sync += byte_left.eq(size)
-                            if name in rings:
-                                with m.If(rings[name].idle):
+                            if name == "frames":
+                                with m.If(counters.idle):
                                     m.next = "FIELD_EMIT"
                             else:
                                 m.d.sync += waddr.eq(_FIELD_SOURCES[name])
@@ -573,11 +578,8 @@ class HostBridge(wiring.Component):
             with m.State("FIELD_EMIT"):
                 m.d.comb += [self.payload.valid.eq(1),
                              self.payload.payload.last.eq((byte_left == 1) & (field == last_field))]
-                for name, ring in (("frames_ok", frames_ok), ("frames_rejected", frames_rejected),
-                                   ("frames_dropped", frames_dropped)):
-                    with m.If(field == [n for n, _ in fields].index(name)):
-                        m.d.comb += [self.payload.payload.data.eq(ring.byte),
-                                     ring.turn.eq(self.payload.ready)]
+                with m.If(field == len(fields) - 1):
+                    m.d.comb += [self.payload.payload.data.eq(counters.byte), counters.turn.eq(self.payload.ready)]
                 with m.If(self.payload.ready):
                     m.d.comb += shift.eq(1)
                     m.d.sync += byte_left.eq(byte_left - 1)
