@@ -32,6 +32,9 @@ class FrameDecoder(wiring.Component):
         Payload buffer size in bytes.
     timeout : int
         Idle cycles inside a frame before it is dropped (0: never).
+    tail : bytes
+        Constant bytes stored after the payload buffer (at ``max_payload`` on), read through
+        the same port: the bridge's identity record, where the block RAM has room for it.
 
     Members
     -------
@@ -39,7 +42,7 @@ class FrameDecoder(wiring.Component):
         Received bytes.
     frame : Out(stream.Signature(frame_layout()))
         One per complete (or refused) frame.
-    read_addr : In(range(max_payload))
+    read_addr : In(range(max_payload + len(tail)))
     read_data : Out(8)
         The payload buffer's read port (the byte at ``read_addr`` one cycle later).
     dropped : Out(1)
@@ -52,15 +55,16 @@ class FrameDecoder(wiring.Component):
         A complete frame is being checked or offered.
     """
 
-    def __init__(self, max_payload, timeout=0):
+    def __init__(self, max_payload, timeout=0, tail=b""):
         if not 1 <= max_payload <= 0xFFFF:
             raise ValueError(f"FrameDecoder: max_payload must be 1..65535, got {max_payload}")
         self.max_payload = max_payload
+        self.tail = bytes(tail)
         self.timeout = timeout
         super().__init__({
             "i": In(stream.Signature(8)),
             "frame": Out(stream.Signature(frame_layout())),
-            "read_addr": In(range(max_payload)),
+            "read_addr": In(range(max_payload + len(self.tail))),
             "read_data": Out(8),
             "dropped": Out(1),
             "drop_ready": In(1, init=1),
@@ -70,7 +74,8 @@ class FrameDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self.max_payload, init=[])
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self.max_payload + len(self.tail),
+                                                     init=[0] * self.max_payload + list(self.tail))
         write = buffer.write_port()
         read = buffer.read_port()
         m.d.comb += [read.addr.eq(self.read_addr), self.read_data.eq(read.data)]

@@ -102,9 +102,10 @@ class HostBridge(wiring.Component):
     frame : In(stream.Signature(frame_layout()))
         The next received frame; taken when its response header is, so its fields (and the payload
         buffer) stay put while the command executes.
-    read_addr : Out(range(max_payload))
+    read_addr : Out(range(max_payload + len(buffer_tail)))
     read_data : In(8)
-        The decoder's payload buffer (one cycle latency).
+        The decoder's payload buffer, and the identity record after it (``buffer_tail``; one
+        cycle latency).
     header : Out(stream.Signature(response_layout()))
     payload : Out(stream.Signature(payload_layout()))
         The response, to the encoder (``last`` marks the payload's last byte).
@@ -142,9 +143,14 @@ class HostBridge(wiring.Component):
         self.addr_bits = engine.addr_bits
         #: The longest response payload (the encoder's length register).
         self.max_response = max(self.max_payload, len(self.identity.to_bytes()), sum(n for _, n in COUNTERS))
+        #: The identity record goes into the decoder's block RAM after the payload buffer (see
+        #: :class:`~rtl.frame_decoder.FrameDecoder`'s ``tail``) when a block holds both: a buffer of
+        #: up to 256 bytes (a 512-byte iCE40 block, a 2 KiB ECP5 one). Otherwise: a ROM of logic.
+        identity = self.identity.to_bytes()
+        self.buffer_tail = identity if self.max_payload <= 256 and len(identity) <= 256 else b""
         super().__init__({
             "frame": In(stream.Signature(frame_layout())),
-            "read_addr": Out(range(self.max_payload)),
+            "read_addr": Out(range(self.max_payload + len(self.buffer_tail))),
             "read_data": In(8),
             "header": Out(stream.Signature(response_layout())),
             "payload": Out(stream.Signature(payload_layout())),
@@ -225,7 +231,8 @@ class HostBridge(wiring.Component):
         ]
 
         # -- where a command is ----------------------------------------------------------------------
-        ptr = Signal(range(self.max_payload + 1))   # the payload byte being read
+        tail = len(self.buffer_tail)
+        ptr = Signal(range(self.max_payload + max(tail, 1)))   # the payload (or identity) byte being read
         m.d.comb += self.read_addr.eq(ptr)
         index = Signal(range(max(len(identity), M0) + 1))       # identity bytes, pixels
         words_left = Signal(range(ident.words_per_frame + 1))
@@ -272,9 +279,10 @@ class HostBridge(wiring.Component):
         lr_offsets = len(config.lr_decay)
         n_modes = config.n_modes
 
-        m.submodules.identity = rom = Memory(shape=8, depth=len(identity), init=list(identity))
-        rom_read = rom.read_port(domain="comb")
-        m.d.comb += rom_read.addr.eq(index)
+        if not tail:
+            m.submodules.identity = rom = Memory(shape=8, depth=len(identity), init=list(identity))
+            rom_read = rom.read_port(domain="comb")
+            m.d.comb += rom_read.addr.eq(index)
 
         access = self.access.payload
         label = Signal(range(C))
@@ -322,7 +330,7 @@ class HostBridge(wiring.Component):
                     with m.If(length != 0):
                         reply(StatusCode.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += index.eq(0)
+                        m.d.sync += [index.eq(0), ptr.eq(self.max_payload)]
                         reply(StatusCode.OK, then="SEND_IDENTITY_HEADER")
                 with m.Elif((code == Opcode.CONFIGURE) | (code == Opcode.WRITE_WEIGHTS)
                             | (code == Opcode.READ_WEIGHTS) | (code == Opcode.INITIALISE)
@@ -414,12 +422,16 @@ class HostBridge(wiring.Component):
                     m.next = "SEND_IDENTITY"
             with m.State("SEND_IDENTITY"):
                 last = index == len(identity) - 1
-                m.d.comb += [self.payload.valid.eq(1), self.payload.payload.data.eq(rom_read.data),
-                             self.payload.payload.last.eq(last)]
+                m.d.comb += [self.payload.valid.eq(1), self.payload.payload.last.eq(last),
+                             self.payload.payload.data.eq(self.read_data if tail else rom_read.data)]
                 with m.If(self.payload.ready):
-                    m.d.sync += index.eq(index + 1)
+                    m.d.sync += [index.eq(index + 1), ptr.eq(ptr + 1)]
                     with m.If(last):
                         m.next = "IDLE"
+                    with m.Elif(tail):
+                        m.next = "IDENTITY_ADDR"
+            with m.State("IDENTITY_ADDR"):
+                m.next = "SEND_IDENTITY"
 
             # -- CONFIGURE LR_OFFSET, LLS_MODE: an engine register ---------------------------------
             with m.State("VALUE_ADDR"):

@@ -63,7 +63,7 @@ class HostInterface(wiring.Component):
         m = Module()
         m.submodules.engine = engine = self.engine
         m.submodules.bridge = bridge = self.bridge
-        m.submodules.decoder = decoder = FrameDecoder(self.max_payload, self.frame_timeout)
+        m.submodules.decoder = decoder = FrameDecoder(self.max_payload, self.frame_timeout, tail=bridge.buffer_tail)
         m.submodules.encoder = encoder = FrameEncoder(bridge.max_response)
         wiring.connect(m, wiring.flipped(self.i), decoder.i)
         wiring.connect(m, decoder.frame, bridge.frame)
