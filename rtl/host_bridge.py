@@ -187,6 +187,7 @@ class HostBridge(wiring.Component):
         p_field = p_layer
         p_value = sr[-32:]
         zero_fill = Signal()                        # shift zeros in, not buffer bytes
+        status_region = Signal()                    # engine accesses go to STATUS, not WEIGHTS
         byte_in = Mux(zero_fill, 0, self.read_data)
         shift = Signal()
         load = Signal()                             # the engine's response
@@ -289,9 +290,9 @@ class HostBridge(wiring.Component):
         m.d.comb += [self.cmd.payload.label.eq(label), self.pixels.payload.eq(sr[-8:]),
                      access.addr.eq(waddr), access.layer.eq(layer), access.data.eq(word)]
 
-        def reply(value, then="SEND_HEADER"):
+        def reply(value):
             m.d.sync += reply_status.eq(value)
-            m.next = then
+            m.next = "SEND_HEADER"
 
         # The weight commands' length and range checks, registered every cycle: their operands
         # are stable from COUNT on, and CHECK always follows DISPATCH (two adders and compares
@@ -327,11 +328,8 @@ class HostBridge(wiring.Component):
                 with m.If(frame.status != StatusCode.OK):
                     reply(frame.status)
                 with m.Elif(code == Opcode.IDENTIFY):
-                    with m.If(length != 0):
-                        reply(StatusCode.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += [index.eq(0), ptr.eq(self.max_payload)]
-                        reply(StatusCode.OK, then="SEND_IDENTITY_HEADER")
+                    m.d.sync += [index.eq(0), ptr.eq(self.max_payload)]
+                    reply(Mux(length != 0, StatusCode.BAD_LENGTH, StatusCode.OK))
                 with m.Elif((code == Opcode.CONFIGURE) | (code == Opcode.WRITE_WEIGHTS)
                             | (code == Opcode.READ_WEIGHTS) | (code == Opcode.INITIALISE)
                             | (code == Opcode.TRAIN) | (code == Opcode.INFER)
@@ -345,12 +343,14 @@ class HostBridge(wiring.Component):
 
             with m.State("CHECK"):
                 # (DISPATCH, the state before, registered the weight commands' checks.)
-                m.d.sync += [layer.eq(p_layer), waddr.eq(p_addr), words_left.eq(p_count)]
+                is_words = (code == Opcode.READ_WEIGHTS) | (code == Opcode.WRITE_WEIGHTS)
+                m.d.sync += [layer.eq(p_layer), waddr.eq(p_addr), words_left.eq(p_count),
+                             status_region.eq(~is_words)]
                 with m.Switch(code):
                     with m.Case(Opcode.CONFIGURE):
-                        # The value (at most a byte once checked) goes to the engine as a zero-
-                        # extended word: its first byte, then zeros, into the shift register.
-                        m.d.sync += [ptr.eq(1), byte_left.eq(word_bytes)]
+                        # The value (at most a byte once checked) is written like a weight word
+                        # (one, already checked): its first byte, then zeros, zero-extended.
+                        m.d.sync += [ptr.eq(1), byte_left.eq(word_bytes), words_left.eq(1), committing.eq(1)]
                         with m.If(length != 5):
                             reply(StatusCode.BAD_LENGTH)
                         with m.Elif(p_field == ConfigField.LR_OFFSET):
@@ -358,13 +358,13 @@ class HostBridge(wiring.Component):
                                 reply(StatusCode.OUT_OF_RANGE)
                             with m.Else():
                                 m.d.sync += waddr.eq(Status.LR_OFFSET)
-                                m.next = "VALUE_ADDR"
+                                m.next = "WRITE_ADDR"
                         with m.Elif(p_field == ConfigField.LLS_MODE):
                             with m.If(p_value >= n_modes):
                                 reply(StatusCode.OUT_OF_RANGE)
                             with m.Else():
                                 m.d.sync += waddr.eq(Status.LLS_MODE)
-                                m.next = "VALUE_ADDR"
+                                m.next = "WRITE_ADDR"
                         with m.Elif(p_field == ConfigField.RULE):
                             reply(Mux(p_value == RULE_IDS[config.rule], StatusCode.OK, StatusCode.UNSUPPORTED))
                         with m.Elif(p_field == ConfigField.BASIS):
@@ -376,16 +376,14 @@ class HostBridge(wiring.Component):
                     with m.Case(Opcode.READ_WEIGHTS, Opcode.WRITE_WEIGHTS):
                         is_write = code == Opcode.WRITE_WEIGHTS
                         m.d.sync += [ptr.eq(5), byte_left.eq(word_bytes)]
-                        with m.If(is_write & write_length_bad):
-                            reply(StatusCode.BAD_LENGTH)
-                        with m.Elif(~is_write & (length != 5)):
+                        with m.If(Mux(is_write, write_length_bad, length != 5)):
                             reply(StatusCode.BAD_LENGTH)
                         with m.Elif(words_out_of_range):
                             reply(StatusCode.OUT_OF_RANGE)
                         with m.Elif(is_write):
                             m.next = "WRITE_ADDR"
                         with m.Else():
-                            reply(StatusCode.OK, then="SEND_WORDS_HEADER")
+                            reply(StatusCode.OK)
                     with m.Case(Opcode.INITIALISE):
                         with m.If(length != 0):
                             reply(StatusCode.BAD_LENGTH)
@@ -393,8 +391,8 @@ class HostBridge(wiring.Component):
                             m.next = "INIT_CMD"
                     with m.Case(Opcode.TRAIN, Opcode.INFER):
                         is_train = code == Opcode.TRAIN
-                        m.d.sync += [training.eq(is_train), label.eq(Mux(is_train, p_layer, 0)), ptr.eq(is_train), index.eq(0),
-                                     field.eq(0), last_field.eq(is_train)]
+                        m.d.sync += [training.eq(is_train), label.eq(Mux(is_train, p_layer, 0)), ptr.eq(is_train),
+                                     index.eq(0), field.eq(0), last_field.eq(is_train)]
                         with m.If(length != Mux(is_train, 1 + sample_bytes, sample_bytes)):
                             reply(StatusCode.BAD_LENGTH)
                         with m.Elif(is_train & (p_layer >= C)):
@@ -405,21 +403,23 @@ class HostBridge(wiring.Component):
                             m.next = "PIXEL_ADDR"
                     with m.Case(Opcode.READ_COUNTERS):
                         m.d.sync += [field.eq(len(_RESULT_FIELDS)), last_field.eq(len(fields) - 1)]
-                        with m.If(length != 0):
-                            reply(StatusCode.BAD_LENGTH)
-                        with m.Else():
-                            reply(StatusCode.OK, then="SEND_FIELDS_HEADER")
+                        reply(Mux(length != 0, StatusCode.BAD_LENGTH, StatusCode.OK))
 
-            # -- responses -------------------------------------------------------------------------
+            # -- the response header; then its payload, by command (the frame is still held) ---------
             with m.State("SEND_HEADER"):
                 m.d.comb += self.header.valid.eq(header_ready)
                 with m.If(header_fire):
-                    m.next = "IDLE"
+                    with m.If(reply_status != StatusCode.OK):
+                        m.next = "IDLE"
+                    with m.Elif(code == Opcode.IDENTIFY):
+                        m.next = "SEND_IDENTITY"
+                    with m.Elif(code == Opcode.READ_WEIGHTS):
+                        m.next = "REQUEST"
+                    with m.Elif((code == Opcode.TRAIN) | (code == Opcode.INFER) | (code == Opcode.READ_COUNTERS)):
+                        m.next = "FIELD"
+                    with m.Else():
+                        m.next = "IDLE"
 
-            with m.State("SEND_IDENTITY_HEADER"):
-                m.d.comb += self.header.valid.eq(header_ready)
-                with m.If(header_fire):
-                    m.next = "SEND_IDENTITY"
             with m.State("SEND_IDENTITY"):
                 last = index == len(identity) - 1
                 m.d.comb += [self.payload.valid.eq(1), self.payload.payload.last.eq(last),
@@ -433,57 +433,54 @@ class HostBridge(wiring.Component):
             with m.State("IDENTITY_ADDR"):
                 m.next = "SEND_IDENTITY"
 
-            # -- CONFIGURE LR_OFFSET, LLS_MODE: an engine register ---------------------------------
-            with m.State("VALUE_ADDR"):
-                m.next = "VALUE_DATA"
-            with m.State("VALUE_DATA"):
-                m.d.comb += shift.eq(1)
-                m.d.sync += [zero_fill.eq(1), byte_left.eq(byte_left - 1)]
-                with m.If(byte_left == 1):
-                    m.next = "STATUS_WRITE"
-            with m.State("STATUS_WRITE"):
-                m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.STATUS), access.write.eq(1)]
+            # -- READ_WEIGHTS words, and fields (TRAIN/INFER results, READ_COUNTERS) -----------------
+            with m.State("FIELD"):
+                with m.Switch(field):
+                    for i, (name, size) in enumerate(fields):
+                        with m.Case(i):
+                            m.d.sync += byte_left.eq(size)
+                            if name == "frames":
+                                with m.If(counters.idle):
+                                    m.next = "EMIT"
+                            else:
+                                m.d.sync += waddr.eq(_FIELD_SOURCES[name])
+                                m.next = "REQUEST"
+            with m.State("REQUEST"):
+                m.d.comb += [self.access.valid.eq(1),
+                             access.region.eq(Mux(status_region, Region.STATUS, Region.WEIGHTS))]
                 with m.If(self.access.ready):
-                    m.next = "STATUS_WAIT"
-            with m.State("STATUS_WAIT"):
-                m.d.comb += self.response.ready.eq(1)
-                with m.If(self.response.valid):
-                    reply(StatusCode.OK)
-
-            # -- READ_WEIGHTS ------------------------------------------------------------------------
-            with m.State("SEND_WORDS_HEADER"):
-                m.d.comb += self.header.valid.eq(header_ready)
-                with m.If(header_fire):
-                    m.next = "READ_REQUEST"
-            with m.State("READ_REQUEST"):
-                m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.WEIGHTS)]
-                with m.If(self.access.ready):
-                    m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
                 m.d.comb += self.response.ready.eq(1)
                 with m.If(self.response.valid):
                     m.d.comb += load.eq(1)
-                    m.d.sync += byte_left.eq(word_bytes)
-                    m.next = "READ_EMIT"
-            with m.State("READ_EMIT"):
-                m.d.comb += [self.payload.valid.eq(1),
-                             self.payload.payload.last.eq((byte_left == 1) & (words_left == 1))]
+                    with m.If(~status_region):
+                        m.d.sync += byte_left.eq(word_bytes)
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                item_done = byte_left == 1
+                last_item = Mux(status_region, field == last_field, words_left == 1)
+                m.d.comb += [self.payload.valid.eq(1), self.payload.payload.last.eq(item_done & last_item)]
+                with m.If(status_region & (field == len(fields) - 1)):
+                    m.d.comb += [self.payload.payload.data.eq(counters.byte), counters.turn.eq(self.payload.ready)]
                 with m.If(self.payload.ready):
                     m.d.comb += shift.eq(1)
                     m.d.sync += byte_left.eq(byte_left - 1)
-                    with m.If(byte_left == 1):
-                        m.d.sync += [waddr.eq(waddr + 1), words_left.eq(words_left - 1)]
-                        with m.If(words_left == 1):
+                    with m.If(item_done):
+                        m.d.sync += [field.eq(field + 1), waddr.eq(waddr + 1), words_left.eq(words_left - 1)]
+                        with m.If(last_item):
                             m.next = "IDLE"
+                        with m.Elif(status_region):
+                            m.next = "FIELD"
                         with m.Else():
-                            m.next = "READ_REQUEST"
+                            m.next = "REQUEST"
 
-            # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them ----------------------
+            # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them; CONFIGURE's value ----
             with m.State("WRITE_ADDR"):
                 m.next = "WRITE_DATA"
             with m.State("WRITE_DATA"):
                 m.d.comb += shift.eq(1)
-                m.d.sync += [ptr.eq(ptr + 1), byte_left.eq(byte_left - 1)]
+                m.d.sync += [ptr.eq(ptr + 1), byte_left.eq(byte_left - 1), zero_fill.eq(status_region)]
                 with m.If(byte_left == 1):
                     m.next = "WRITE_WORD"
                 with m.Else():
@@ -501,7 +498,8 @@ class HostBridge(wiring.Component):
                         m.d.sync += [waddr.eq(waddr + 1), words_left.eq(words_left - 1)]
                         m.next = "WRITE_ADDR"
                 with m.Else():
-                    m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.WEIGHTS), access.write.eq(1)]
+                    m.d.comb += [self.access.valid.eq(1), access.write.eq(1),
+                                 access.region.eq(Mux(status_region, Region.STATUS, Region.WEIGHTS))]
                     with m.If(self.access.ready):
                         m.next = "WRITE_WAIT"
             with m.State("WRITE_WAIT"):
@@ -560,47 +558,7 @@ class HostBridge(wiring.Component):
                 # The prediction and checksum are read back from STATUS (PREDICTION, CHECKSUM).
                 m.d.comb += self.result.ready.eq(1)
                 with m.If(self.result.valid):
-                    reply(StatusCode.OK, then="SEND_FIELDS_HEADER")
-
-            # -- TRAIN / INFER results, READ_COUNTERS: fields ----------------------------------------
-            with m.State("SEND_FIELDS_HEADER"):
-                m.d.comb += self.header.valid.eq(header_ready)
-                with m.If(header_fire):
-                    m.next = "FIELD"
-            with m.State("FIELD"):
-                with m.Switch(field):
-                    for i, (name, size) in enumerate(fields):
-                        with m.Case(i):
-                            m.d.sync += byte_left.eq(size)
-                            if name == "frames":
-                                with m.If(counters.idle):
-                                    m.next = "FIELD_EMIT"
-                            else:
-                                m.d.sync += waddr.eq(_FIELD_SOURCES[name])
-                                m.next = "FIELD_REQUEST"
-            with m.State("FIELD_REQUEST"):
-                m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.STATUS)]
-                with m.If(self.access.ready):
-                    m.next = "FIELD_WAIT"
-            with m.State("FIELD_WAIT"):
-                m.d.comb += self.response.ready.eq(1)
-                with m.If(self.response.valid):
-                    m.d.comb += load.eq(1)
-                    m.next = "FIELD_EMIT"
-            with m.State("FIELD_EMIT"):
-                m.d.comb += [self.payload.valid.eq(1),
-                             self.payload.payload.last.eq((byte_left == 1) & (field == last_field))]
-                with m.If(field == len(fields) - 1):
-                    m.d.comb += [self.payload.payload.data.eq(counters.byte), counters.turn.eq(self.payload.ready)]
-                with m.If(self.payload.ready):
-                    m.d.comb += shift.eq(1)
-                    m.d.sync += byte_left.eq(byte_left - 1)
-                    with m.If(byte_left == 1):
-                        m.d.sync += field.eq(field + 1)
-                        with m.If(field == last_field):
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "FIELD"
+                    reply(StatusCode.OK)
 
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
