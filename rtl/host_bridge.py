@@ -174,7 +174,8 @@ class HostBridge(wiring.Component):
         word_bytes, word_bits = ident.word_bytes, ident.word_bits
         identity = ident.to_bytes()
         frame = self.frame.payload
-        code, length = frame.code, frame.length
+        # An intact frame's length is within the buffer (the decoder refuses longer ones at once).
+        code, length = frame.code, frame.length[:self.max_payload.bit_length()]
 
         # -- the shift register: parameters, a word in, a word or counter out ---------------------
         # Bytes enter at the top (from the payload buffer, or zeros) and leave at the bottom.
@@ -205,7 +206,7 @@ class HostBridge(wiring.Component):
 
         # -- the response ----------------------------------------------------------------------------
         reply_status = Signal(range(max(StatusCode) + 1))
-        reply_length = Signal(16)
+        reply_length = Signal(range(self.max_response + 1))
         counters_length = sum(size for _, size in COUNTERS)
         with m.Switch(code):                        # the frame is held until its header is taken
             for op, n in ((Opcode.IDENTIFY, len(identity)), (Opcode.READ_WEIGHTS, count_bytes),
