@@ -84,18 +84,19 @@ class FrameDecoder(wiring.Component):
         byte = self.i.payload
         fire = self.i.valid & self.i.ready
         # The header, as narrow as it can be: a length beyond the buffer is only ever refused.
-        code = Signal(8)
-        tag = Signal(8)
-        length = Signal(range(self.max_payload + 1))
-        status = Signal(range(StatusCode.BAD_LENGTH + 1))
+        # (No resets: each is set before the frame is offered.)
+        code = Signal(8, reset_less=True)
+        tag = Signal(8, reset_less=True)
+        length = Signal(range(self.max_payload + 1), reset_less=True)
+        status = Signal(range(StatusCode.BAD_LENGTH + 1), reset_less=True)
         m.d.comb += [self.frame.payload.code.eq(code), self.frame.payload.tag.eq(tag),
                      self.frame.payload.length.eq(length), self.frame.payload.status.eq(status)]
-        count = Signal(range(self.max_payload))
+        count = Signal(range(self.max_payload), reset_less=True)
         count_next = Signal(range(self.max_payload + 1))
         m.d.comb += [count_next.eq(count + 1), write.addr.eq(count), write.data.eq(byte),
                      crc.i.payload.eq(byte)]
 
-        idle = Signal(range(max(self.timeout, 1) + 1))
+        idle = Signal(range(max(self.timeout, 1) + 1), reset_less=True)   # cleared outside a frame
         expecting = Signal()   # inside a frame, waiting for its next byte
         checked = Signal()     # ... a byte the CRC covers: it takes the byte (eight cycles)
         timed_out = Signal()

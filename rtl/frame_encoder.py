@@ -57,9 +57,9 @@ class FrameEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.crc = crc = SerialCRC()
-        status = Signal(range(max(StatusCode) + 1))
-        tag = Signal(8)
-        length = Signal(range(self.max_length + 1))
+        status = Signal(range(max(StatusCode) + 1), reset_less=True)   # (set as a header is taken)
+        tag = Signal(8, reset_less=True)
+        length = Signal(range(self.max_length + 1), reset_less=True)
         fire = self.o.valid & self.o.ready
         digested = Signal()     # the CRC has taken the byte on offer
         m.d.comb += crc.i.payload.eq(self.o.payload)

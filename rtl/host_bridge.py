@@ -177,6 +177,9 @@ class HostBridge(wiring.Component):
         # An intact frame's length is within the buffer (the decoder refuses longer ones at once).
         code, length = frame.code, frame.length[:self.max_payload.bit_length()]
 
+        # Registers without a reset are set before they are used: without one, a load of zero can
+        # take an iCE40 flip-flop's synchronous reset instead of logic.
+
         # -- the shift register: parameters, a word in, a word or counter out ---------------------
         # Bytes enter at the top (from the payload buffer, or zeros) and leave at the bottom.
         sr_bits = max(8 * word_bytes, 64)
@@ -187,8 +190,8 @@ class HostBridge(wiring.Component):
         p_count = sr[-16:]
         p_field = p_layer
         p_value = sr[-32:]
-        zero_fill = Signal()                        # shift zeros in, not buffer bytes
-        status_region = Signal()                    # engine accesses go to STATUS, not WEIGHTS
+        zero_fill = Signal(reset_less=True)                        # shift zeros in, not buffer bytes
+        status_region = Signal(reset_less=True)                    # engine accesses go to STATUS, not WEIGHTS
         byte_in = Mux(zero_fill, 0, self.read_data)
         shift = Signal()
         load = Signal()                             # the engine's response
@@ -197,7 +200,7 @@ class HostBridge(wiring.Component):
             m.d.sync += sr.eq(self.response.payload)
         with m.Elif(shift):
             m.d.sync += sr.eq(Cat(sr[8:], byte_in))
-        byte_left = Signal(range(max(word_bytes, 12) + 1))
+        byte_left = Signal(range(max(word_bytes, 12) + 1), reset_less=True)
 
         # p_count * word_bytes, registered in the COUNT state: a multiplier (a MULT18X18D on
         # ECP5 when word_bytes is no power of 2) in front of DISPATCH's compare and state logic
@@ -205,7 +208,7 @@ class HostBridge(wiring.Component):
         count_bytes = Signal(range(((1 << 16) - 1) * word_bytes + 1))
 
         # -- the response ----------------------------------------------------------------------------
-        reply_status = Signal(range(max(StatusCode) + 1))
+        reply_status = Signal(range(max(StatusCode) + 1), reset_less=True)
         reply_length = Signal(range(self.max_response + 1))
         counters_length = sum(size for _, size in COUNTERS)
         with m.Switch(code):                        # the frame is held until its header is taken
@@ -234,18 +237,18 @@ class HostBridge(wiring.Component):
 
         # -- where a command is ----------------------------------------------------------------------
         tail = len(self.buffer_tail)
-        ptr = Signal(range(self.max_payload + max(tail, 1)))   # the payload (or identity) byte being read
+        ptr = Signal(range(self.max_payload + max(tail, 1)), reset_less=True)   # the payload (or identity) byte being read
         m.d.comb += self.read_addr.eq(ptr)
-        index = Signal(range(max(len(identity), M0) + 1))       # identity bytes, pixels
-        words_left = Signal(range(ident.words_per_frame + 1))
-        waddr = Signal(len(self.access.payload.addr))          # word (or STATUS) address
-        layer = Signal(geo.layer_shape)
-        committing = Signal()               # second pass: the checks passed
-        training = Signal()
+        index = Signal(range(max(len(identity), M0) + 1), reset_less=True)       # identity bytes, pixels
+        words_left = Signal(range(ident.words_per_frame + 1), reset_less=True)
+        waddr = Signal(len(self.access.payload.addr), reset_less=True)          # word (or STATUS) address
+        layer = Signal(geo.layer_shape, reset_less=True)
+        committing = Signal(reset_less=True)               # second pass: the checks passed
+        training = Signal(reset_less=True)
         assert COUNTERS[-3:] == (("frames_ok", 4), ("frames_rejected", 4), ("frames_dropped", 4))
         fields = _RESULT_FIELDS + COUNTERS[:-3] + (("frames", 12),)
-        field = Signal(range(len(fields)))
-        last_field = Signal(range(len(fields)))
+        field = Signal(range(len(fields)), reset_less=True)
+        last_field = Signal(range(len(fields)), reset_less=True)
 
         # -- per-layer constants ---------------------------------------------------------------------
         words = Signal(range(max(geo.words) + 1))              # of the requested layer (p_layer)
@@ -287,7 +290,7 @@ class HostBridge(wiring.Component):
             m.d.comb += rom_read.addr.eq(index)
 
         access = self.access.payload
-        label = Signal(range(C))
+        label = Signal(range(C), reset_less=True)
         m.d.comb += [self.cmd.payload.label.eq(label), self.pixels.payload.eq(sr[-8:]),
                      access.addr.eq(waddr), access.layer.eq(layer), access.data.eq(word)]
 
@@ -298,8 +301,8 @@ class HostBridge(wiring.Component):
         # The weight commands' length and range checks, registered every cycle: their operands
         # are stable from COUNT on, and CHECK always follows DISPATCH (two adders and compares
         # less in front of CHECK's decision).
-        write_length_bad = Signal()
-        words_out_of_range = Signal()
+        write_length_bad = Signal(reset_less=True)
+        words_out_of_range = Signal(reset_less=True)
         span = Signal(17)
         m.d.comb += span.eq(p_addr + p_count)
         m.d.sync += [

@@ -40,7 +40,9 @@ class SerialCRC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bit = Signal(3)                     # bits of the byte taken (from its most significant)
-        crc = self.crc
+        # No reset: ``clear`` takes the flip-flops' synchronous set (no logic in front of them).
+        crc = Signal(16, reset_less=True)
+        m.d.comb += self.crc.eq(crc)
         feedback = crc[15] ^ self.i.payload[::-1].bit_select(bit, 1)
         shifted = Cat(feedback & (self.polynomial & 1),
                       *[crc[k - 1] ^ (feedback & ((self.polynomial >> k) & 1)) for k in range(1, 16)])
