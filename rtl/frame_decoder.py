@@ -1,16 +1,18 @@
 """Receives host protocol frames from a byte stream into a payload buffer and checks their CRC."""
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .host_protocol import CRC_PARAMETERS, SYNC, StatusCode
+from .host_protocol import SYNC, StatusCode
+from .serial_crc import SerialCRC
 
 __all__ = ["FrameDecoder", "frame_layout"]
 
 
 def frame_layout():
-    """A received frame's header: ``status`` is ``OK``, ``BAD_CRC`` or ``BAD_LENGTH``."""
+    """A received frame's header: ``status`` is ``OK``, ``BAD_CRC`` or ``BAD_LENGTH`` (whose
+    ``length``, beyond the payload buffer, is not kept)."""
     return data.StructLayout({"code": 8, "tag": 8, "length": 16, "status": 8})
 
 
@@ -21,7 +23,8 @@ class FrameDecoder(wiring.Component):
     accepted, so the payload buffer stays valid for the command that executes it. A length beyond
     ``max_payload`` is offered at once as ``BAD_LENGTH`` (the rest of that frame is then hunted
     through as noise). A frame that stalls mid-way for ``timeout`` cycles is dropped (``dropped``
-    pulses) and hunting resumes, so a truncated frame never blocks the next.
+    pulses) and hunting resumes, so a truncated frame never blocks the next. The CRC takes a byte
+    in eight cycles (:class:`~rtl.serial_crc.SerialCRC`): far less than a UART's byte time.
 
     Parameters
     ----------
@@ -29,6 +32,9 @@ class FrameDecoder(wiring.Component):
         Payload buffer size in bytes.
     timeout : int
         Idle cycles inside a frame before it is dropped (0: never).
+    tail : bytes
+        Constant bytes stored after the payload buffer (at ``max_payload`` on), read through
+        the same port: the bridge's identity record, where the block RAM has room for it.
 
     Members
     -------
@@ -36,55 +42,75 @@ class FrameDecoder(wiring.Component):
         Received bytes.
     frame : Out(stream.Signature(frame_layout()))
         One per complete (or refused) frame.
-    read_addr : In(range(max_payload))
+    read_addr : In(range(max_payload + len(tail)))
     read_data : Out(8)
         The payload buffer's read port (the byte at ``read_addr`` one cycle later).
     dropped : Out(1)
         Pulses when a partial frame is dropped on the timeout.
+    drop_ready : In(1)
+        The drop can be counted; a timed-out frame waits for it (taking no byte).
     receiving : Out(1)
         Inside a frame, waiting for its next byte.
     busy : Out(1)
         A complete frame is being checked or offered.
     """
 
-    def __init__(self, max_payload, timeout=0):
+    def __init__(self, max_payload, timeout=0, tail=b""):
         if not 1 <= max_payload <= 0xFFFF:
             raise ValueError(f"FrameDecoder: max_payload must be 1..65535, got {max_payload}")
         self.max_payload = max_payload
+        self.tail = bytes(tail)
         self.timeout = timeout
         super().__init__({
             "i": In(stream.Signature(8)),
             "frame": Out(stream.Signature(frame_layout())),
-            "read_addr": In(range(max_payload)),
+            "read_addr": In(range(max_payload + len(self.tail))),
             "read_data": Out(8),
             "dropped": Out(1),
+            "drop_ready": In(1, init=1),
             "receiving": Out(1),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self.max_payload, init=[])
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self.max_payload + len(self.tail),
+                                                     init=[0] * self.max_payload + list(self.tail))
         write = buffer.write_port()
         read = buffer.read_port()
         m.d.comb += [read.addr.eq(self.read_addr), self.read_data.eq(read.data)]
-        m.submodules.crc = crc = CRC_PARAMETERS.create()
+        m.submodules.crc = crc = SerialCRC()
 
         byte = self.i.payload
         fire = self.i.valid & self.i.ready
-        header = self.frame.payload
-        count = Signal(16)
-        m.d.comb += [write.addr.eq(count), write.data.eq(byte), crc.data.eq(byte)]
+        # The header, as narrow as it can be: a length beyond the buffer is only ever refused.
+        # (No resets: each is set before the frame is offered.)
+        code = Signal(8, reset_less=True)
+        tag = Signal(8, reset_less=True)
+        length = Signal(range(self.max_payload + 1), reset_less=True)
+        status = Signal(range(StatusCode.BAD_LENGTH + 1), reset_less=True)
+        m.d.comb += [self.frame.payload.code.eq(code), self.frame.payload.tag.eq(tag),
+                     self.frame.payload.length.eq(length), self.frame.payload.status.eq(status)]
+        count = Signal(range(self.max_payload), reset_less=True)
+        count_next = Signal(range(self.max_payload + 1))
+        m.d.comb += [count_next.eq(count + 1), write.addr.eq(count), write.data.eq(byte),
+                     crc.i.payload.eq(byte)]
 
-        idle = Signal(range(max(self.timeout, 1) + 1))
+        idle = Signal(range(max(self.timeout, 1) + 1), reset_less=True)   # cleared outside a frame
         expecting = Signal()   # inside a frame, waiting for its next byte
+        checked = Signal()     # ... a byte the CRC covers: it takes the byte (eight cycles)
         timed_out = Signal()
+        hold = Signal()
         if self.timeout:
-            with m.If(fire | ~expecting):
+            # The drop's counter is busy (a few cycles): wait, taking no byte meanwhile.
+            m.d.comb += hold.eq(expecting & (idle == self.timeout - 1) & ~self.drop_ready)
+            # A byte on offer (the CRC taking it) is no stall.
+            with m.If((self.i.valid & ~hold) | ~expecting):
                 m.d.sync += idle.eq(0)
             with m.Elif(idle == self.timeout - 1):
-                m.d.sync += idle.eq(0)
-                m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
+                with m.If(self.drop_ready):
+                    m.d.sync += idle.eq(0)
+                    m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)
 
@@ -98,7 +124,7 @@ class FrameDecoder(wiring.Component):
                 with m.If(fire & (byte == SYNC[0])):
                     m.next = "SYNC1"
             with m.State("SYNC1"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1)]
+                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.clear.eq(1)]
                 with m.If(fire):
                     with m.If(byte == SYNC[1]):
                         m.next = "CODE"
@@ -106,63 +132,66 @@ class FrameDecoder(wiring.Component):
                         m.next = "HUNT"
                 drop_if_timed_out()
             with m.State("CODE"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.start.eq(1), crc.valid.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
-                    m.d.sync += header.code.eq(byte)
+                    m.d.sync += code.eq(byte)
                     m.next = "TAG"
                 drop_if_timed_out()
             with m.State("TAG"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
-                    m.d.sync += header.tag.eq(byte)
+                    m.d.sync += tag.eq(byte)
                     m.next = "LEN0"
                 drop_if_timed_out()
             with m.State("LEN0"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
-                    m.d.sync += header.length[:8].eq(byte)
+                    m.d.sync += length.eq(byte)
                     m.next = "LEN1"
                 drop_if_timed_out()
             with m.State("LEN1"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
-                    length = Signal(16)
-                    m.d.comb += length.eq(byte << 8 | header.length[:8])
-                    m.d.sync += [header.length.eq(length), count.eq(0)]
-                    with m.If(length > self.max_payload):
-                        m.d.sync += header.status.eq(StatusCode.BAD_LENGTH)
+                    full = Signal(16)
+                    m.d.comb += full.eq(Cat(length[:8], byte))
+                    m.d.sync += [length.eq(full), count.eq(0)]
+                    with m.If(full > self.max_payload):
+                        m.d.sync += status.eq(StatusCode.BAD_LENGTH)
                         m.next = "OFFER"
-                    with m.Elif(length == 0):
+                    with m.Elif(full == 0):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
                 drop_if_timed_out()
             with m.State("PAYLOAD"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire), write.en.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1), write.en.eq(fire)]
                 with m.If(fire):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == header.length - 1):
+                    m.d.sync += count.eq(count_next)
+                    with m.If(count_next == length):
                         m.next = "CRC0"
                 drop_if_timed_out()
             with m.State("CRC0"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
                     m.next = "CRC1"
                 drop_if_timed_out()
             with m.State("CRC1"):
-                m.d.comb += [expecting.eq(1), self.i.ready.eq(1), crc.valid.eq(fire)]
+                m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
                     m.next = "CHECK"
                 drop_if_timed_out()
             with m.State("CHECK"):
                 # The CRC register has taken the last byte: the residue means an intact frame.
-                m.d.sync += header.status.eq(Mux(crc.match_detected, StatusCode.OK, StatusCode.BAD_CRC))
+                m.d.sync += status.eq(Mux(crc.match, StatusCode.OK, StatusCode.BAD_CRC))
                 m.next = "OFFER"
             with m.State("OFFER"):
                 m.d.comb += self.frame.valid.eq(1)
                 with m.If(self.frame.ready):
                     m.next = "HUNT"
 
+        with m.If(checked):
+            m.d.comb += [crc.i.valid.eq(self.i.valid & ~hold), self.i.ready.eq(crc.i.ready)]
+        with m.If(hold):
+            m.d.comb += self.i.ready.eq(0)
         m.d.comb += [self.receiving.eq(expecting), self.busy.eq(fsm.ongoing("CHECK") | fsm.ongoing("OFFER"))]
         return m
-

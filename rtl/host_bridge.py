@@ -1,24 +1,76 @@
 """Executes host protocol commands on the engine's streams, checking every field first."""
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .engine import Command, Region, Status
 from .frame_decoder import frame_layout
-from .frame_encoder import response_layout
+from .frame_encoder import payload_layout, response_layout
 from .host_protocol import BASIS_IDS, COUNTERS, RULE_IDS, ConfigField, Geometry, Opcode, StatusCode
 from .layer_engine import LayerGeometry
 
-__all__ = ["HostBridge"]
+__all__ = ["HostBridge", "FrameCounters"]
 
-# READ_COUNTERS: where each field comes from (an engine STATUS address, or the bridge's own).
-_COUNTER_SOURCES = {
+# A response payload after its header is a list of fields, each from an engine STATUS address (or
+# the bridge's own frame counters, one 12-byte field): TRAIN/INFER send the first one or two,
+# READ_COUNTERS the rest.
+_RESULT_FIELDS = (("prediction", 1), ("checksum", 4))
+_FIELD_SOURCES = {
     "cycles": Status.CYCLES, "busy_lane_cycles": Status.BUSY, "steps": Status.STEPS,
     "checksum": Status.CHECKSUM, "prediction": Status.PREDICTION, "ready": Status.READY,
     "lr_offset": Status.LR_OFFSET, "lls_mode": Status.LLS_MODE,
 }
+
+
+class FrameCounters(wiring.Component):
+    """The protocol's frame counters (``frames_ok``, ``frames_rejected``, ``frames_dropped``: 32
+    bits each) as one ring of twelve bytes. A pass turns it once (twelve cycles) through one 8-bit
+    adder, adding one to every counter with an increment waiting; reading the counters is turning
+    it once too, a byte at a time, least significant first. Flip-flops and an 8-bit adder, not
+    three 32-bit adders and a 12:1 byte multiplexer.
+
+    Members
+    -------
+    inc : In(3)
+        Count one (bit ``k``: counter ``k``); only while ``inc_ready[k]``: one increment per counter
+        waits while a pass is in progress or the ring is being read.
+    inc_ready : Out(3)
+    turn : In(1)
+        Advance the ring one byte (only while ``idle``; twelve turns restore it).
+    byte : Out(8)
+        The ring's next byte (when ``idle`` and unturned: ``frames_ok``'s least significant).
+    idle : Out(1)
+        No increment in progress or waiting.
+    """
+
+    def __init__(self):
+        super().__init__({"inc": In(3), "inc_ready": Out(3), "turn": In(1), "byte": Out(8), "idle": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ring = Signal(96)
+        pending = Signal(3)
+        adding = Signal(3)              # the counters this pass increments
+        busy = Signal()
+        step = Signal(4)                # the byte the pass is at: counter step[2:], byte step[:2]
+        carry = Signal()
+        carry_in = Signal()
+        total = Signal(9)
+        m.d.comb += [carry_in.eq(adding.bit_select(step[2:], 1) & ((step[:2] == 0) | carry)),
+                     total.eq(ring[:8] + carry_in), self.byte.eq(ring[:8]),
+                     self.idle.eq(~busy & (pending == 0)), self.inc_ready.eq(~pending)]
+        with m.If(busy):
+            m.d.sync += [ring.eq(Cat(ring[8:], total[:8])), carry.eq(total[8]), step.eq(step + 1)]
+            with m.If(step == 11):
+                m.d.sync += [busy.eq(0), step.eq(0)]
+        with m.Elif(self.turn):
+            m.d.sync += ring.eq(Cat(ring[8:], ring[:8]))
+        with m.Elif(pending != 0):
+            m.d.sync += [busy.eq(1), adding.eq(pending)]
+        m.d.sync += pending.eq(Mux(~busy & ~self.turn, 0, pending) | self.inc)
+        return m
 
 
 class HostBridge(wiring.Component):
@@ -31,6 +83,13 @@ class HostBridge(wiring.Component):
     ``weight_bits``, padding lanes zero) before its first word is written; a sample's label and
     pixels before its first pixel enters the engine.
 
+    Built for a small FPGA: the frame stays in the decoder (``frame`` is taken with the response
+    header), and one shift register holds, in turn, the first five payload bytes (the command's
+    parameters), a weight word being assembled from the payload buffer, and a word or counter
+    being sent byte by byte. A weight write therefore reads its words twice: a checking pass, then
+    (the parameters fetched again) a writing pass. The result of a step is read back through the
+    engine's ``STATUS`` registers, like the counters.
+
     Parameters
     ----------
     engine : Engine
@@ -41,21 +100,25 @@ class HostBridge(wiring.Component):
     Members
     -------
     frame : In(stream.Signature(frame_layout()))
-        The next received frame.
-    read_addr : Out(range(max_payload))
+        The next received frame; taken when its response header is, so its fields (and the payload
+        buffer) stay put while the command executes.
+    read_addr : Out(range(max_payload + len(buffer_tail)))
     read_data : In(8)
-        The decoder's payload buffer (one cycle latency).
+        The decoder's payload buffer, and the identity record after it (``buffer_tail``; one
+        cycle latency).
     header : Out(stream.Signature(response_layout()))
-    payload : Out(stream.Signature(8))
-        The response, to the encoder.
+    payload : Out(stream.Signature(payload_layout()))
+        The response, to the encoder (``last`` marks the payload's last byte).
     pixels, cmd, access : Out(stream.Signature)
     result, response : In(stream.Signature)
     engine_ready : In(1)
         The engine's ``ready``.
     dropped : In(1)
         The decoder dropped a partial frame (counted).
+    drop_ready : Out(1)
+        A drop can be counted now (the decoder waits for it).
     busy : Out(1)
-        A command is executing (from its frame to its response header).
+        A command is executing (from its frame to its response's last byte).
     rejected : Out(1)
         Pulses when a frame is answered with an error.
     """
@@ -71,17 +134,26 @@ class HostBridge(wiring.Component):
         if config.input_bits > 8:
             raise ValueError(f"HostBridge: pixels of {config.input_bits} bits; the protocol carries one "
                              "byte per pixel (input_bits <= 8)")
+        if len(config.lr_decay) > 255 or config.n_modes > 256:
+            raise ValueError("HostBridge: CONFIGURE passes its (checked) value to the engine as one byte")
         if self.max_payload < 1 + config.layers[0] or self.max_payload < 5 + self.identity.word_bytes:
             raise ValueError(f"HostBridge: a payload buffer of {self.max_payload} bytes cannot hold a sample "
                              f"of {config.layers[0]} pixels and its label, or one weight word")
         self.access_bits = engine.access_bits
         self.addr_bits = engine.addr_bits
+        #: The longest response payload (the encoder's length register).
+        self.max_response = max(self.max_payload, len(self.identity.to_bytes()), sum(n for _, n in COUNTERS))
+        #: The identity record goes into the decoder's block RAM after the payload buffer (see
+        #: :class:`~rtl.frame_decoder.FrameDecoder`'s ``tail``) when a block holds both: a buffer of
+        #: up to 256 bytes (a 512-byte iCE40 block, a 2 KiB ECP5 one). Otherwise: a ROM of logic.
+        identity = self.identity.to_bytes()
+        self.buffer_tail = identity if self.max_payload <= 256 and len(identity) <= 256 else b""
         super().__init__({
             "frame": In(stream.Signature(frame_layout())),
-            "read_addr": Out(range(self.max_payload)),
+            "read_addr": Out(range(self.max_payload + len(self.buffer_tail))),
             "read_data": In(8),
             "header": Out(stream.Signature(response_layout())),
-            "payload": Out(stream.Signature(8)),
+            "payload": Out(stream.Signature(payload_layout())),
             "pixels": Out(stream.Signature(engine.pixels.payload.shape())),
             "cmd": Out(stream.Signature(engine.cmd.payload.shape())),
             "result": In(stream.Signature(engine.result.payload.shape())),
@@ -89,6 +161,7 @@ class HostBridge(wiring.Component):
             "response": In(stream.Signature(engine.response.payload.shape())),
             "engine_ready": In(1),
             "dropped": In(1),
+            "drop_ready": Out(1),
             "busy": Out(1),
             "rejected": Out(1),
         })
@@ -100,66 +173,94 @@ class HostBridge(wiring.Component):
         ident = self.identity
         word_bytes, word_bits = ident.word_bytes, ident.word_bits
         identity = ident.to_bytes()
+        frame = self.frame.payload
+        # An intact frame's length is within the buffer (the decoder refuses longer ones at once).
+        code, length = frame.code, frame.length[:self.max_payload.bit_length()]
 
-        # -- the frame in hand -----------------------------------------------------------------------
-        code = Signal(8)
-        tag = Signal(8)
-        length = Signal(16)
-        status = Signal(8)
-        params = Signal(40)                 # the payload's first 5 bytes
-        p_layer = params[:8]
-        p_addr = params[8:24]
-        p_count = params[24:40]
-        p_field = params[:8]
-        p_value = params[8:40]
-        layer = Signal(geo.layer_shape)
-        m.d.comb += layer.eq(p_layer)
+        # Registers without a reset are set before they are used: without one, a load of zero can
+        # take an iCE40 flip-flop's synchronous reset instead of logic.
+
+        # -- the shift register: parameters, a word in, a word or counter out ---------------------
+        # Bytes enter at the top (from the payload buffer, or zeros) and leave at the bottom.
+        sr_bits = max(8 * word_bytes, 64)
+        sr = Signal(sr_bits, reset_less=True)
+        word = sr[sr_bits - 8 * word_bytes:]        # the word assembled from the payload buffer
+        p_layer = sr[-40:-32]                       # after FETCH: the payload's first five bytes
+        p_addr = sr[-32:-16]
+        p_count = sr[-16:]
+        p_field = p_layer
+        p_value = sr[-32:]
+        zero_fill = Signal(reset_less=True)                        # shift zeros in, not buffer bytes
+        status_region = Signal(reset_less=True)                    # engine accesses go to STATUS, not WEIGHTS
+        byte_in = Mux(zero_fill, 0, self.read_data)
+        shift = Signal()
+        load = Signal()                             # the engine's response
+        # One assignment with one priority, so that it maps onto flip-flop enables and a 2:1 mux.
+        with m.If(load):
+            m.d.sync += sr.eq(self.response.payload)
+        with m.Elif(shift):
+            m.d.sync += sr.eq(Cat(sr[8:], byte_in))
+        byte_left = Signal(range(max(word_bytes, 12) + 1), reset_less=True)
+
         # p_count * word_bytes, registered in the COUNT state: a multiplier (a MULT18X18D on
         # ECP5 when word_bytes is no power of 2) in front of DISPATCH's compare and state logic
         # was a 12 ns path on the 24-lane OrangeCrab.
         count_bytes = Signal(range(((1 << 16) - 1) * word_bytes + 1))
 
         # -- the response ----------------------------------------------------------------------------
-        reply_status = Signal(8)
-        reply_length = Signal(16)
-        m.d.comb += [self.header.payload.status.eq(reply_status), self.header.payload.tag.eq(tag),
-                     self.header.payload.length.eq(reply_length)]
-        shift_bits = max(self.access_bits, 64, 8 * word_bytes)
-        shifter = Signal(shift_bits)
-        emit_left = Signal(range(shift_bits // 8 + 1))
-        m.d.comb += self.payload.payload.eq(shifter[:8])
+        reply_status = Signal(range(max(StatusCode) + 1), reset_less=True)
+        reply_length = Signal(range(self.max_response + 1))
+        counters_length = sum(size for _, size in COUNTERS)
+        with m.Switch(code):                        # the frame is held until its header is taken
+            for op, n in ((Opcode.IDENTIFY, len(identity)), (Opcode.READ_WEIGHTS, count_bytes),
+                          (Opcode.TRAIN, 5), (Opcode.INFER, 1), (Opcode.READ_COUNTERS, counters_length)):
+                with m.Case(op):
+                    m.d.comb += reply_length.eq(Mux(reply_status == StatusCode.OK, n, 0))
+        m.d.comb += [self.header.payload.status.eq(reply_status), self.header.payload.tag.eq(frame.tag),
+                     self.header.payload.length.eq(reply_length), self.payload.payload.data.eq(sr[:8])]
+        header_fire = Signal()
+        m.d.comb += header_fire.eq(self.header.valid & self.header.ready)
+        m.d.comb += self.frame.ready.eq(header_fire)
 
         # -- protocol counters -----------------------------------------------------------------------
-        frames_ok = Signal(32)
-        frames_rejected = Signal(32)
-        frames_dropped = Signal(32)
-        with m.If(self.dropped):
-            m.d.sync += frames_dropped.eq(frames_dropped + 1)
-        with m.If(self.header.valid & self.header.ready):
-            with m.If(reply_status == StatusCode.OK):
-                m.d.sync += frames_ok.eq(frames_ok + 1)
-            with m.Else():
-                m.d.sync += frames_rejected.eq(frames_rejected + 1)
-                m.d.comb += self.rejected.eq(1)
+        # A ring of bytes (FrameCounters): a header waits while its counter cannot take it (a few
+        # cycles, never in practice: responses are a frame apart), and so does the decoder's drop.
+        m.submodules.frame_counters = counters = FrameCounters()
+        ok = reply_status == StatusCode.OK
+        header_ready = Signal()
+        m.d.comb += [
+            header_ready.eq(Mux(ok, counters.inc_ready[0], counters.inc_ready[1])),
+            counters.inc.eq(Cat(header_fire & ok, header_fire & ~ok, self.dropped)),
+            self.drop_ready.eq(counters.inc_ready[2]),
+            self.rejected.eq(header_fire & ~ok),
+        ]
+
+        # -- where a command is ----------------------------------------------------------------------
+        tail = len(self.buffer_tail)
+        ptr = Signal(range(self.max_payload + max(tail, 1)), reset_less=True)   # the payload (or identity) byte being read
+        m.d.comb += self.read_addr.eq(ptr)
+        index = Signal(range(max(len(identity), M0) + 1), reset_less=True)       # identity bytes, pixels
+        words_left = Signal(range(ident.words_per_frame + 1), reset_less=True)
+        waddr = Signal(len(self.access.payload.addr), reset_less=True)          # word (or STATUS) address
+        layer = Signal(geo.layer_shape, reset_less=True)
+        committing = Signal(reset_less=True)               # second pass: the checks passed
+        training = Signal(reset_less=True)
+        assert COUNTERS[-3:] == (("frames_ok", 4), ("frames_rejected", 4), ("frames_dropped", 4))
+        fields = _RESULT_FIELDS + COUNTERS[:-3] + (("frames", 12),)
+        field = Signal(range(len(fields)), reset_less=True)
+        last_field = Signal(range(len(fields)), reset_less=True)
 
         # -- per-layer constants ---------------------------------------------------------------------
-        words = Signal(range(max(geo.words) + 1))
-        last_group_start = Signal(range(max(geo.words) + 1))
+        words = Signal(range(max(geo.words) + 1))              # of the requested layer (p_layer)
+        with m.Switch(p_layer[:len(layer)]):
+            for k in range(L):
+                with m.Case(k):
+                    m.d.comb += words.eq(geo.words[k])
+        in_last_group = Signal()
         with m.Switch(layer):
             for k in range(L):
                 with m.Case(k):
-                    m.d.comb += [words.eq(geo.words[k]),
-                                 last_group_start.eq((geo.groups[k] - 1) * (geo.fan_in[k] + 1))]
-
-        # -- word assembly from the payload buffer (two cycles a byte: address, then data) ---------
-        ptr = Signal(range(self.max_payload + 1))
-        m.d.comb += self.read_addr.eq(ptr)
-        word = Signal(8 * word_bytes)
-        word_left = Signal(range(word_bytes + 1))
-        index = Signal(16)                  # words (or pixels, counters) done
-        committing = Signal()               # second pass: the checks passed
-        word_addr = Signal(17)
-        m.d.comb += word_addr.eq(p_addr + index)
+                    m.d.comb += in_last_group.eq(waddr >= (geo.groups[k] - 1) * (geo.fan_in[k] + 1))
 
         # A weight word's lanes fit the layer's weight_bits; padding lanes and spare bits are zero.
         word_ok = Signal()
@@ -173,7 +274,7 @@ class HostBridge(wiring.Component):
                         top = lane[bits - 1:]
                         fits = (top == 0) | (top == (1 << len(top)) - 1)
                         padding = p >= geo.last_real[k]
-                        checks.append(Mux(word_addr >= last_group_start, lane == 0, fits) if padding else fits)
+                        checks.append(Mux(in_last_group, lane == 0, fits) if padding else fits)
                     spare = word[P * word_bits:]
                     if len(spare):
                         checks.append(spare == 0)
@@ -182,30 +283,26 @@ class HostBridge(wiring.Component):
         sample_bytes = M0
         lr_offsets = len(config.lr_decay)
         n_modes = config.n_modes
-        status_addr = Signal(range(max(Status) + 1))
-        counter_fields = [(name, size) for name, size in COUNTERS]
-        local_counters = {"frames_ok": frames_ok, "frames_rejected": frames_rejected,
-                          "frames_dropped": frames_dropped}
-        counters_length = sum(size for _, size in counter_fields)
 
-        m.submodules.identity = rom = Memory(shape=8, depth=len(identity), init=list(identity))
-        rom_read = rom.read_port(domain="comb")
-        m.d.comb += rom_read.addr.eq(index)
+        if not tail:
+            m.submodules.identity = rom = Memory(shape=8, depth=len(identity), init=list(identity))
+            rom_read = rom.read_port(domain="comb")
+            m.d.comb += rom_read.addr.eq(index)
 
         access = self.access.payload
-        label = Signal(8)
-        m.d.comb += [self.cmd.payload.label.eq(label), self.pixels.payload.eq(word[-8:])]
-        training = Signal()
+        label = Signal(range(C), reset_less=True)
+        m.d.comb += [self.cmd.payload.label.eq(label), self.pixels.payload.eq(sr[-8:]),
+                     access.addr.eq(waddr), access.layer.eq(layer), access.data.eq(word)]
 
-        def reply(value, payload_length=0, then="SEND_HEADER"):
-            m.d.sync += [reply_status.eq(value), reply_length.eq(payload_length)]
-            m.next = then
+        def reply(value):
+            m.d.sync += reply_status.eq(value)
+            m.next = "SEND_HEADER"
 
         # The weight commands' length and range checks, registered every cycle: their operands
         # are stable from COUNT on, and CHECK always follows DISPATCH (two adders and compares
         # less in front of CHECK's decision).
-        write_length_bad = Signal()
-        words_out_of_range = Signal()
+        write_length_bad = Signal(reset_less=True)
+        words_out_of_range = Signal(reset_less=True)
         span = Signal(17)
         m.d.comb += span.eq(p_addr + p_count)
         m.d.sync += [
@@ -216,18 +313,14 @@ class HostBridge(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.frame.ready.eq(1)
+                m.d.sync += [ptr.eq(0), committing.eq(0), zero_fill.eq(0)]
                 with m.If(self.frame.valid):
-                    frame = self.frame.payload
-                    m.d.sync += [code.eq(frame.code), tag.eq(frame.tag), length.eq(frame.length),
-                                 status.eq(frame.status), ptr.eq(0), index.eq(0), committing.eq(0)]
                     m.next = "FETCH"
 
             # The first five payload bytes, whatever the command (beyond LEN they are not used).
             with m.State("FETCH"):
                 m.d.sync += ptr.eq(ptr + 1)
-                with m.If(ptr != 0):
-                    m.d.sync += params.eq(Cat(params[8:], self.read_data))
+                m.d.comb += shift.eq(ptr != 0)
                 with m.If(ptr == 5):
                     m.next = "COUNT"
 
@@ -236,14 +329,11 @@ class HostBridge(wiring.Component):
                 m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
-                with m.If(status != StatusCode.OK):
-                    reply(status)
+                with m.If(frame.status != StatusCode.OK):
+                    reply(frame.status)
                 with m.Elif(code == Opcode.IDENTIFY):
-                    with m.If(length != 0):
-                        reply(StatusCode.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += index.eq(0)
-                        reply(StatusCode.OK, len(identity), then="SEND_IDENTITY_HEADER")
+                    m.d.sync += [index.eq(0), ptr.eq(self.max_payload)]
+                    reply(Mux(length != 0, StatusCode.BAD_LENGTH, StatusCode.OK))
                 with m.Elif((code == Opcode.CONFIGURE) | (code == Opcode.WRITE_WEIGHTS)
                             | (code == Opcode.READ_WEIGHTS) | (code == Opcode.INITIALISE)
                             | (code == Opcode.TRAIN) | (code == Opcode.INFER)
@@ -257,22 +347,28 @@ class HostBridge(wiring.Component):
 
             with m.State("CHECK"):
                 # (DISPATCH, the state before, registered the weight commands' checks.)
+                is_words = (code == Opcode.READ_WEIGHTS) | (code == Opcode.WRITE_WEIGHTS)
+                m.d.sync += [layer.eq(p_layer), waddr.eq(p_addr), words_left.eq(p_count),
+                             status_region.eq(~is_words)]
                 with m.Switch(code):
                     with m.Case(Opcode.CONFIGURE):
+                        # The value (at most a byte once checked) is written like a weight word
+                        # (one, already checked): its first byte, then zeros, zero-extended.
+                        m.d.sync += [ptr.eq(1), byte_left.eq(word_bytes), words_left.eq(1), committing.eq(1)]
                         with m.If(length != 5):
                             reply(StatusCode.BAD_LENGTH)
                         with m.Elif(p_field == ConfigField.LR_OFFSET):
                             with m.If(p_value > lr_offsets):
                                 reply(StatusCode.OUT_OF_RANGE)
                             with m.Else():
-                                m.d.sync += status_addr.eq(Status.LR_OFFSET)
-                                m.next = "STATUS_WRITE"
+                                m.d.sync += waddr.eq(Status.LR_OFFSET)
+                                m.next = "WRITE_ADDR"
                         with m.Elif(p_field == ConfigField.LLS_MODE):
                             with m.If(p_value >= n_modes):
                                 reply(StatusCode.OUT_OF_RANGE)
                             with m.Else():
-                                m.d.sync += status_addr.eq(Status.LLS_MODE)
-                                m.next = "STATUS_WRITE"
+                                m.d.sync += waddr.eq(Status.LLS_MODE)
+                                m.next = "WRITE_ADDR"
                         with m.Elif(p_field == ConfigField.RULE):
                             reply(Mux(p_value == RULE_IDS[config.rule], StatusCode.OK, StatusCode.UNSUPPORTED))
                         with m.Elif(p_field == ConfigField.BASIS):
@@ -283,18 +379,15 @@ class HostBridge(wiring.Component):
                             reply(StatusCode.OUT_OF_RANGE)
                     with m.Case(Opcode.READ_WEIGHTS, Opcode.WRITE_WEIGHTS):
                         is_write = code == Opcode.WRITE_WEIGHTS
-                        with m.If(is_write & write_length_bad):
-                            reply(StatusCode.BAD_LENGTH)
-                        with m.Elif(~is_write & (length != 5)):
+                        m.d.sync += [ptr.eq(5), byte_left.eq(word_bytes)]
+                        with m.If(Mux(is_write, write_length_bad, length != 5)):
                             reply(StatusCode.BAD_LENGTH)
                         with m.Elif(words_out_of_range):
                             reply(StatusCode.OUT_OF_RANGE)
                         with m.Elif(is_write):
-                            m.d.sync += [ptr.eq(5), index.eq(0), word_left.eq(word_bytes)]
                             m.next = "WRITE_ADDR"
                         with m.Else():
-                            m.d.sync += index.eq(0)
-                            reply(StatusCode.OK, count_bytes, then="SEND_WORDS_HEADER")
+                            reply(StatusCode.OK)
                     with m.Case(Opcode.INITIALISE):
                         with m.If(length != 0):
                             reply(StatusCode.BAD_LENGTH)
@@ -302,8 +395,8 @@ class HostBridge(wiring.Component):
                             m.next = "INIT_CMD"
                     with m.Case(Opcode.TRAIN, Opcode.INFER):
                         is_train = code == Opcode.TRAIN
-                        m.d.sync += [training.eq(is_train), label.eq(Mux(is_train, p_layer, 0)),
-                                     ptr.eq(is_train), index.eq(0), word_left.eq(1)]
+                        m.d.sync += [training.eq(is_train), label.eq(Mux(is_train, p_layer, 0)), ptr.eq(is_train),
+                                     index.eq(0), field.eq(0), last_field.eq(is_train)]
                         with m.If(length != Mux(is_train, 1 + sample_bytes, sample_bytes)):
                             reply(StatusCode.BAD_LENGTH)
                         with m.Elif(is_train & (p_layer >= C)):
@@ -313,102 +406,113 @@ class HostBridge(wiring.Component):
                             m.d.sync += committing.eq(config.input_bits == 8)
                             m.next = "PIXEL_ADDR"
                     with m.Case(Opcode.READ_COUNTERS):
-                        with m.If(length != 0):
-                            reply(StatusCode.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += index.eq(0)
-                            reply(StatusCode.OK, counters_length, then="SEND_COUNTERS_HEADER")
+                        m.d.sync += [field.eq(len(_RESULT_FIELDS)), last_field.eq(len(fields) - 1)]
+                        reply(Mux(length != 0, StatusCode.BAD_LENGTH, StatusCode.OK))
 
-            # -- responses -------------------------------------------------------------------------
+            # -- the response header; then its payload, by command (the frame is still held) ---------
             with m.State("SEND_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
-                    m.next = "IDLE"
-
-            with m.State("SEND_IDENTITY_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
-                    m.next = "SEND_IDENTITY"
-            with m.State("SEND_IDENTITY"):
-                m.d.comb += [self.payload.valid.eq(1), self.payload.payload.eq(rom_read.data)]
-                with m.If(self.payload.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == len(identity) - 1):
+                m.d.comb += self.header.valid.eq(header_ready)
+                with m.If(header_fire):
+                    with m.If(reply_status != StatusCode.OK):
+                        m.next = "IDLE"
+                    with m.Elif(code == Opcode.IDENTIFY):
+                        m.next = "SEND_IDENTITY"
+                    with m.Elif(code == Opcode.READ_WEIGHTS):
+                        m.next = "REQUEST"
+                    with m.Elif((code == Opcode.TRAIN) | (code == Opcode.INFER) | (code == Opcode.READ_COUNTERS)):
+                        m.next = "FIELD"
+                    with m.Else():
                         m.next = "IDLE"
 
-            # -- CONFIGURE LR_OFFSET, LLS_MODE: an engine register ---------------------------------
-            with m.State("STATUS_WRITE"):
-                m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.STATUS),
-                             access.addr.eq(status_addr), access.write.eq(1), access.data.eq(p_value)]
-                with m.If(self.access.ready):
-                    m.next = "STATUS_WAIT"
-            with m.State("STATUS_WAIT"):
-                m.d.comb += self.response.ready.eq(1)
-                with m.If(self.response.valid):
-                    reply(StatusCode.OK)
-
-            # -- READ_WEIGHTS ------------------------------------------------------------------------
-            with m.State("SEND_WORDS_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
-                    m.next = "READ_REQUEST"
-            with m.State("READ_REQUEST"):
-                m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.WEIGHTS),
-                             access.layer.eq(layer), access.addr.eq(word_addr)]
-                with m.If(self.access.ready):
-                    m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
-                m.d.comb += self.response.ready.eq(1)
-                with m.If(self.response.valid):
-                    m.d.sync += [shifter.eq(self.response.payload), emit_left.eq(word_bytes)]
-                    m.next = "READ_EMIT"
-            with m.State("READ_EMIT"):
-                m.d.comb += self.payload.valid.eq(1)
+            with m.State("SEND_IDENTITY"):
+                last = index == len(identity) - 1
+                m.d.comb += [self.payload.valid.eq(1), self.payload.payload.last.eq(last),
+                             self.payload.payload.data.eq(self.read_data if tail else rom_read.data)]
                 with m.If(self.payload.ready):
-                    m.d.sync += [shifter.eq(shifter >> 8), emit_left.eq(emit_left - 1)]
-                    with m.If(emit_left == 1):
-                        m.d.sync += index.eq(index + 1)
-                        m.next = "READ_NEXT"
-            with m.State("READ_NEXT"):
-                with m.If(index == p_count):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.next = "READ_REQUEST"
+                    m.d.sync += [index.eq(index + 1), ptr.eq(ptr + 1)]
+                    with m.If(last):
+                        m.next = "IDLE"
+                    with m.Elif(tail):
+                        m.next = "IDENTITY_ADDR"
+            with m.State("IDENTITY_ADDR"):
+                m.next = "SEND_IDENTITY"
 
-            # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them ----------------------
+            # -- READ_WEIGHTS words, and fields (TRAIN/INFER results, READ_COUNTERS) -----------------
+            with m.State("FIELD"):
+                with m.Switch(field):
+                    for i, (name, size) in enumerate(fields):
+                        with m.Case(i):
+                            m.d.sync += byte_left.eq(size)
+                            if name == "frames":
+                                with m.If(counters.idle):
+                                    m.next = "EMIT"
+                            else:
+                                m.d.sync += waddr.eq(_FIELD_SOURCES[name])
+                                m.next = "REQUEST"
+            with m.State("REQUEST"):
+                m.d.comb += [self.access.valid.eq(1),
+                             access.region.eq(Mux(status_region, Region.STATUS, Region.WEIGHTS))]
+                with m.If(self.access.ready):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += self.response.ready.eq(1)
+                with m.If(self.response.valid):
+                    m.d.comb += load.eq(1)
+                    with m.If(~status_region):
+                        m.d.sync += byte_left.eq(word_bytes)
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                item_done = byte_left == 1
+                last_item = Mux(status_region, field == last_field, words_left == 1)
+                m.d.comb += [self.payload.valid.eq(1), self.payload.payload.last.eq(item_done & last_item)]
+                with m.If(status_region & (field == len(fields) - 1)):
+                    m.d.comb += [self.payload.payload.data.eq(counters.byte), counters.turn.eq(self.payload.ready)]
+                with m.If(self.payload.ready):
+                    m.d.comb += shift.eq(1)
+                    m.d.sync += byte_left.eq(byte_left - 1)
+                    with m.If(item_done):
+                        m.d.sync += [field.eq(field + 1), waddr.eq(waddr + 1), words_left.eq(words_left - 1)]
+                        with m.If(last_item):
+                            m.next = "IDLE"
+                        with m.Elif(status_region):
+                            m.next = "FIELD"
+                        with m.Else():
+                            m.next = "REQUEST"
+
+            # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them; CONFIGURE's value ----
             with m.State("WRITE_ADDR"):
                 m.next = "WRITE_DATA"
             with m.State("WRITE_DATA"):
-                m.d.sync += [word.eq(Cat(word[8:], self.read_data)), ptr.eq(ptr + 1),
-                             word_left.eq(word_left - 1)]
-                with m.If(word_left == 1):
+                m.d.comb += shift.eq(1)
+                m.d.sync += [ptr.eq(ptr + 1), byte_left.eq(byte_left - 1), zero_fill.eq(status_region)]
+                with m.If(byte_left == 1):
                     m.next = "WRITE_WORD"
                 with m.Else():
                     m.next = "WRITE_ADDR"
             with m.State("WRITE_WORD"):
-                m.d.sync += word_left.eq(word_bytes)
+                m.d.sync += byte_left.eq(word_bytes)
                 with m.If(~committing):
                     with m.If(~word_ok):
                         reply(StatusCode.OUT_OF_RANGE)
-                    with m.Elif(index == p_count - 1):
-                        m.d.sync += [committing.eq(1), index.eq(0), ptr.eq(5)]
-                        m.next = "WRITE_ADDR"
+                    with m.Elif(words_left == 1):
+                        # Every word checked: fetch the parameters again, and write.
+                        m.d.sync += [committing.eq(1), ptr.eq(0)]
+                        m.next = "FETCH"
                     with m.Else():
-                        m.d.sync += index.eq(index + 1)
+                        m.d.sync += [waddr.eq(waddr + 1), words_left.eq(words_left - 1)]
                         m.next = "WRITE_ADDR"
                 with m.Else():
-                    m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.WEIGHTS),
-                                 access.layer.eq(layer), access.addr.eq(word_addr), access.write.eq(1),
-                                 access.data.eq(word)]
+                    m.d.comb += [self.access.valid.eq(1), access.write.eq(1),
+                                 access.region.eq(Mux(status_region, Region.STATUS, Region.WEIGHTS))]
                     with m.If(self.access.ready):
                         m.next = "WRITE_WAIT"
             with m.State("WRITE_WAIT"):
                 m.d.comb += self.response.ready.eq(1)
                 with m.If(self.response.valid):
-                    with m.If(index == p_count - 1):
+                    with m.If(words_left == 1):
                         reply(StatusCode.OK)
                     with m.Else():
-                        m.d.sync += index.eq(index + 1)
+                        m.d.sync += [waddr.eq(waddr + 1), words_left.eq(words_left - 1)]
                         m.next = "WRITE_ADDR"
 
             # -- INITIALISE --------------------------------------------------------------------------
@@ -427,10 +531,11 @@ class HostBridge(wiring.Component):
             with m.State("PIXEL_ADDR"):
                 m.next = "PIXEL_DATA"
             with m.State("PIXEL_DATA"):
-                m.d.sync += [word.eq(Cat(word[8:], self.read_data)), ptr.eq(ptr + 1)]
+                m.d.comb += shift.eq(1)
+                m.d.sync += ptr.eq(ptr + 1)
                 m.next = "PIXEL"
             with m.State("PIXEL"):
-                pixel = word[-8:]
+                pixel = sr[-8:]
                 with m.If(~committing):
                     with m.If(pixel >> config.input_bits != 0):
                         reply(StatusCode.OUT_OF_RANGE)
@@ -454,57 +559,10 @@ class HostBridge(wiring.Component):
                 with m.If(self.cmd.ready):
                     m.next = "SAMPLE_RESULT"
             with m.State("SAMPLE_RESULT"):
+                # The prediction and checksum are read back from STATUS (PREDICTION, CHECKSUM).
                 m.d.comb += self.result.ready.eq(1)
                 with m.If(self.result.valid):
-                    result = self.result.payload
-                    m.d.sync += [shifter.eq(Cat(result.prediction, Const(0, 8 - len(result.prediction)),
-                                                result.checksum)),
-                                 emit_left.eq(Mux(training, 5, 1))]
-                    reply(StatusCode.OK, Mux(training, 5, 1), then="SEND_RESULT_HEADER")
-            with m.State("SEND_RESULT_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
-                    m.next = "RESULT_EMIT"
-            with m.State("RESULT_EMIT"):
-                m.d.comb += self.payload.valid.eq(1)
-                with m.If(self.payload.ready):
-                    m.d.sync += [shifter.eq(shifter >> 8), emit_left.eq(emit_left - 1)]
-                    with m.If(emit_left == 1):
-                        m.next = "IDLE"
-
-            # -- READ_COUNTERS -------------------------------------------------------------------------
-            with m.State("SEND_COUNTERS_HEADER"):
-                m.d.comb += self.header.valid.eq(1)
-                with m.If(self.header.ready):
-                    m.next = "COUNTER"
-            with m.State("COUNTER"):
-                with m.Switch(index):
-                    for i, (name, size) in enumerate(counter_fields):
-                        with m.Case(i):
-                            m.d.sync += emit_left.eq(size)
-                            if name in local_counters:
-                                m.d.sync += shifter.eq(local_counters[name])
-                                m.next = "COUNTER_EMIT"
-                            else:
-                                m.d.comb += [self.access.valid.eq(1), access.region.eq(Region.STATUS),
-                                             access.addr.eq(_COUNTER_SOURCES[name])]
-                                with m.If(self.access.ready):
-                                    m.next = "COUNTER_WAIT"
-            with m.State("COUNTER_WAIT"):
-                m.d.comb += self.response.ready.eq(1)
-                with m.If(self.response.valid):
-                    m.d.sync += shifter.eq(self.response.payload)
-                    m.next = "COUNTER_EMIT"
-            with m.State("COUNTER_EMIT"):
-                m.d.comb += self.payload.valid.eq(1)
-                with m.If(self.payload.ready):
-                    m.d.sync += [shifter.eq(shifter >> 8), emit_left.eq(emit_left - 1)]
-                    with m.If(emit_left == 1):
-                        m.d.sync += index.eq(index + 1)
-                        with m.If(index == len(counter_fields) - 1):
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "COUNTER"
+                    reply(StatusCode.OK)
 
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m

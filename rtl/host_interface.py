@@ -63,12 +63,13 @@ class HostInterface(wiring.Component):
         m = Module()
         m.submodules.engine = engine = self.engine
         m.submodules.bridge = bridge = self.bridge
-        m.submodules.decoder = decoder = FrameDecoder(self.max_payload, self.frame_timeout)
-        m.submodules.encoder = encoder = FrameEncoder()
+        m.submodules.decoder = decoder = FrameDecoder(self.max_payload, self.frame_timeout, tail=bridge.buffer_tail)
+        m.submodules.encoder = encoder = FrameEncoder(bridge.max_response)
         wiring.connect(m, wiring.flipped(self.i), decoder.i)
         wiring.connect(m, decoder.frame, bridge.frame)
         m.d.comb += [decoder.read_addr.eq(bridge.read_addr), bridge.read_data.eq(decoder.read_data),
-                     bridge.dropped.eq(decoder.dropped), bridge.engine_ready.eq(engine.ready)]
+                     bridge.dropped.eq(decoder.dropped),
+                     decoder.drop_ready.eq(bridge.drop_ready), bridge.engine_ready.eq(engine.ready)]
         wiring.connect(m, bridge.header, encoder.header)
         wiring.connect(m, bridge.payload, encoder.payload)
         wiring.connect(m, encoder.o, wiring.flipped(self.o))

@@ -2,7 +2,7 @@
 
 import math
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,7 +13,7 @@ __all__ = ["SystemTop", "LED_READY", "LED_BUSY", "LED_ERROR", "LED_HEARTBEAT"]
 
 LED_READY = 0       #: the engine is initialised and idle
 LED_BUSY = 1        #: a frame is being received, executed or answered (training, ...)
-LED_ERROR = 2       #: lit for 0.2 s after a refused or dropped frame, or a UART error
+LED_ERROR = 2       #: lit for 0.2-0.3 s after a refused or dropped frame, or a UART error
 LED_HEARTBEAT = 3   #: blinks at 1 Hz: the clock runs
 
 
@@ -73,19 +73,23 @@ class SystemTop(wiring.Component):
         ]
         wiring.connect(m, interface.o, tx.i)
 
-        hold = max(1, int(self.clk_freq * 0.2))
-        error_hold = Signal(range(hold + 1))
-        with m.If(interface.error | rx.framing_error | (rx_fifo.w_en & ~rx_fifo.w_rdy)):
-            m.d.sync += error_hold.eq(hold)
-        with m.Elif(error_hold != 0):
-            m.d.sync += error_hold.eq(error_hold - 1)
-        half_second = max(1, int(self.clk_freq // 2))
-        beat = Signal(range(half_second))
+        # One 0.1 s prescaler times both LEDs (a 1 Hz heartbeat; the error LED for 0.2-0.3 s).
+        tenth = max(1, int(self.clk_freq // 10))
+        beat = Signal(range(tenth))
+        tick = Signal()
+        m.d.comb += tick.eq(beat == tenth - 1)
+        m.d.sync += beat.eq(Mux(tick, 0, beat + 1))
+        tenths = Signal(range(5))
         heartbeat = Signal()
-        with m.If(beat == half_second - 1):
-            m.d.sync += [beat.eq(0), heartbeat.eq(~heartbeat)]
-        with m.Else():
-            m.d.sync += beat.eq(beat + 1)
+        with m.If(tick):
+            m.d.sync += tenths.eq(Mux(tenths == 4, 0, tenths + 1))
+            with m.If(tenths == 4):
+                m.d.sync += heartbeat.eq(~heartbeat)
+        error_hold = Signal(range(4))
+        with m.If(interface.error | rx.framing_error | (rx_fifo.w_en & ~rx_fifo.w_rdy)):
+            m.d.sync += error_hold.eq(3)
+        with m.Elif(tick & (error_hold != 0)):
+            m.d.sync += error_hold.eq(error_hold - 1)
         # Busy from the first bit of a request's last byte to the last bit of its response, so
         # a simulation may stop the clock whenever it is low and no byte is on its way in.
         busy = rx.busy | rx_fifo.r_rdy | interface.busy | tx.busy

@@ -49,7 +49,7 @@ class UARTTx(wiring.Component):
         m = Module()
         shift = Signal(10, init=0x3FF)
         bits = Signal(range(11))
-        timer = Signal(range(self.divisor))
+        timer = Signal(range(self.divisor), reset_less=True)   # (set as a byte is taken)
         m.d.comb += [self.tx.eq(shift[0]), self.busy.eq(bits != 0), self.i.ready.eq(bits == 0)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [shift.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))), bits.eq(10),
@@ -99,9 +99,9 @@ class UARTRx(wiring.Component):
         m = Module()
         rx = Signal(init=1)
         m.submodules.sync = cdc.FFSynchronizer(self.rx, rx, init=1)
-        timer = Signal(range(self.divisor))
+        timer = Signal(range(self.divisor), reset_less=True)   # (set on a start bit)
         bits = Signal(range(11))   # 10: start bit, 9..2: data, 1: stop bit
-        shift = Signal(8)
+        shift = Signal(8, reset_less=True)
         m.d.comb += self.busy.eq(bits != 0)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)

@@ -91,8 +91,8 @@ class Device:
         return status, data
 
 
-def run_device(script, timeout=64, wait_ready=True, config=CONFIG):
-    dut = HostInterface(config, LANES, frame_timeout=timeout)
+def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=None):
+    dut = HostInterface(config, LANES, frame_timeout=timeout, max_payload=max_payload)
     received = []
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -334,3 +334,41 @@ def test_system_top_identifies_over_its_uart_pins():
     assert seen == {"busy": 1, "ready": 1, "error": 1}
     assert frames == [(StatusCode.BAD_CRC, 41 ^ 4, b""),
                       (StatusCode.OK, 42, Geometry.from_config(CONFIG, LANES).to_bytes())]
+
+
+def test_frame_counters_count_exactly():
+    """frames_ok and frames_rejected are exact past a byte's carry (the bridge keeps them as
+    byte-serial rings); a READ_COUNTERS counts its own response."""
+    log = []
+
+    async def script(dev):
+        for _ in range(258):
+            assert (await dev.request(*requests.configure(ConfigField.RULE, 0)))[0] == StatusCode.OK
+        for _ in range(3):
+            assert (await dev.request(0x7E))[0] == StatusCode.UNKNOWN_COMMAND
+        for _ in range(2):
+            status, data = await dev.request(*requests.read_counters())
+            log.append(parse_counters(data))
+
+    run_device(script)
+    assert [(c["frames_ok"], c["frames_rejected"], c["frames_dropped"]) for c in log] == [(259, 3, 0), (260, 3, 0)]
+
+
+def test_identity_from_a_rom_beside_a_large_buffer():
+    """With a payload buffer of more than 256 bytes the identity record is a ROM of logic, not the
+    buffer's block RAM tail; both answer the same, and the buffer still takes a long write."""
+    geo = Geometry.from_config(CONFIG, LANES)
+    geo.max_payload = 512
+    log = {}
+
+    async def script(dev):
+        log["identify"] = await dev.request(*requests.identify())
+        words = [pack_word(geo, [1, -2, 0, 0])] * geo.words[0]     # 277 bytes of payload
+        log["write"] = (await dev.request(*requests.write_weights(0, 0, words)))[0]
+        status, data = await dev.request(*requests.read_weights(0, 0, len(words)))
+        log["read"] = (status, data)
+        log["words"] = b"".join(words)
+
+    run_device(script, max_payload=512)
+    assert log["identify"] == (StatusCode.OK, geo.to_bytes())
+    assert log["write"] == StatusCode.OK and log["read"] == (StatusCode.OK, log["words"])
