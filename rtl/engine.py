@@ -452,17 +452,19 @@ class Engine(wiring.Component):
                 write_element(m, "sync", [errors[c] for c in range(C)], out_class, softmax.o.payload.error)
 
         # -- weight initialisation and host writes share the lanes' write port ---------------------
-        weight_write = held.write & (held.region == Region.WEIGHTS)
+        # A weight write goes straight from the request, taken when the lanes take it (its
+        # payload stays put meanwhile, a stream's rule: no copy of the word here).
+        weight_request = req.write & (req.region == Region.WEIGHTS)
+        can_access = (state == _State.IDLE) & ~pending & ~self.response.valid
         with m.If(init.busy):
             wiring.connect(m, init.write, lanes.write)
         with m.Else():
-            # From the held access: the payload stays put for as many cycles as the port takes.
             m.d.comb += [
-                lanes.write.valid.eq(pending & weight_write),
-                lanes.write.payload.layer.eq(held.layer),
-                lanes.write.payload.addr.eq(held.addr),
+                lanes.write.valid.eq(self.access.valid & can_access & weight_request),
+                lanes.write.payload.layer.eq(req.layer),
+                lanes.write.payload.addr.eq(req.addr),
                 lanes.write.payload.mask.eq((1 << P) - 1),
-                lanes.write.payload.weights.eq(held.data[:len(lanes.write.payload.weights.as_value())]),
+                lanes.write.payload.weights.eq(req.data[:len(lanes.write.payload.weights.as_value())]),
             ]
         # A read starts in the first cycle of its request's pending (the address is held from then).
         read_latency = lanes.read_latency(platform)
@@ -555,8 +557,8 @@ class Engine(wiring.Component):
             m.d.sync += booted.eq(1)
 
         # -- access port ---------------------------------------------------------------------------
-        m.d.comb += self.access.ready.eq((state == _State.IDLE) & ~pending & ~self.response.valid
-                                         & lanes.host_free)
+        m.d.comb += self.access.ready.eq(can_access & ~init.busy
+                                         & Mux(weight_request, lanes.write.ready, lanes.host_free))
         with m.If(access_fire):
             m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(read_latency - 1)]
         with m.If(self.response.valid & self.response.ready):
@@ -598,10 +600,8 @@ class Engine(wiring.Component):
         # The response is read straight from the held request's sources: none changes while it
         # waits (no step starts, no access; the flag that can rise meanwhile, READY, is sampled).
         with m.If(pending):
-            with m.If(weight_write):
-                with m.If(lanes.write.ready):
-                    m.d.sync += [pending.eq(0), self.response.valid.eq(1), ready_q.eq(ready)]
-            with m.Elif(read_wait == 0):
+            # A write is done by its transfer.
+            with m.If(held.write | (read_wait == 0)):
                 m.d.sync += [pending.eq(0), self.response.valid.eq(1), ready_q.eq(ready)]
             with m.Else():
                 m.d.sync += read_wait.eq(read_wait - 1)
