@@ -87,9 +87,11 @@ class Engine(wiring.Component):
     :class:`~rtl.layer_engine.LayerEngine` (P MAC lanes, weight memories, updater,
     requantisers); per hidden layer an activation buffer (``h`` and ``f'``), a learning-signal
     unit (:class:`~rtl.lls_signal.LLSLearningSignal` or :class:`~rtl.drtp_projection.DRTPProjection`)
-    and a δ memory; the output layer's logits feed a :class:`~rtl.softmax_error.SoftmaxError`
-    whose errors are its δ. The sample memory is double-buffered, so the next sample loads while
-    a step runs.
+    and a δ memory; the output layer's logits stream into a :class:`~rtl.softmax_error.SoftmaxError`
+    (``streams``) whose errors, its δ, stream into the last hidden layer's δ memory after that
+    layer's words. The sample memory is double-buffered, so the next sample loads while a step
+    runs. A response is read from the held request's sources, not copied into a register: no step
+    starts while one waits.
 
     The learning rule is fixed at elaboration (``config.rule``); with ``config.runtime_modes``
     the LLS basis and its per-mode constants are chosen per step by the ``STATUS``/``LLS_MODE``
@@ -207,10 +209,9 @@ class Engine(wiring.Component):
             # The output layer's softmax runs while the hidden layers update: shift and add is
             # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
             multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
-        # The logits and label registers stay put from the softmax's start until its last error is
-        # taken (the step ends after that): the unit need not copy them.
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config, hold_input=True, multiplier=multiplier,
-                                                                  product_reg=product_reg, stream_output=True)
+        # The logits stream in from the requantiser and the errors out into the δ memory.
+        m.submodules.softmax = softmax = SoftmaxError.from_config(config, multiplier=multiplier,
+                                                                  product_reg=product_reg, streams=True)
         units = []
         for k in range(L - 1):
             unit = self.signal_unit(k)
@@ -337,7 +338,6 @@ class Engine(wiring.Component):
         # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
         out = lanes.o.payload
         out_fire = lanes.o.valid & lanes.o.ready
-        logits = Signal(data.ArrayLayout(signed(config.logit_bits), C))
         best = Signal(signed(config.logit_bits))
         prediction = Signal(self.label_shape)
         pass1_done = Signal(max(1, L - 1))
@@ -359,7 +359,6 @@ class Engine(wiring.Component):
                     with m.Case(k):
                         m.d.sync += h_avail[k].eq(h_avail[k] + 1)
             with m.If(out.layer == L - 1):
-                m.d.sync += logits[out.index[:ceil_log2(C) or 1]].eq(out.value)
                 with m.If((out.index == 0) | (out.value > best)):
                     m.d.sync += [best.eq(out.value), prediction.eq(out.index)]
 
@@ -416,16 +415,15 @@ class Engine(wiring.Component):
                     m.d.sync += n_index.eq(0)
 
         # -- output layer: softmax, errors -> δ words ----------------------------------------------
-        softmax_go = Signal()
+        # A training step's logits go to the softmax as the requantiser delivers them.
+        to_softmax = train & (state == _State.RUN) & (out.layer == last)
         m.d.comb += [
-            softmax.i.valid.eq(softmax_go),
-            softmax.i.payload.logits.eq(logits),
+            softmax.i.valid.eq(lanes.o.valid & to_softmax),
+            softmax.i.payload.logit.eq(out.value),
             softmax.i.payload.label.eq(label),
         ]
-        with m.If(softmax.i.valid & softmax.i.ready):
-            m.d.sync += softmax_go.eq(0)
-        with m.If(out_fire & (out.layer == L - 1) & (out.index == C - 1) & train):
-            m.d.sync += softmax_go.eq(1)
+        with m.If(to_softmax):
+            m.d.comb += lanes.o.ready.eq(softmax.i.ready)
         # Class c's error -> lane c mod P of output δ word c div P, when the hidden unit sharing
         # the memory does not write (it has no back-pressure; the softmax waits).
         hidden_writing = units[shared].delta.valid if L >= 2 else Const(0)
@@ -444,7 +442,10 @@ class Engine(wiring.Component):
             with m.If(out_class == C - 1):
                 m.d.sync += out_class.eq(0)
         if self.trace:
-            # The softmax's outputs pass by once: a copy for Region.OUTPUT.
+            # The logits and the softmax's outputs pass by once: a copy for Region.OUTPUT.
+            logits = Signal(data.ArrayLayout(signed(config.logit_bits), C))
+            with m.If(out_fire & (out.layer == last)):
+                m.d.sync += logits[out.index[:ceil_log2(C) or 1]].eq(out.value)
             probs = Signal(data.ArrayLayout(self.prob_shape, C))
             errors = Signal(data.ArrayLayout(self.prob_shape, C))
             with m.If(out_fire_):
@@ -533,8 +534,10 @@ class Engine(wiring.Component):
         with m.If(starting | (state == _State.RUN) | (state == _State.DONE)):
             m.d.sync += cycles.eq(cycles + 1)
 
+        # (A training step's softmax is done once the sequencer is: the output layer's update
+        # waited for its last error.)
         with m.If((state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy
-                  & ~softmax_go & softmax.i.ready & (h_avail[last] == C)):
+                  & (h_avail[last] == C)):
             m.d.sync += state.eq(_State.DONE)
         result = self.result.payload
         m.d.comb += [

@@ -77,18 +77,28 @@ class SoftmaxError(wiring.Component):
         transfer until the output transfer (e.g. it is a register the producer does not touch
         meanwhile), so the unit does not copy the logits and label (saves ``C · logit_bits``
         flip-flops). Default ``False``: the payload matters only during the transfer.
+    streams : bool
+        Interface option (the engine's output layer): a use is ``C`` transfers on ``i``, one
+        logit each in class order (with the label), and ``C`` on ``o``, one class each in order.
+        The logits go into a ring of registers read by rotation (no ``C``-way multiplexer), their
+        maximum is taken as they arrive (no MAX phase), and the products leave one at a time
+        (one class in flight, no ``C`` output registers): :attr:`latency` counts from the last
+        logit's transfer to ``o.valid`` of the last class, classes ``output_period`` apart
+        without back-pressure (``hold_input`` does not apply).
 
     Members
     -------
     i : In(stream.Signature(data.StructLayout({"logits": data.ArrayLayout(signed(logit_bits), C), "label": unsigned(ceil_log2(C) or 1)})))
-        The logits and the label ``c*`` of one use.
+        The logits and the label ``c*`` of one use (``streams``: ``{"logit", "label"}``, one class
+        per transfer).
     o : Out(stream.Signature(data.StructLayout({"probs": data.ArrayLayout(signed(prob_frac + 2), C), "errors": data.ArrayLayout(signed(prob_frac + 2), C)})))
-        Probabilities ``p_c`` and errors ``e_c = p_c - 2**prob_frac [c = c*]``.
+        Probabilities ``p_c`` and errors ``e_c = p_c - 2**prob_frac [c = c*]`` (``streams``:
+        ``{"prob", "error"}``, one class per transfer).
     """
 
     def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
                  recip_shift=28, hold_input=False, multiplier="parallel", product_reg=False,
-                 stream_output=False):
+                 streams=False):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if n_classes < 2:
@@ -111,7 +121,7 @@ class SoftmaxError(wiring.Component):
         self.recip_shift = recip_shift
         self.hold_input = hold_input
         self.multiplier = multiplier
-        self.stream_output = stream_output
+        self.streams = streams
         self.product_reg = bool(product_reg)
         self.table = exp2_table(logit_frac, exp_bits)
         self.label_shape = unsigned(ceil_log2(n_classes) or 1)
@@ -125,17 +135,20 @@ class SoftmaxError(wiring.Component):
         else:
             self.latency = 3 * n_classes + self.quotient_bits + 2 + self.product_reg
             product_period = 1
-        if stream_output:
+        if streams:
             # One class in flight: its product, then the output register (taken at once at best).
             self.output_period = product_period + 1 + (self.product_reg if multiplier == "parallel" else 0)
             self.latency += (n_classes - 1) * (self.output_period - product_period)
+            # ... and from the last logit's transfer: the maximum is found while they arrive.
+            self.latency -= n_classes - 1
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "logits": data.ArrayLayout(signed(logit_bits), n_classes),
-                "label": self.label_shape,
-            }))),
+            "i": In(stream.Signature(data.StructLayout(
+                {"logit": signed(logit_bits), "label": self.label_shape} if streams else {
+                    "logits": data.ArrayLayout(signed(logit_bits), n_classes),
+                    "label": self.label_shape,
+                }))),
             "o": Out(stream.Signature(data.StructLayout(
-                {"prob": self.prob_shape, "error": self.prob_shape} if stream_output else {
+                {"prob": self.prob_shape, "error": self.prob_shape} if streams else {
                     "probs": data.ArrayLayout(self.prob_shape, n_classes),
                     "errors": data.ArrayLayout(self.prob_shape, n_classes),
                 }))),
@@ -143,12 +156,12 @@ class SoftmaxError(wiring.Component):
 
     @classmethod
     def from_config(cls, config, layer=None, *, hold_input=False, multiplier="parallel", product_reg=False,
-                    stream_output=False):
+                    streams=False):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
                    exp_bits=config.exp_bits, prob_frac=config.prob_frac, recip_shift=config.recip_shift,
                    hold_input=hold_input, multiplier=multiplier, product_reg=product_reg,
-                   stream_output=stream_output)
+                   streams=streams)
 
     def elaborate(self, platform):
         m = Module()
@@ -156,38 +169,57 @@ class SoftmaxError(wiring.Component):
         count_shape = range(max(C, self.quotient_bits) + 1)
 
         state = Signal(_State)
-        if self.hold_input:
-            # The producer keeps the payload stable until the output transfer: no copy.
-            logits, label = self.i.payload.logits, self.i.payload.label
-        else:
-            logits = Signal(data.ArrayLayout(signed(self.logit_bits), C))
-            label = Signal(self.label_shape)
         top = Signal(signed(self.logit_bits))
         count = Signal(count_shape)
         total = Signal(range(C * (1 << eb) + 1))
         remainder = Signal(range(2 * C * (1 << eb)))
         recip = Signal(self.quotient_bits)
+        rotate = Signal()   # EXP and PROD: the next class
 
-        # -- input ------------------------------------------------------------------------------
         m.d.comb += self.i.ready.eq(state == _State.IDLE)
-        with m.If(self.i.valid & self.i.ready):
-            if not self.hold_input:
-                m.d.sync += [logits.eq(self.i.payload.logits), label.eq(self.i.payload.label)]
-            m.d.sync += [
-                top.eq(self.i.payload.logits[0]),
-                count.eq(1),
-                total.eq(0),
-                state.eq(_State.MAX),
-            ]
+        if self.streams:
+            # -- input: one logit per transfer into a ring whose stage 0 is the class being read
+            # (EXP and PROD rotate it once each); the maximum as they arrive, no MAX phase --------
+            ring = [Signal(signed(self.logit_bits), name=f"logit{c}") for c in range(C)]
+            label = Signal(self.label_shape)
+            load = self.i.valid & self.i.ready
+            logit = self.i.payload.logit
+            with m.If(load | rotate):
+                m.d.sync += [ring[c].eq(ring[c + 1]) for c in range(C - 1)]
+                m.d.sync += ring[C - 1].eq(Mux(load, logit, ring[0]))
+            with m.If(load):
+                m.d.sync += [label.eq(self.i.payload.label), count.eq(count + 1)]
+                with m.If((count == 0) | (logit > top)):
+                    m.d.sync += top.eq(logit)
+                with m.If(count == C - 1):
+                    m.d.sync += [count.eq(0), total.eq(0), state.eq(_State.EXP)]
+            current = ring[0]
+        else:
+            if self.hold_input:
+                # The producer keeps the payload stable until the output transfer: no copy.
+                logits, label = self.i.payload.logits, self.i.payload.label
+            else:
+                logits = Signal(data.ArrayLayout(signed(self.logit_bits), C))
+                label = Signal(self.label_shape)
+            # -- input ----------------------------------------------------------------------------
+            with m.If(self.i.valid & self.i.ready):
+                if not self.hold_input:
+                    m.d.sync += [logits.eq(self.i.payload.logits), label.eq(self.i.payload.label)]
+                m.d.sync += [
+                    top.eq(self.i.payload.logits[0]),
+                    count.eq(1),
+                    total.eq(0),
+                    state.eq(_State.MAX),
+                ]
 
-        # -- max over the classes (the first is taken at the transfer) --------------------------
-        current = select(m, [logits[c] for c in range(C)], count, name="current")
-        with m.If(state == _State.MAX):
-            with m.If(current > top):
-                m.d.sync += top.eq(current)
-            m.d.sync += count.eq(count + 1)
-            with m.If(count == C - 1):
-                m.d.sync += [count.eq(0), state.eq(_State.EXP)]
+            # -- max over the classes (the first is taken at the transfer) ----------------------
+            current = select(m, [logits[c] for c in range(C)], count, name="current")
+            with m.If(state == _State.MAX):
+                with m.If(current > top):
+                    m.d.sync += top.eq(current)
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == C - 1):
+                    m.d.sync += [count.eq(0), state.eq(_State.EXP)]
 
         # -- exponentials, twice (EXP: the sum; PROD: the products), so none is stored: address
         # the table in one cycle, shift in the next -------------------------------------------
@@ -207,14 +239,15 @@ class SoftmaxError(wiring.Component):
         # The table read and exp_* advance together; in PROD they wait for the multiplier to take E_c.
         advance = Signal()
         m.d.comb += [advance.eq((state != _State.PROD) | ~exp_valid | take), port.en.eq(advance)]
+        m.d.comb += rotate.eq(advance & running & (count < C))
         with m.If(advance):
             m.d.sync += [
                 exp_valid.eq(running & (count < C)),
                 exp_index.eq(count),
                 exp_shift.eq(Mux(integer > eb + 1, eb + 1, integer)),
             ]
-            with m.If(running & (count < C)):
-                m.d.sync += count.eq(count + 1)
+        with m.If(rotate):
+            m.d.sync += count.eq(count + 1)
         exp_value = Signal(unsigned(eb + 1))
         m.d.comb += exp_value.eq(port.data >> exp_shift)
         with m.If(exp_valid & (state == _State.EXP)):
@@ -259,7 +292,7 @@ class SoftmaxError(wiring.Component):
             return Cat(p[:pf], p[pf] ^ is_label, is_label & ~p[pf]).as_signed()
 
         # p_c <= 2**prob_frac (E_c ρ <= Σ ρ <= 2**recip_shift), so prob_frac + 1 unsigned bits hold it.
-        if self.stream_output:
+        if self.streams:
             # One class at a time: its p_c waits in the output register until taken.
             m.d.comb += take.eq(offered & ~in_flight & (~self.o.valid | self.o.ready))
             out_prob = Signal(unsigned(pf + 1))
@@ -273,7 +306,7 @@ class SoftmaxError(wiring.Component):
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
                 with m.If(out_index == C - 1):
-                    m.d.sync += state.eq(_State.IDLE)
+                    m.d.sync += [state.eq(_State.IDLE), count.eq(0)]
         else:
             m.d.comb += take.eq(offered & idle)
             probs = Signal(data.ArrayLayout(unsigned(pf + 1), C))

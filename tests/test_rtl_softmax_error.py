@@ -193,19 +193,20 @@ def test_softmax_cocotb(classes, multiplier, tmp_path):
 @pytest.mark.parametrize("multiplier, product_reg", [("parallel", False), ("parallel", True), ("serial", False)])
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.4, 0.5)], ids=["free", "backpressure"])
-def test_stream_output_matches_golden(fmt, pressure, multiplier, product_reg):
-    """``stream_output=True`` (the engine's output layer): ``C`` transfers per use, class by class,
-    each ``p_c`` and ``e_c``, with back-pressure; the timing formula holds without it."""
+def test_streams_match_golden(fmt, pressure, multiplier, product_reg):
+    """``streams=True`` (the engine's output layer): ``C`` input transfers (one logit each) and
+    ``C`` output transfers (one class's ``p_c`` and ``e_c`` each) per use, in class order, with
+    gaps and back-pressure; without them the timing attributes hold."""
     gap, stall = pressure
-    unit = SoftmaxError(*fmt[:1], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3], prob_frac=fmt[4],
-                        recip_shift=fmt[5], multiplier=multiplier, product_reg=product_reg, stream_output=True)
+    unit = SoftmaxError(fmt[0], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3], prob_frac=fmt[4],
+                        recip_shift=fmt[5], multiplier=multiplier, product_reg=product_reg, streams=True)
     config = SimpleNamespace(n_classes=fmt[0], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3],
                              prob_frac=fmt[4], recip_shift=fmt[5])
     table = exp2_table(config.logit_frac, config.exp_bits)
     rng = random.Random(fmt[0] * 13 + int(gap * 10))
     cases = cases_for(config, rng, 30)
     C = config.n_classes
-    source = Source(unit.i, [{"logits": s, "label": y} for s, y in cases], gap=gap, seed=2)
+    source = Source(unit.i, [{"logit": s, "label": y} for logits, y in cases for s in logits], gap=gap, seed=2)
     sink = Sink(unit.o, C * len(cases), stall=stall, seed=3)
     simulate(unit, sink.run, background=[source.run])
     for i, (logits, label) in enumerate(cases):
@@ -214,9 +215,9 @@ def test_stream_output_matches_golden(fmt, pressure, multiplier, product_reg):
         assert [o.prob for o in outs] == gold.probs.tolist(), (logits, label)
         assert [o.error for o in outs] == gold.errors.tolist(), (logits, label)
     if not gap and not stall:
-        # Input transfer at edge t: class c's transfer at edge t + latency - (C - 1 - c) period + 1.
-        firsts = sink.cycles[::C]
+        # Logits at edges 1 .. C, the last class's o.valid from edge C + latency, its transfer at
+        # the next edge; the next use's logits from the edge after that.
         lasts = sink.cycles[C - 1::C]
-        assert lasts[0] == 1 + unit.latency + 1
+        assert lasts[0] == C + unit.latency + 1
         assert all(b - a == unit.output_period for a, b in zip(sink.cycles, sink.cycles[1:C]))
-        assert all(b - a == unit.latency + 2 for a, b in zip(firsts, firsts[1:]))
+        assert all(b - a == C + unit.latency + 1 for a, b in zip(lasts, lasts[1:]))
