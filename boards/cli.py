@@ -27,7 +27,8 @@ def register(subparsers):
     parser.add_argument("--target-mhz", type=float, help="the sync clock (default: the board's)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     parser.add_argument("--router", choices=("router1", "router2"),
-                        help="nextpnr's router (default: nextpnr's own, router1)")
+                        help="nextpnr's router (default: the board's, boards/platforms.py: router2 on the "
+                             "iCEBreaker, router1 on the ECP5 boards)")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
     parser.add_argument("--force", action="store_true",

@@ -218,8 +218,11 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     platform = board.make_platform()
     top = BoardTop(board, config, lanes, target_mhz, system=system)
     nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
-    if router:
-        nextpnr_opts += ["--router", router]
+    router = router or board.router
+    nextpnr_opts += ["--router", router]
+    # Extra nextpnr options to experiment with (e.g. "--opt-timing"), recorded in the report.
+    extra_pnr = os.environ.get("SYNCHRONY_NEXTPNR_OPTS", "").split()
+    nextpnr_opts += extra_pnr
     if os.environ.get("SYNCHRONY_TIMING_DETAIL"):
         # Every endpoint's arrival time in pnr_report.json ("detailed_net_timings"): what fails
         # besides the one critical path nextpnr prints (python -m boards.timing_endpoints).
@@ -275,8 +278,9 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "critical_path": critical_path(pnr),
         "seconds": round(seconds, 1),
         "seed": seed,
-        "router": router or "router1",
+        "router": router,
         "synth_opts": extra_synth,
+        "nextpnr_opts": extra_pnr,
         "budget": budget.to_dict(),
         "tools": tool_versions(board.family),
         "cells": cells,

@@ -64,13 +64,21 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path):
     assert report["timing"] == "pass" and report["fmax_mhz"] >= 48
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True,
-                   reason="the engine does not fit the UP5K yet (docs/boards.md, Known limits)")
 def test_icebreaker_bitstream(tmp_path):
+    """The engine's own UP5K build (64-128-10 DRTP, 8 lanes, the board top with the host
+    protocol): it must fit, with the 8 SB_MAC16 as its lanes and the weights in the 4 SPRAMs.
+    48 MHz is not met yet (routing-bound at 96 % of the logic cells: docs/boards.md, Known
+    limits): that one check is an expected failure, reported with the measured Fmax."""
     board = BOARDS["icebreaker"]
-    config = board_config(board, (64, 32, 10))
+    config = board_config(board, (64, 128, 10))
     report = build("icebreaker", config, build_root=tmp_path, log=lambda *_: None)
     print(summary_line(report))
-    assert report["resources"]["dsp"] == {"used": 8, "total": 8}
-    assert report["timing"] == "pass"
+    resources = report["resources"]
+    assert resources["dsp"] == {"used": 8, "total": 8}
+    assert resources["spram"] == {"used": 4, "total": 4}
+    assert resources["lut"]["used"] <= resources["lut"]["total"]
+    assert report["pipelines"]["weight_store"] == "spram"
+    if report["timing"] != "pass":
+        pytest.xfail(f"timing: {report['fmax_mhz']} MHz against {report['target_mhz']} MHz "
+                     f"(critical path {report['critical_path']})")
     assert report["fmax_mhz"] >= 48
