@@ -241,7 +241,9 @@ class HostBridge(wiring.Component):
         m.d.comb += self.read_addr.eq(ptr)
         index = Signal(range(max(len(identity), M0) + 1), reset_less=True)       # identity bytes, pixels
         words_left = Signal(range(ident.words_per_frame + 1), reset_less=True)
-        waddr = Signal(len(self.access.payload.addr), reset_less=True)          # word (or STATUS) address
+        # The word (or STATUS) address: as wide as the largest layer's words (a walk starts only
+        # once its range is checked; a wider p_addr is refused).
+        waddr = Signal(range(max(max(geo.words), max(Status) + 1)), reset_less=True)
         layer = Signal(geo.layer_shape, reset_less=True)
         committing = Signal(reset_less=True)               # second pass: the checks passed
         training = Signal(reset_less=True)
@@ -303,12 +305,14 @@ class HostBridge(wiring.Component):
         # less in front of CHECK's decision).
         write_length_bad = Signal(reset_less=True)
         words_out_of_range = Signal(reset_less=True)
-        span = Signal(17)
-        m.d.comb += span.eq(p_addr + p_count)
+        # addr + count > words, over the bits that matter once count <= words_per_frame.
+        span_bits = max(max(geo.words), ident.words_per_frame).bit_length()
+        span = Signal(span_bits + 1)
+        m.d.comb += span.eq(p_addr[:span_bits] + p_count[:span_bits])
         m.d.sync += [
             write_length_bad.eq(length != 5 + count_bytes),
-            words_out_of_range.eq((p_layer >= L) | (p_count == 0) | (span > words)
-                                  | (p_count > ident.words_per_frame)),
+            words_out_of_range.eq((p_layer >= L) | (p_count == 0) | (p_count > ident.words_per_frame)
+                                  | (p_addr[span_bits:] != 0) | (span > words)),
         ]
 
         with m.FSM() as fsm:
