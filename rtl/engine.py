@@ -430,12 +430,12 @@ class Engine(wiring.Component):
         out_write = delta_writes[shared]
         out_lane = Signal(range(P))
         out_class = Signal(range(C))
-        out_fire_ = softmax.o.valid & softmax.o.ready
+        error_fire = softmax.o.valid & softmax.o.ready
         m.d.comb += softmax.o.ready.eq(~hidden_writing)
         with m.If(softmax.o.valid & ~hidden_writing):
             m.d.comb += [out_write.addr.eq(out_base + delta_words[last]), out_write.en.eq(1 << out_lane)]
             m.d.comb += [out_write.data[p].eq(softmax.o.payload.error) for p in range(P)]
-        with m.If(out_fire_):
+        with m.If(error_fire):
             m.d.sync += [out_lane.eq(out_lane + 1), out_class.eq(out_class + 1)]
             with m.If((out_lane == P - 1) | (out_class == C - 1)):
                 m.d.sync += [out_lane.eq(0), delta_words[last].eq(delta_words[last] + 1)]
@@ -448,7 +448,7 @@ class Engine(wiring.Component):
                 m.d.sync += logits[out.index[:ceil_log2(C) or 1]].eq(out.value)
             probs = Signal(data.ArrayLayout(self.prob_shape, C))
             errors = Signal(data.ArrayLayout(self.prob_shape, C))
-            with m.If(out_fire_):
+            with m.If(error_fire):
                 write_element(m, "sync", [probs[c] for c in range(C)], out_class, softmax.o.payload.prob)
                 write_element(m, "sync", [errors[c] for c in range(C)], out_class, softmax.o.payload.error)
 
