@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["BOARDS", "RESOURCES", "definition", "load_report", "parse_rule", "synth_available", "run_synth"]
+__all__ = ["BOARDS", "RESOURCES", "definition", "load_report", "parse_rule", "synth_available", "run_synth",
+           "weight_store", "spram_fits"]
 
 BOARDS = ("icebreaker", "orangecrab", "ulx3s")
 RESOURCES = ("lut", "ff", "dsp", "ram")
@@ -69,6 +70,27 @@ def definition(board):
         return None
     return {"lanes": b.lanes, "rule": b.rule, "multipliers": b.dsp, "target_mhz": b.target_mhz,
             "device": b.device, "layers": [64, 128, 10]}
+
+
+def weight_store(board):
+    """Where ``board``'s engine keeps its weights: ``"spram"`` on a board with SPRAM (the
+    iCEBreaker, as :func:`rtl.layer_engine.default_weight_store` builds it), else ``"ebr"``."""
+    try:
+        from boards.platforms import BOARDS as DEFINED
+    except ImportError:
+        return "ebr"
+    b = DEFINED.get(board)
+    return "spram" if b is not None and b.spram else "ebr"
+
+
+def spram_fits(layers, rule, basis, lanes):
+    """Whether the network's weights fit the SPRAM weight store (``boards/budget.py``)."""
+    from boards.budget import check_budget
+    from boards.platforms import BOARDS as DEFINED
+    from golden.integer.train import default_config
+
+    budget = check_budget(DEFINED["icebreaker"], default_config(rule, basis, tuple(layers)), lanes, refuse=False)
+    return not any("SPRAM" in problem for problem in budget.problems)
 
 
 def synth_available():

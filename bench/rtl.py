@@ -20,22 +20,25 @@ TEST_MODULE = "bench.cocotb_bench"
 
 
 def run_rtl(config, lanes, dataset_name, order, *, segments=(), test_indices=(), evaluate_at=(),
-            data_dir=None):
+            data_dir=None, weight_store=None):
     """Train the Verilator model of the engine on ``order`` (training-set indices).
 
     Returns the summary of :func:`bench.cocotb_bench.bench_train` (segments with the RTL's
     cycle and busy-lane counters, evaluations on ``test_indices``, ``bit_exact``) plus
-    ``wall_seconds`` (build and all) and ``rebuilt``.
+    ``wall_seconds`` (build and all) and ``rebuilt``. ``weight_store``: the engine's
+    (``"spram"`` for the iCEBreaker's schedule; ``None``: EBR, as simulated without a platform).
     """
     from sim import toolchain
     from sim.cocotb_runner import REPO_ROOT, run_cocotb, to_verilog
     from sim.engine_sim import BUILD_ARGS, MAKE_VARIABLES, SimTop
 
     toolchain.setup()       # the Yosys that converts to Verilog, as run_cocotb would have it
-    top = SimTop(config, lanes)
+    top = SimTop(config, lanes, **({"weight_store": weight_store} if weight_store else {}))
     # The same text run_cocotb would make (so the same build), converted with room to recurse.
     verilog = to_verilog(top, "engine_top")
     block = "engine_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
+    if weight_store:
+        block += f"_weight_store{weight_store}"
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="synchrony-bench-") as tmp:
         result = Path(tmp) / "result.json"

@@ -178,6 +178,8 @@ class Bench:
 
     def rtl(self, config, lanes, dataset_name, order, **kwargs):
         key = (tuple(config.layers), config.rule, config.basis if config.uses_basis else None, lanes)
+        if kwargs.get("weight_store"):
+            key += (kwargs["weight_store"],)
         summary = run_rtl(config, lanes, dataset_name, order, data_dir=self.data_dir, **kwargs)
         if not summary["bit_exact"]:
             self.result["notes"].append(f"RTL {key}: NOT bit-exact: {summary['first_mismatch']}")
@@ -185,16 +187,21 @@ class Bench:
         self.rtl_runs[key] = summary
         return summary
 
-    def engine_row(self, layers, rule, basis, lanes):
-        """Efficiency of one configuration: from its curve run, or a short run of real samples."""
+    def engine_row(self, layers, rule, basis, lanes, weight_store=None):
+        """Efficiency of one configuration: from its curve run, or a short run of real samples.
+        ``weight_store="spram"``: the iCEBreaker's engine (its single-port schedule)."""
         key = (tuple(layers), rule, basis if rule != "drtp" else None, lanes)
+        if weight_store == "spram":
+            key += (weight_store,)
+        else:
+            weight_store = None
         config = engine_config(rule, basis, layers, seed=SEED)
         if key not in self.rtl_runs:
             name = "digits" if layers[0] == 64 else "mnist"
             order = _order(len(self.dataset(name).train_y))[:self.budget.short_samples]
-            self.log(f"engine: {network_name(layers)} {rule_label(rule, basis)} P={lanes}: "
-                     f"{len(order)} training samples")
-            self.rtl(config, lanes, name, order)
+            self.log(f"engine: {network_name(layers)} {rule_label(rule, basis)} P={lanes}"
+                     f"{' (SPRAM weights)' if weight_store else ''}: {len(order)} training samples")
+            self.rtl(config, lanes, name, order, weight_store=weight_store)
         summary = self.rtl_runs[key]
         segments = summary["segments"]
         samples = sum(s["steps"] for s in segments)
@@ -206,6 +213,7 @@ class Bench:
         geometry = LayerGeometry(config, lanes)
         return {
             "network": network_name(layers), "layers": list(layers), "rule": rule, "basis": basis,
+            "weight_store": weight_store or "ebr",
             "label": rule_label(rule, basis), "lanes": lanes, "dataset": summary["dataset"],
             "samples": samples, "cycles_per_sample": cycles / samples,
             "constant_cycles_per_sample": len(per_sample) == 1,
@@ -318,7 +326,7 @@ class Bench:
                     row["definition"] = defined
                     row["network"] = network_name(layers)
                     if self._can_simulate(layers, rule, basis, lanes):
-                        engine = self.engine_row(layers, rule, basis, lanes)
+                        engine = self.engine_row(layers, rule, basis, lanes, boards.weight_store(report["board"]))
                         row.update(lane_utilisation=engine["lane_utilisation"],
                                    padding_bound_utilisation=engine["padding_bound_utilisation"],
                                    overhead_cycles_per_sample=engine["overhead_cycles_per_sample"],
@@ -338,7 +346,10 @@ class Bench:
             fmax = float(report["fmax_mhz"])
             row["ceiling_gmacs"] = multipliers * fmax / 1e3
             if self._can_simulate(layers, rule, basis, lanes):
-                engine = self.engine_row(layers, rule, basis, lanes)
+                # The report's own engine: the iCEBreaker's weights are in SPRAM (its schedule).
+                store = report.get("pipelines", {}).get("weight_store") or boards.weight_store(report["board"])
+                engine = self.engine_row(layers, rule, basis, lanes, store)
+                row["weight_store"] = engine["weight_store"]
                 row["cycles_per_sample"] = engine["cycles_per_sample"]
                 row["lane_utilisation"] = engine["lane_utilisation"]
                 row["padding_bound_utilisation"] = engine["padding_bound_utilisation"]
@@ -386,7 +397,14 @@ class Bench:
                                      f"{self.budget.name} mode"
                     rows.append(row)
                     continue
-                engine = self.engine_row(layers, rule, basis, lanes)
+                store = boards.weight_store(report["board"]) if report["board"] != "(any)" else None
+                if store == "spram" and not boards.spram_fits(layers, rule, basis, lanes):
+                    row["missing"] = (f"{network_name(layers)} does not fit the {report['board']}'s SPRAM weight "
+                                      f"store on {lanes} lanes (boards/budget.py)")
+                    rows.append(row)
+                    continue
+                engine = self.engine_row(layers, rule, basis, lanes, store)
+                row["weight_store"] = engine["weight_store"]
                 per_sample = engine["cycles_per_sample"]
                 row["cycles_per_sample"] = per_sample
                 # The clock at which the engine trains as fast as the CPU: measured, whatever the board.

@@ -45,6 +45,7 @@ class SinglePortRAM(wiring.Component):
 
     def __init__(self, depth):
         if not 1 <= depth <= SPRAM_DEPTH:
+            self._MustUse__silence = True   # a refused configuration is not an unused design
             raise ValueError(f"SinglePortRAM: depth must be 1..{SPRAM_DEPTH}, got {depth}")
         self.depth = depth
         self.lanes = SPRAM_WIDTH // SPRAM_LANE_BITS
@@ -58,6 +59,9 @@ class SinglePortRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # A read only when no lane writes: on the SPRAM a lane not written would read the write's
+        # address otherwise; the model's one read port cannot.
+        read = self.read_en & ~self.write_en.any()
         if is_ice40(platform):
             address = Signal(ceil_log2(SPRAM_DEPTH))
             m.d.comb += address.eq(self.addr)
@@ -71,7 +75,7 @@ class SinglePortRAM(wiring.Component):
                     i_MASKWREN=self.write_en[n].replicate(4),
                     i_WREN=self.write_en[n],
                     # Deselected, the SPRAM keeps DATAOUT (as Yosys's SB_SPRAM256KA model does).
-                    i_CHIPSELECT=self.read_en | self.write_en[n],
+                    i_CHIPSELECT=read | self.write_en[n],
                     i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=0,
                     i_SLEEP=0,
@@ -80,21 +84,23 @@ class SinglePortRAM(wiring.Component):
                 )
         else:
             m.submodules.mem = mem = memory.Memory(shape=SPRAM_WIDTH, depth=self.depth, init=[])
-            read = mem.read_port()
+            read_port = mem.read_port()
             write = mem.write_port(granularity=SPRAM_LANE_BITS)
             # The SPRAM's output is undefined after a write to it (Yosys's model: x): here a
             # pattern, so a design that relied on it would fail its tests.
             written = Signal(self.lanes)
-            with m.If(self.read_en | self.write_en.any()):
-                m.d.sync += written.eq(self.write_en)
+            with m.If(read):
+                m.d.sync += written.eq(0)
+            with m.Elif(self.write_en.any()):
+                m.d.sync += written.eq(written | self.write_en)
             m.d.comb += [
-                read.addr.eq(self.addr),
-                read.en.eq(self.read_en & ~self.write_en.any()),
+                read_port.addr.eq(self.addr),
+                read_port.en.eq(read),
                 write.addr.eq(self.addr),
                 write.en.eq(self.write_en),
                 write.data.eq(self.write_data),
             ]
             for n in range(self.lanes):
                 bits = slice(n * SPRAM_LANE_BITS, (n + 1) * SPRAM_LANE_BITS)
-                m.d.comb += self.read_data[bits].eq(Mux(written[n], 0xA5C3, read.data[bits]))
+                m.d.comb += self.read_data[bits].eq(Mux(written[n], 0xA5C3, read_port.data[bits]))
         return m
