@@ -222,7 +222,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     # The hard multipliers are for the MAC lanes: every other multiplier (the softmax's
     # exp x 1/sum, the learning-signal units') becomes a Booth adder tree in the fabric first,
     # or it would take a DSP beyond the lanes' (the UP5K has 8, the 25F 28).
-    overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
+    # A flip-flop whose output wire has `keep` (the updater's per-lane-group copies of its layer and
+    # offset registers) is kept too: otherwise opt_merge folds the copies back into one.
+    overrides["script_after_read"] = ("hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul; "
+                                      "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q] t:$dff %i")
     if board.family == "ice40":
         overrides["synth_opts"] = ["-dsp", *overrides["synth_opts"]]
     start = time.perf_counter()

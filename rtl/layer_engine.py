@@ -476,10 +476,15 @@ class LayerEngine(wiring.Component):
         folded = Const(0, chunk)
         for j in range(len(flat) // chunk):
             folded = folded ^ flat[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
+        # The fold is registered before the CRC: the XOR trees of both were one 10 ns path on the
+        # 25F. The CRC takes it a cycle later (`idle` waits for it).
+        fold = Signal(chunk)
+        fold_valid = Signal()
+        m.d.sync += [fold.eq(folded), fold_valid.eq(updater.o.valid)]
         m.d.comb += [
             checksum.start.eq(self.checksum_start),
-            checksum.valid.eq(updater.o.valid),
-            checksum.data.eq(folded),
+            checksum.valid.eq(fold_valid),
+            checksum.data.eq(fold),
             self.checksum.eq(checksum.crc),
         ]
 
@@ -492,9 +497,13 @@ class LayerEngine(wiring.Component):
         reserved = Signal()
         m.d.comb += self.bank_ready.eq(~reserved)
         capture = s2_valid & (s2.kind == OpKind.FORWARD) & s2.last
+        # The neuron the requantisers see, bank[serial], from a register: the P-way multiplexer
+        # sits in front of it (indexed by the next neuron) instead of the requantisers' adders.
+        head = Signal(signed(config.acc_bits))
         with m.If(capture):
             m.d.sync += [
                 bank.eq(Cat(*(lane.acc for lane in lanes))),
+                head.eq(lanes[0].acc),
                 bank_valid.eq(1),
                 bank_layer.eq(s2.layer),
                 bank_group.eq(s2.group),
@@ -522,7 +531,7 @@ class LayerEngine(wiring.Component):
             clear = ~Cat(*others).any() if others else Const(1)
             m.d.comb += [
                 req.i.valid.eq(bank_valid & (bank_layer == k) & clear),
-                req.i.payload.eq(bank[0] if bank_shift else bank[serial]),
+                req.i.payload.eq(bank[0] if bank_shift else head),
             ]
             with m.If(req.i.valid & req.i.ready):
                 m.d.comb += sent.eq(1)
@@ -542,6 +551,8 @@ class LayerEngine(wiring.Component):
                 # The next neuron moves to lane 0 (a capture never meets a send: the bank is
                 # reserved until its last neuron has left).
                 m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
+            else:
+                m.d.sync += head.eq(bank[serial + 1])
             with m.If(serial == bank_last):
                 m.d.sync += [serial.eq(0), bank_valid.eq(0), reserved.eq(0)]
         # Taken when a group's last word is issued; the sequencer waits for bank_ready first.
@@ -549,5 +560,5 @@ class LayerEngine(wiring.Component):
             m.d.sync += reserved.eq(1)
 
         m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid & ~updater.busy
-                                 & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
+                                 & ~fold_valid & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
         return m
