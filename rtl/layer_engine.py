@@ -48,8 +48,9 @@ def default_lane_latency(platform):
 def default_updater_stages(platform):
     """The updater's register stages when none are given: 2 on ECP5 (its rounding adder, shifts,
     subtraction and saturation were one 13 ns path at 8 lanes), 1 elsewhere. (With two stages the
-    offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, but the one 24-lane
-    build with three stages and ``bank_shift`` stalled in routing: measured defaults only.)"""
+    offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, now split by the
+    updater's per-lane-group copies; the one 24-lane build with three stages and ``bank_shift``
+    stalled in routing: measured defaults only.)"""
     return 2 if fabric_arithmetic(platform) else 1
 
 
@@ -191,7 +192,8 @@ class LayerEngine(wiring.Component):
             the accumulators' increments (``acc - acc_prev`` in ``update_product_bits``: the
             lanes never reload during an update, the DSP's accumulator keeps running) and enter
             the :class:`~rtl.outer_product_updater.OuterProductUpdater`
-    S3      the updated word is written back (1R1W memory); its 32-bit fold enters the CRC
+    S3      the updated word is written back (1R1W memory); its 32-bit fold is registered and
+            enters the CRC a cycle later
     ======= ===================================================================================
 
     With a lane latency ``λ > 1`` (``lane_latency``, :data:`LANE_LATENCIES`) the lanes' operand
@@ -238,7 +240,7 @@ class LayerEngine(wiring.Component):
     busy_lanes : Out(range(P + 1))
         Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
     idle : Out(1)
-        Nothing in flight (S1..S3 and the lane stages between, bank, requantisers).
+        Nothing in flight (S1..S3 and the lane stages between, the CRC's fold, bank, requantisers).
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
@@ -317,8 +319,13 @@ class LayerEngine(wiring.Component):
         # -- weight memories ------------------------------------------------------------------------
         reads, writes = [], []
         for k in range(L):
+            # `no_rw_check`: a read and a write of the same word in one cycle never meet where the
+            # word read is used (an update writes a word some cycles after reading it, in address
+            # order; forward passes and host reads never overlap a write of their layer), so the
+            # flow lets the block RAM return anything then instead of Yosys's read-first emulation
+            # (P x weight_bits flip-flops and multiplexers per layer; boards/flow.py).
             mem = memory.Memory(shape=data.ArrayLayout(signed(config.weight_bits[k]), P),
-                                depth=geo.words[k], init=[])
+                                depth=geo.words[k], init=[], attrs={"no_rw_check": 1})
             m.submodules[f"weights{k}"] = mem
             reads.append(mem.read_port())
             writes.append(mem.write_port(granularity=1))

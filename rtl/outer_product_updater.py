@@ -23,7 +23,8 @@ class OuterProductUpdater(wiring.Component):
     needs no case of its own. One register stage (two with ``stages=2``: the rounded, shifted
     products are registered before the ``o``-way shifter, the subtraction and the saturation;
     three with ``stages=3``: the ``o``-way shifter's outputs are registered too); no
-    back-pressure (the write port always takes a word).
+    back-pressure (the write port always takes a word). From stage 2 on, the layer and the offset
+    are registered once per :attr:`COPY_LANES` lanes, so no one flip-flop fans out to all ``P``.
 
     With ``stochastic``, the rounding constant is the lane's draw ``ρ`` instead of
     ``2**(s+o-1)``: ``((p + ρ) >> s) >> o`` (§10; the draws come from
