@@ -238,7 +238,15 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     # The hard multipliers are for the MAC lanes: every other multiplier (the softmax's
     # exp x 1/sum, the learning-signal units') becomes a Booth adder tree in the fabric first,
     # or it would take a DSP beyond the lanes' (the UP5K has 8, the 25F 28).
-    overrides["script_after_read"] = "hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul"
+    # A flip-flop whose output wire has `keep` (the updater's per-lane-group copies of its layer and
+    # offset registers) is kept too: otherwise opt_merge folds the copies back into one.
+    # A memory with `no_rw_check` (the weight memories) gets an undefined read on a same-cycle write
+    # to the word read (the RTL never uses such a read): Yosys 0.62 ignores the attribute itself,
+    # so the collision mask is set here (a 1R1W memory's one bit), or memory_libmap emulates a
+    # read-first port with two flip-flops and a multiplexer per data bit.
+    overrides["script_after_read"] = ("hierarchy -top top; proc; booth *.softmax/t:$mul *.signal*/t:$mul; "
+                                      "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q] t:$dff %i; "
+                                      "memory_collect; setparam -set RD_COLLISION_X_MASK 1'b1 t:$mem_v2 a:no_rw_check %i")
     if board.family == "ice40":
         overrides["synth_opts"] = ["-dsp", *overrides["synth_opts"]]
     # Extra synth_<family> options to experiment with (e.g. "-abc2"), recorded in the report.

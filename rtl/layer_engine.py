@@ -49,8 +49,9 @@ def default_lane_latency(platform):
 def default_updater_stages(platform):
     """The updater's register stages when none are given: 2 on ECP5 (its rounding adder, shifts,
     subtraction and saturation were one 13 ns path at 8 lanes), 1 elsewhere. (With two stages the
-    offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, but the one 24-lane
-    build with three stages and ``bank_shift`` stalled in routing: measured defaults only.)"""
+    offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, now split by the
+    updater's per-lane-group copies; the one 24-lane build with three stages and ``bank_shift``
+    stalled in routing: measured defaults only.)"""
     return 2 if fabric_arithmetic(platform) else 1
 
 
@@ -236,7 +237,8 @@ class LayerEngine(wiring.Component):
             the accumulators' increments (``acc - acc_prev`` in ``update_product_bits``: the
             lanes never reload during an update, the DSP's accumulator keeps running) and enter
             the :class:`~rtl.outer_product_updater.OuterProductUpdater`
-    S3      the updated word is written back (1R1W memory); its 32-bit fold enters the CRC
+    S3      the updated word is written back (1R1W memory); its 32-bit fold is registered and
+            enters the CRC a cycle later
     ======= ===================================================================================
 
     With a lane latency ``λ > 1`` (``lane_latency``, :data:`LANE_LATENCIES`) the lanes' operand
@@ -293,7 +295,7 @@ class LayerEngine(wiring.Component):
     busy_lanes : Out(range(P + 1))
         Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
     idle : Out(1)
-        Nothing in flight (S1..S3 and the lane stages between, bank, requantisers).
+        Nothing in flight (S1..S3 and the lane stages between, the CRC's fold, bank, requantisers).
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
@@ -421,8 +423,14 @@ class LayerEngine(wiring.Component):
             # -- weight memories: one 1R1W block RAM per layer ----------------------------------
             reads, writes = [], []
             for k in range(L):
+                # `no_rw_check`: a read and a write of the same word in one cycle never meet where
+                # the word read is used (an update writes a word some cycles after reading it, in
+                # address order; forward passes and host reads never overlap a write of their
+                # layer), so the flow lets the block RAM return anything then instead of Yosys's
+                # read-first emulation (P x weight_bits flip-flops and multiplexers per layer;
+                # boards/flow.py).
                 mem = memory.Memory(shape=data.ArrayLayout(signed(config.weight_bits[k]), P),
-                                    depth=geo.words[k], init=[])
+                                    depth=geo.words[k], init=[], attrs={"no_rw_check": 1})
                 m.submodules[f"weights{k}"] = mem
                 reads.append(mem.read_port())
                 writes.append(mem.write_port(granularity=1))
@@ -674,7 +682,13 @@ class LayerEngine(wiring.Component):
 
         m.d.comb += [checksum.start.eq(self.checksum_start), self.checksum.eq(checksum.crc)]
         if not spram:
-            m.d.comb += [checksum.valid.eq(updater.o.valid), checksum.data.eq(fold(0))]
+            # The fold is registered before the CRC: the XOR trees of both were one 10 ns path on
+            # the 25F. The CRC takes it a cycle later (`idle` waits for it).
+            fold_reg = Signal(chunk)
+            fold_valid = Signal()
+            m.d.sync += [fold_reg.eq(fold(0)), fold_valid.eq(updater.o.valid)]
+            m.d.comb += [checksum.valid.eq(fold_valid), checksum.data.eq(fold_reg)]
+            extra_busy.append(fold_valid)
         else:
             if B > 1 and (Q * cb) % chunk:
                 raise ValueError(f"LayerEngine: a beat of {Q} lanes of {cb} bits is no whole number of "
@@ -722,10 +736,14 @@ class LayerEngine(wiring.Component):
         reserved = Signal()
         m.d.comb += self.bank_ready.eq(~reserved)
         capture = s2_valid & (s2.kind == OpKind.FORWARD) & s2.last
+        # The neuron the requantisers see, bank[serial], from a register: the P-way multiplexer
+        # sits in front of it (indexed by the next neuron) instead of the requantisers' adders.
+        head = Signal(signed(config.acc_bits))
         with m.If(capture):
             if not bankless:
                 m.d.sync += bank.eq(Cat(*(lane.acc for lane in lanes)))
             m.d.sync += [
+                head.eq(lanes[0].acc),
                 bank_valid.eq(1),
                 bank_layer.eq(s2.layer),
                 bank_group.eq(s2.group),
@@ -753,7 +771,7 @@ class LayerEngine(wiring.Component):
             clear = ~Cat(*others).any() if others else Const(1)
             m.d.comb += [
                 req.i.valid.eq(bank_valid & (bank_layer == k) & clear),
-                req.i.payload.eq(bank[0] if bank_shift else bank[serial]),
+                req.i.payload.eq(bank[0] if bank_shift else head),
             ]
             with m.If(req.i.valid & req.i.ready):
                 m.d.comb += sent.eq(1)
@@ -773,6 +791,8 @@ class LayerEngine(wiring.Component):
                 # The next neuron moves to lane 0 (a capture never meets a send: the bank is
                 # reserved until its last neuron has left).
                 m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
+            else:
+                m.d.sync += head.eq(bank[serial + 1])
             with m.If(serial == bank_last):
                 m.d.sync += [serial.eq(0), bank_valid.eq(0), reserved.eq(0)]
         # Taken when a group's last word is issued; the sequencer waits for bank_ready first.

@@ -23,7 +23,8 @@ class OuterProductUpdater(wiring.Component):
     needs no case of its own. One register stage (two with ``stages=2``: the rounded, shifted
     products are registered before the ``o``-way shifter, the subtraction and the saturation;
     three with ``stages=3``: the ``o``-way shifter's outputs are registered too); no
-    back-pressure (the write port always takes a word).
+    back-pressure (the write port always takes a word). From stage 2 on, the layer and the offset
+    are registered once per :attr:`COPY_LANES` lanes, so no one flip-flop fans out to all ``P``.
 
     With ``stochastic``, the rounding constant is the lane's draw ``ρ`` instead of
     ``2**(s+o-1)``: ``((p + ρ) >> s) >> o`` (§10; the draws come from
@@ -61,6 +62,9 @@ class OuterProductUpdater(wiring.Component):
     busy : Out(1)
         A word is inside (between ``i`` and ``o``) or on ``o``.
     """
+
+    #: Lanes per copy of the registered layer and offset (stages 2 and 3).
+    COPY_LANES = 4
 
     def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
                  stochastic=False, stages=1):
@@ -114,19 +118,28 @@ class OuterProductUpdater(wiring.Component):
         # offset's shift. Stage C (to o): the subtraction, the saturation. stages=2 registers
         # between A and B, stages=3 between B and C too; what the later stages need (valid,
         # layer, address, weights, offset) travels beside.
-        valid, layer, addr = self.i.valid, i.layer, i.addr
-        weights, offset = i.weights.as_value(), self.lr_offset
+        # The layer and the offset steer every lane's shifter and saturation: after stage A they
+        # are registered once per group of COPY_LANES lanes (kept apart from Yosys's opt_merge by
+        # `keep`, see boards/flow.py), so no one flip-flop drives all P lanes (the offset's
+        # fan-out was 2.7 ns of a 10.4 ns path on the 24-lane 25F).
+        copies = (self.lanes + self.COPY_LANES - 1) // self.COPY_LANES
+        valid, addr, weights = self.i.valid, i.addr, i.weights.as_value()
+        layer, offset = [i.layer] * copies, [self.lr_offset] * copies
         busy = []
 
         def stage(name):
             nonlocal valid, layer, addr, weights, offset
-            regs = (Signal(name=f"valid_{name}"), Signal(self.layer_shape, name=f"layer_{name}"),
-                    Signal(self.addr_bits, name=f"addr_{name}"),
+            regs = (Signal(name=f"valid_{name}"), Signal(self.addr_bits, name=f"addr_{name}"),
                     # Flat (a View's per-lane wires can collide with ABC9's names: YosysHQ/yosys#4349).
-                    Signal(self.word_layout.size, name=f"weights_{name}"),
-                    Signal.like(self.lr_offset, name=f"offset_{name}"))
-            m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, layer, addr, weights, offset))]
-            valid, layer, addr, weights, offset = regs
+                    Signal(self.word_layout.size, name=f"weights_{name}"))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, addr, weights))]
+            valid, addr, weights = regs
+            layer_regs = [Signal(self.layer_shape, name=f"layer_{name}{j}", attrs={"keep": 1})
+                          for j in range(copies)]
+            offset_regs = [Signal.like(self.lr_offset, name=f"offset_{name}{j}", attrs={"keep": 1})
+                           for j in range(copies)]
+            m.d.sync += [r.eq(v) for r, v in zip(layer_regs + offset_regs, layer + offset)]
+            layer, offset = layer_regs, offset_regs
             busy.append(valid)
 
         # One datapath per lane, shared by the layers: the rounding constant, the shift and the
@@ -159,21 +172,21 @@ class OuterProductUpdater(wiring.Component):
         if self.stages >= 2:
             stage("b")
             lane_values = [self._register(m, v, f"shifted{p}_b") for p, v in enumerate(lane_values)]
-        lane_values = [v >> offset for v in lane_values]
+        lane_values = [v >> offset[p // self.COPY_LANES] for p, v in enumerate(lane_values)]
         if self.stages >= 3:
             stage("c")
             lane_values = [self._register(m, v, f"scaled{p}_c") for p, v in enumerate(lane_values)]
         weights = data.View(self.word_layout, weights)
         m.d.sync += [
             self.o.valid.eq(valid),
-            o.layer.eq(layer),
+            o.layer.eq(layer[0]),
             o.addr.eq(addr),
         ]
         m.d.comb += self.busy.eq(Cat(self.o.valid, *busy).any())
         for p, value in enumerate(lane_values):
             diff = Signal(signed(max(len(value), self.weight_shape.width) + 1), name=f"diff{p}")
             m.d.comb += diff.eq(weights[p] - value)
-            with m.Switch(layer):
+            with m.Switch(layer[p // self.COPY_LANES]):
                 for k, bits in enumerate(self.weight_bits):
                     with m.Case(k):
                         m.d.sync += o.weights[p].eq(saturate(diff, bits))
