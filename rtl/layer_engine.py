@@ -3,7 +3,7 @@
 import zlib
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -891,7 +891,7 @@ class LayerEngine(wiring.Component):
                 with m.Switch(host.layer):
                     for k, bits in enumerate(config.weight_bits):
                         with m.Case(k):
-                            m.d.comb += value.eq(host.weights[p].as_value()[:bits].as_signed())
+                            m.d.comb += value.eq(Value.cast(host.weights[p])[:bits].as_signed())
             m.d.comb += [host_data[p * SPRAM_LANE_BITS:(p + 1) * SPRAM_LANE_BITS].eq(value),
                          host_mask[p].eq(host.mask[p])]
         lanes_per_beat = SPRAM_WIDTH // SPRAM_LANE_BITS

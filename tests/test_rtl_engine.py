@@ -506,14 +506,18 @@ def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, over
                                  "bank_shift": True})
 
 
-@pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra",
-                         [(*FAST_SYSTEM[0][:3], 8, *FAST_SYSTEM[0][4:]), FAST_SYSTEM[1]],
-                         ids=["13-9-5-lls-p8", "11-7-6-5-drtp-p3"])
-def test_engine_system_spram(tmp_path, layers, rule, basis, lanes, overrides, extra):
+@pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra, steps",
+                         [(*FAST_SYSTEM[0][:3], 8, *FAST_SYSTEM[0][4:], 8), (*FAST_SYSTEM[1], 8),
+                          ((300, 7, 5), "drtp", None, 8, {}, {"random_weights": True}, 3)],
+                         ids=["13-9-5-lls-p8", "11-7-6-5-drtp-p3", "300-7-5-drtp-p8-mixed-widths"])
+def test_engine_system_spram(tmp_path, layers, rule, basis, lanes, overrides, extra, steps):
     """The weights in the single-port store (the iCE40's SPRAMs), two beats a word at P = 8 and
-    one at P = 3: every intermediate bit-exact, with host reads and writes of the weights."""
+    one at P = 3, and layers of different weight widths (15 and 16 bits): every intermediate
+    bit-exact, with host reads and writes of the weights."""
     config = default_config(rule, basis, layers, seed=1, **overrides)
-    run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra, engine_args={"weight_store": "spram"})
+    if layers[0] == 300:
+        assert len(set(config.weight_bits)) > 1, config.weight_bits
+    run_system_test(tmp_path, config, lanes, steps=steps, seed=1, **extra, engine_args={"weight_store": "spram"})
 
 
 @pytest.mark.slow
