@@ -240,7 +240,8 @@ class LayerEngine(wiring.Component):
     busy_lanes : Out(range(P + 1))
         Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
     idle : Out(1)
-        Nothing in flight (S1..S3 and the lane stages between, the CRC's fold, bank, requantisers).
+        Nothing in flight (S1..S3 and the lane stages between, bank, requantisers); ``checksum``
+        takes the last word's fold in this cycle and is complete from the next.
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
@@ -484,7 +485,8 @@ class LayerEngine(wiring.Component):
         for j in range(len(flat) // chunk):
             folded = folded ^ flat[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
         # The fold is registered before the CRC: the XOR trees of both were one 10 ns path on the
-        # 25F. The CRC takes it a cycle later (`idle` waits for it).
+        # 25F. The CRC takes the last fold in the cycle `idle` rises, so `checksum` is complete
+        # from the next cycle on, when the engine's result (DONE) is the earliest to read it.
         fold = Signal(chunk)
         fold_valid = Signal()
         m.d.sync += [fold.eq(folded), fold_valid.eq(updater.o.valid)]
@@ -567,5 +569,5 @@ class LayerEngine(wiring.Component):
             m.d.sync += reserved.eq(1)
 
         m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid & ~updater.busy
-                                 & ~fold_valid & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
+                                 & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
         return m
