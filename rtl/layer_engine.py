@@ -295,7 +295,9 @@ class LayerEngine(wiring.Component):
     busy_lanes : Out(range(P + 1))
         Lanes doing real work at S1 this cycle (load or multiply for a neuron that exists).
     idle : Out(1)
-        Nothing in flight (S1..S3 and the lane stages between, the CRC's fold, bank, requantisers).
+        Nothing in flight (S1..S3 and the lane stages between, bank, requantisers, the SPRAM
+        store's writes and CRC bytes); with EBR ``checksum`` takes the last word's fold in this
+        cycle and is complete from the next.
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
@@ -683,12 +685,12 @@ class LayerEngine(wiring.Component):
         m.d.comb += [checksum.start.eq(self.checksum_start), self.checksum.eq(checksum.crc)]
         if not spram:
             # The fold is registered before the CRC: the XOR trees of both were one 10 ns path on
-            # the 25F. The CRC takes it a cycle later (`idle` waits for it).
+            # the 25F. The CRC takes the last fold in the cycle `idle` rises, so `checksum` is
+            # complete from the next cycle on, when the engine's result (DONE) reads it.
             fold_reg = Signal(chunk)
             fold_valid = Signal()
             m.d.sync += [fold_reg.eq(fold(0)), fold_valid.eq(updater.o.valid)]
             m.d.comb += [checksum.valid.eq(fold_valid), checksum.data.eq(fold_reg)]
-            extra_busy.append(fold_valid)
         else:
             if B > 1 and (Q * cb) % chunk:
                 raise ValueError(f"LayerEngine: a beat of {Q} lanes of {cb} bits is no whole number of "
