@@ -64,6 +64,10 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path):
     assert report["timing"] == "pass" and report["fmax_mhz"] >= 48
 
 
+# Not in `make synth-test` yet (run it with `pytest --synth --regress -m synth`): at 95-96 % of the
+# UP5K's logic cells its routing time depends on the placement (router2 routed one build in
+# minutes and stalled on another at 2 overused wires for good), which a CI step cannot bound.
+@pytest.mark.slow
 def test_icebreaker_bitstream(tmp_path):
     """The engine's own UP5K build (64-128-10 DRTP, 8 lanes, the board top with the host
     protocol): it must fit, with the 8 SB_MAC16 as its lanes and the weights in the 4 SPRAMs.
