@@ -566,7 +566,8 @@ class LayerEngine(wiring.Component):
                 m.d.sync += last_beat.eq(self._store.read_data)
             old = self._lanes_of(m, Cat(*self._kept_beats, last_beat), "old")
         else:
-            old = Signal(self.word_layout)
+            # Flat, viewed as lanes (YosysHQ/yosys#4349, see the lane stages).
+            old = data.View(self.word_layout, Signal(self.word_layout.size, name="old_word"))
             with m.If(late_valid):
                 m.d.sync += old.eq(late_word)
         # Only the low update_product_bits of the increments matter: every δ x fits them, and
@@ -730,7 +731,8 @@ class LayerEngine(wiring.Component):
         if bankless:
             bank = data.View(data.ArrayLayout(signed(config.acc_bits), P), Cat(*(lane.acc for lane in lanes)))
         else:
-            bank = Signal(data.ArrayLayout(signed(config.acc_bits), P))
+            bank_layout = data.ArrayLayout(signed(config.acc_bits), P)
+            bank = data.View(bank_layout, Signal(bank_layout.size, name="bank"))
         bank_valid = Signal()
         bank_layer = Signal(geo.layer_shape)
         bank_group = Signal(range(geo.max_groups))

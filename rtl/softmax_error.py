@@ -199,7 +199,9 @@ class SoftmaxError(wiring.Component):
                 # The producer keeps the payload stable until the output transfer: no copy.
                 logits, label = self.i.payload.logits, self.i.payload.label
             else:
-                logits = Signal(data.ArrayLayout(signed(self.logit_bits), C))
+                # Flat, viewed as classes (YosysHQ/yosys#4349).
+                logits_layout = data.ArrayLayout(signed(self.logit_bits), C)
+                logits = data.View(logits_layout, Signal(logits_layout.size, name="logits"))
                 label = Signal(self.label_shape)
             # -- input ----------------------------------------------------------------------------
             with m.If(self.i.valid & self.i.ready):
@@ -309,7 +311,8 @@ class SoftmaxError(wiring.Component):
                     m.d.sync += [state.eq(_State.IDLE), count.eq(0)]
         else:
             m.d.comb += take.eq(offered & idle)
-            probs = Signal(data.ArrayLayout(unsigned(pf + 1), C))
+            probs_layout = data.ArrayLayout(unsigned(pf + 1), C)
+            probs = data.View(probs_layout, Signal(probs_layout.size, name="probs"))
             with m.If(prob_valid):
                 write_element(m, "sync", [probs[c] for c in range(C)], prob_index, prob)
                 with m.If(prob_index == C - 1):
