@@ -250,7 +250,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     if board.family == "ice40":
         overrides["synth_opts"] = ["-dsp", *overrides["synth_opts"]]
     # Extra synth_<family> options to experiment with (e.g. "-abc2"), recorded in the report.
-    extra_synth = os.environ.get("SYNCHRONY_SYNTH_OPTS", "").split()
+    extra_synth = [*board.synth_opts, *os.environ.get("SYNCHRONY_SYNTH_OPTS", "").split()]
     overrides["synth_opts"] = [*extra_synth, *overrides["synth_opts"]]
     start = time.perf_counter()
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "

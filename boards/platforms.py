@@ -32,6 +32,7 @@ class Board:
     spram_bits: int = 0
     uart: tuple = ()         #: extra UART resource on a connector: (connector, rx pin, tx pin)
     router: str = "router1"  #: nextpnr's router by default (``--router`` overrides)
+    synth_opts: tuple = ()   #: extra ``synth_<family>`` options
     notes: str = ""
 
     def make_platform(self):
@@ -65,12 +66,15 @@ BOARDS = {
         # LLS's unit and the lanes' fabric do not fit 24 lanes in 24 K LUTs (measured 90 % before
         # its multipliers went to the fabric); DRTP's does.
         rule="drtp", lut=24288, dsp=28, ram=56, ram_bits=18432, ram_configs=ECP5_EBR,
+        # ABC9 stops on the merged session-4 engine with YosysHQ/yosys#4349 ("Assert
+        # `count_id(wire->name) == 0'", a name collision); classic ABC maps it.
+        synth_opts=("-noabc9",),
         # The Feather header's RX/TX pins (the board's USB is not a UART).
         uart=(("io", 0), "0", "1")),
     "ulx3s": Board(
         name="ulx3s", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", family="ecp5",
         device="LFE5U-85F-6BG381", clk="clk25", clk_mhz=25, target_mhz=100, lanes=64, rule="lls",
-        lut=83640, dsp=156, ram=208, ram_bits=18432, ram_configs=ECP5_EBR),
+        lut=83640, dsp=156, ram=208, ram_bits=18432, ram_configs=ECP5_EBR, synth_opts=("-noabc9",)),
 }
 
 
