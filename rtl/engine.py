@@ -276,7 +276,10 @@ class Engine(wiring.Component):
         s1_layer = Signal(geo.layer_shape)
         with m.If(issue):
             m.d.sync += s1_layer.eq(op.layer)
-        reading = issue | (state != _State.RUN)
+        # A step owns the read ports (the host reads only when idle): the address multiplexers
+        # follow the state register, not the sequencer's issue decision (a 10.7 ns path on the 25F).
+        running = state == _State.RUN
+        reading = issue | ~running
         m.d.comb += [sample_read.addr.eq(Mux(use_bank, x_addr + M0, x_addr)), sample_read.en.eq(reading)]
         activations = []
         act_reads = []
@@ -287,7 +290,7 @@ class Engine(wiring.Component):
             m.submodules[f"activations{k}"] = mem
             activations.append(mem.write_port())
             read = mem.read_port()
-            m.d.comb += [read.addr.eq(Mux(seq.op.valid, x_addr, held.addr)), read.en.eq(reading)]
+            m.d.comb += [read.addr.eq(Mux(running, x_addr, held.addr)), read.en.eq(reading)]
             act_reads.append(read)
             # Pass 2 of an LLS unit re-reads the activations through a port of its own.
             act_streams.append(mem.read_port() if lls else None)
@@ -325,7 +328,7 @@ class Engine(wiring.Component):
                 op_addr = op.group + Mux(op.layer == last, out_base, 0)
                 held_addr = held.addr + Mux(held.layer == last, out_base, 0)
             m.d.comb += [
-                read.addr.eq(Mux(seq.op.valid, op_addr, held_addr)),
+                read.addr.eq(Mux(running, op_addr, held_addr)),
                 read.en.eq(group_start | pending),
             ]
         with m.Switch(s1_layer):
