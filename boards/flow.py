@@ -167,7 +167,6 @@ def _probe(elaboratable):
     return elaboratable
 
 
-
 def pipelines(platform, layer_engine):
     """The engine's pipeline and weight-store choices on ``platform`` (what
     :class:`rtl.layer_engine.LayerEngine` and :class:`rtl.engine.Engine` resolve by default)."""
