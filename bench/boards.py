@@ -83,13 +83,13 @@ def weight_store(board):
     return "spram" if b is not None and b.spram else "ebr"
 
 
-def spram_fits(layers, rule, basis, lanes):
-    """Whether the network's weights fit the SPRAM weight store (``boards/budget.py``)."""
+def spram_fits(board, layers, rule, basis, lanes):
+    """Whether the network's weights fit ``board``'s SPRAM weight store (``boards/budget.py``)."""
     from boards.budget import check_budget
     from boards.platforms import BOARDS as DEFINED
     from golden.integer.train import default_config
 
-    budget = check_budget(DEFINED["icebreaker"], default_config(rule, basis, tuple(layers)), lanes, refuse=False)
+    budget = check_budget(DEFINED[board], default_config(rule, basis, tuple(layers)), lanes, refuse=False)
     return not any("SPRAM" in problem for problem in budget.problems)
 
 

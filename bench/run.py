@@ -398,7 +398,7 @@ class Bench:
                     rows.append(row)
                     continue
                 store = boards.weight_store(report["board"]) if report["board"] != "(any)" else None
-                if store == "spram" and not boards.spram_fits(layers, rule, basis, lanes):
+                if store == "spram" and not boards.spram_fits(report["board"], layers, rule, basis, lanes):
                     row["missing"] = (f"{network_name(layers)} does not fit the {report['board']}'s SPRAM weight "
                                       f"store on {lanes} lanes (boards/budget.py)")
                     rows.append(row)

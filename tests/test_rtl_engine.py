@@ -121,6 +121,16 @@ def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None,
     return records
 
 
+def assert_bit_exact(records):
+    """Every step of :func:`simulate`: the initial weights, each prediction and checksum, and
+    the full read-back of every weight equal the golden model's."""
+    assert records["init"], "self-initialised weights differ from initial_weights()"
+    for i, step in enumerate(records["steps"]):
+        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
+        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
+        assert step["weights"], f"step {i}: weights differ"
+
+
 PYSIM_CASES = [
     # (layers, rule, basis, lanes, learning-rate offset, overrides)
     ((13, 5), "lls", None, 4, 0, {}),
@@ -140,11 +150,7 @@ PYSIM_CASES = [
 def test_engine_trains_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides):
     config = default_config(rule, basis, layers, **overrides)
     records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset)
-    assert records["init"], "self-initialised weights differ from initial_weights()"
-    for i, step in enumerate(records["steps"]):
-        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
-        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
-        assert step["weights"], f"step {i}: weights differ"
+    assert_bit_exact(records)
 
 
 # The lanes' and the updater's pipelines (LANE_LATENCIES, updater_stages): the same results,
@@ -163,11 +169,7 @@ def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, ov
     records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset, lane_latency=lane_latency,
                        updater_stages=updater_stages, softmax_product_reg=softmax_product_reg,
                        bank_shift=bank_shift)
-    assert records["init"], "self-initialised weights differ from initial_weights()"
-    for i, step in enumerate(records["steps"]):
-        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
-        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
-        assert step["weights"], f"step {i}: weights differ"
+    assert_bit_exact(records)
 
 
 @pytest.mark.parametrize("multiplier", ["serial", "parallel"])
@@ -178,11 +180,7 @@ def test_engine_softmax_multipliers_pysim(layers, rule, lanes, multiplier):
     parallel: ECP5's), with the output δ words after the last hidden layer's (or alone)."""
     config = default_config(rule, None, layers)
     records = simulate(config, lanes, steps=3, seed=sum(layers), softmax_multiplier=multiplier)
-    assert records["init"], "self-initialised weights differ from initial_weights()"
-    for i, step in enumerate(records["steps"]):
-        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
-        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
-        assert step["weights"], f"step {i}: weights differ"
+    assert_bit_exact(records)
 
 
 def test_engine_pipeline_choice():
@@ -221,10 +219,7 @@ def test_engine_runtime_modes_pysim(layers, rule, basis, lanes, offset, override
     config = default_config(rule, basis, layers, **overrides)
     records = simulate(config, lanes, steps=len(modes), seed=sum(layers), lr_offset=offset, modes=modes)
     assert records["modes"] == config.n_modes
-    for i, step in enumerate(records["steps"]):
-        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
-        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
-        assert step["weights"], f"step {i}: weights differ"
+    assert_bit_exact(records)
 
 
 def test_engine_refuses_a_runtime_rule_switch():
@@ -264,11 +259,7 @@ def test_engine_without_trace_regions_pysim():
     """``trace=False`` (the board build): the same training, bit for bit; the trace regions read 0."""
     config = default_config("lls", None, (13, 9, 5))
     records = simulate(config, 4, steps=3, seed=3, trace=False)
-    assert records["init"]
-    for i, step in enumerate(records["steps"]):
-        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
-        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
-        assert step["weights"], f"step {i}: weights differ"
+    assert_bit_exact(records)
     assert records["output"] == [0] * config.n_classes
     assert any(simulate(config, 4, steps=1, seed=3)["output"]), "with trace, the logits read back"
 
@@ -330,11 +321,7 @@ def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overri
     config = default_config(rule, basis, layers, **overrides)
     records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset, weight_store="spram",
                        updater_stages=updater_stages)
-    assert records["init"], "self-initialised weights differ from initial_weights()"
-    for i, step in enumerate(records["steps"]):
-        assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
-        assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
-        assert step["weights"], f"step {i}: weights differ"
+    assert_bit_exact(records)
 
 
 @pytest.mark.parametrize("beats", [1, 2, 3])
