@@ -44,7 +44,9 @@ class FrameDecoder(wiring.Component):
         One per complete (or refused) frame.
     read_addr : In(range(max_payload + len(tail)))
     read_data : Out(8)
-        The payload buffer's read port (the byte at ``read_addr`` one cycle later).
+        The payload buffer's read port: the byte at ``read_addr`` two cycles later (the block
+        RAM's output is registered before it leaves: on the OrangeCrab it was a 10.75 ns path
+        into the bridge's logic).
     dropped : Out(1)
         Pulses when a partial frame is dropped on the timeout.
     drop_ready : In(1)
@@ -78,7 +80,8 @@ class FrameDecoder(wiring.Component):
                                                      init=[0] * self.max_payload + list(self.tail))
         write = buffer.write_port()
         read = buffer.read_port()
-        m.d.comb += [read.addr.eq(self.read_addr), self.read_data.eq(read.data)]
+        m.d.comb += read.addr.eq(self.read_addr)
+        m.d.sync += self.read_data.eq(read.data)
         m.submodules.crc = crc = SerialCRC()
 
         byte = self.i.payload

@@ -104,8 +104,8 @@ class HostBridge(wiring.Component):
         buffer) stay put while the command executes.
     read_addr : Out(range(max_payload + len(buffer_tail)))
     read_data : In(8)
-        The decoder's payload buffer, and the identity record after it (``buffer_tail``; one
-        cycle latency).
+        The decoder's payload buffer, and the identity record after it (``buffer_tail``; two
+        cycles' latency: the address, then the block RAM, then its output register).
     header : Out(stream.Signature(response_layout()))
     payload : Out(stream.Signature(payload_layout()))
         The response, to the encoder (``last`` marks the payload's last byte).
@@ -325,11 +325,12 @@ class HostBridge(wiring.Component):
                 with m.If(self.frame.valid):
                     m.next = "FETCH"
 
-            # The first five payload bytes, whatever the command (beyond LEN they are not used).
+            # The first five payload bytes, whatever the command (beyond LEN they are not used):
+            # byte k arrives while ptr is k + 2.
             with m.State("FETCH"):
                 m.d.sync += ptr.eq(ptr + 1)
-                m.d.comb += shift.eq(ptr != 0)
-                with m.If(ptr == 5):
+                m.d.comb += shift.eq(ptr >= 2)
+                with m.If(ptr == 6):
                     m.next = "COUNT"
 
             with m.State("COUNT"):
@@ -427,7 +428,7 @@ class HostBridge(wiring.Component):
                     with m.If(reply_status != StatusCode.OK):
                         m.next = "IDLE"
                     with m.Elif(code == Opcode.IDENTIFY):
-                        m.next = "SEND_IDENTITY"
+                        m.next = "IDENTITY_ADDR" if tail else "SEND_IDENTITY"
                     with m.Elif(code == Opcode.READ_WEIGHTS):
                         m.next = "REQUEST"
                     with m.Elif((code == Opcode.TRAIN) | (code == Opcode.INFER) | (code == Opcode.READ_COUNTERS)):
@@ -445,7 +446,10 @@ class HostBridge(wiring.Component):
                         m.next = "IDLE"
                     with m.Elif(tail):
                         m.next = "IDENTITY_ADDR"
+            # (The payload buffer's read: an address state and a read state before each byte.)
             with m.State("IDENTITY_ADDR"):
+                m.next = "IDENTITY_READ"
+            with m.State("IDENTITY_READ"):
                 m.next = "SEND_IDENTITY"
 
             # -- READ_WEIGHTS words, and fields (TRAIN/INFER results, READ_COUNTERS) -----------------
@@ -492,6 +496,8 @@ class HostBridge(wiring.Component):
 
             # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them; CONFIGURE's value ----
             with m.State("WRITE_ADDR"):
+                m.next = "WRITE_READ"
+            with m.State("WRITE_READ"):
                 m.next = "WRITE_DATA"
             with m.State("WRITE_DATA"):
                 m.d.comb += shift.eq(1)
@@ -542,6 +548,8 @@ class HostBridge(wiring.Component):
 
             # -- TRAIN / INFER: (check pass for narrow pixels), pixels, command, result -------------
             with m.State("PIXEL_ADDR"):
+                m.next = "PIXEL_READ"
+            with m.State("PIXEL_READ"):
                 m.next = "PIXEL_DATA"
             with m.State("PIXEL_DATA"):
                 m.d.comb += shift.eq(1)
