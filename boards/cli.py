@@ -29,6 +29,9 @@ def register(subparsers):
     parser.add_argument("--router", choices=("router1", "router2"),
                         help="nextpnr's router (default: the board's, boards/platforms.py: router2 on the "
                              "iCEBreaker, router1 on the ECP5 boards)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="stop synthesis and place-and-route after this long (default: no limit; "
+                             "nextpnr's routers can stall for good on a nearly full device)")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
     parser.add_argument("--force", action="store_true",
@@ -64,7 +67,8 @@ def run(args):
         return 0
     try:
         report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
-                       seed=args.seed, program=args.program, force=args.force, router=args.router)
+                       seed=args.seed, program=args.program, force=args.force, router=args.router,
+                       timeout=args.timeout)
     except SynthesisError as error:
         print(f"synchrony synth: error: {error}", file=sys.stderr)
         return 1

@@ -9,10 +9,13 @@ with unmapped generic cells, or a missing nextpnr report.
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
+
+from amaranth.build.run import LocalBuildProducts
 
 from sim import toolchain
 from sim.cocotb_runner import deep_recursion
@@ -186,12 +189,34 @@ def summary_line(report):
             f"ram={r['ram']['used']}/{r['ram']['total']} timing={report['timing']}")
 
 
+def _run_script(build_dir, script, timeout):
+    """Runs the build script in ``build_dir``; its exit code, or ``None`` when ``timeout`` seconds
+    passed first (the script and every tool it started are stopped then)."""
+    # A session of its own, so that the whole process group (sh, Yosys, nextpnr) can be stopped.
+    process = subprocess.Popen(["sh", script], cwd=build_dir, start_new_session=True)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
-          system=None, force=False, router=None, log=print):
+          system=None, force=False, router=None, timeout=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
 
+    ``timeout`` (seconds, or ``None``: no limit) bounds synthesis and place-and-route together:
+    nextpnr's routers can stall for good on a nearly full device.
+
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
-    and :class:`SynthesisError` when the flow does not complete.
+    and :class:`SynthesisError` when the flow does not complete (or times out).
     """
     board = get_board(board_name)
     lanes = lanes or board.lanes
@@ -254,11 +279,18 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     start = time.perf_counter()
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
-    try:
-        deep_recursion(lambda: platform.build(top, name="top", build_dir=str(build_dir), do_program=program, **overrides))
-    except subprocess.CalledProcessError as error:
-        raise SynthesisError(f"the build failed ({error}); the tools' last words:\n" + _tail(build_dir)) from None
+    plan = deep_recursion(lambda: platform.build(top, name="top", do_build=False, **overrides))
+    products = LocalBuildProducts(plan.extract(str(build_dir)))
+    code = _run_script(build_dir, f"{plan.script}.sh", timeout)
+    if code is None:
+        raise SynthesisError(f"the build took longer than its {timeout:g} s timeout and was stopped; "
+                             f"the tools' last words:\n" + _tail(build_dir))
+    if code != 0:
+        raise SynthesisError(f"the build failed ({plan.script}.sh exited {code}); the tools' last words:\n"
+                             + _tail(build_dir))
     seconds = time.perf_counter() - start
+    if program:
+        platform.toolchain_program(products, "top")
 
     cells = check_netlist(build_dir)
     pnr_file = build_dir / "pnr_report.json"

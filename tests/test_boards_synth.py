@@ -3,6 +3,8 @@ by ``make test``, run by ``make synth-test`` (``pytest --synth -m synth``), a st
 """
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from amaranth import Cat, Module, Signal
@@ -10,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.cli import board_config
-from boards.flow import build, summary_line
+from boards.flow import SynthesisError, build, summary_line
 from boards.platforms import BOARDS
 from rtl.mac_lane import MACLane
 
@@ -62,6 +64,29 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path):
     assert report["resources"]["dsp"] == {"used": 8, "total": 8}
     assert report["design"] == "LanesOnly"
     assert report["timing"] == "pass" and report["fmax_mhz"] >= 48
+
+
+def _processes_in(directory):
+    """Processes whose working directory is under ``directory``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(directory):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_flow_timeout_stops_the_tools(tmp_path):
+    """A build past its timeout is a clear error, and no tool it started is left running."""
+    board = BOARDS["icebreaker"]
+    config = board_config(board, (64, 32, 10))
+    with pytest.raises(SynthesisError, match=r"longer than its 3 s timeout"):
+        build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, timeout=3,
+              log=lambda *_: None)
+    assert _processes_in(tmp_path) == []
+    assert not (tmp_path / "icebreaker" / "report.json").exists()
 
 
 # Not in `make synth-test` yet (run it with `pytest --synth --regress -m synth`): at 95-96 % of the
