@@ -2,6 +2,7 @@
 
 from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.build import ResourceError
+from amaranth.lib import io
 
 from .pll import ClockReset
 
@@ -39,28 +40,35 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         b = self.board
+
+        def buffer(name, direction, port):
+            m.submodules[name] = buf = io.Buffer(direction, port)
+            return buf
+
+        clk_port = platform.request(b.clk, dir="-")
         if b.family == "ice40":
             # SB_PLL40_PAD takes the pad itself.
-            clk_pin = platform.request(b.clk, dir="-").io
+            clk_pin = clk_port.io
         else:
-            clk_pin = platform.request(b.clk).i
+            clk_pin = buffer("clk_buffer", "i", clk_port).i
         m.domains.sync = sync = ClockDomain("sync")
         m.submodules.clock = self.clock = clock = ClockReset(b.family, clk_pin, b.clk_mhz, self.target_mhz, sync)
-        m.d.comb += clock.button.eq(platform.request("button", 0).i)
+        m.d.comb += clock.button.eq(buffer("button_buffer", "i", platform.request("button", 0, dir="-")).i)
 
         m.submodules.system = system = self.system_cls(self.config, self.lanes,
                                                        clk_freq=int(clock.f_out * 1e6))
-        uart = platform.request("uart", 0)
-        m.d.comb += [system.uart_rx.eq(uart.rx.i), uart.tx.o.eq(system.uart_tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.d.comb += [system.uart_rx.eq(buffer("uart_rx_buffer", "i", uart.rx).i),
+                     buffer("uart_tx_buffer", "o", uart.tx).o.eq(system.uart_tx)]
 
         leds = []
         for i in range(4):
             try:
-                leds.append(platform.request("led", i).o)
+                leds.append(platform.request("led", i, dir="-"))
             except ResourceError:
                 break
         if not leds:
-            rgb = platform.request("rgb_led", 0)
-            leds = [rgb.g.o, rgb.b.o, rgb.r.o]
-        m.d.comb += [led.eq(system.leds[i]) for i, led in enumerate(leds)]
+            rgb = platform.request("rgb_led", 0, dir="-")
+            leds = [rgb.g, rgb.b, rgb.r]
+        m.d.comb += [buffer(f"led_buffer{i}", "o", led).o.eq(system.leds[i]) for i, led in enumerate(leds)]
         return m
