@@ -289,7 +289,13 @@ def _limit(r):
     text = (f"The lane groups allow {padding:.3f} on {r['network']} at P = {r['lanes']}; measured "
             f"{measured:.3f}, with {r['overhead_cycles_per_sample']:.0f} cycles per sample beyond one word per "
             "cycle. ")
-    if measured >= 0.98 * padding:
+    if r.get("weight_store") == "spram":
+        text += ("The single-port weight store sets the pace: every weight crosses the SPRAMs' one 64-bit port "
+                 "three times a training sample (forward read, update read, write back) and a word of P lanes "
+                 "takes ⌈P/4⌉ beats, so the lanes can be busy at most a third of the time (× the padding bound: "
+                 f"{padding / 3:.3f}; docs/architecture.md §2). Fix: the weights in dual-ported block RAM "
+                 "(a read and a write each cycle), which the UP5K has room for only on small networks.")
+    elif measured >= 0.98 * padding:
         text += ("Padding, not sequencing, limits it: a layer of N neurons takes ⌈N/P⌉ groups of P lanes, so "
                  "the 10-class output layer leaves P − 10 lanes idle in its group and a hidden width P does not "
                  "divide leaves a part-empty last group. Fix: P dividing the layer widths (and P close to 10 "
