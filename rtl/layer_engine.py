@@ -15,7 +15,12 @@ from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePo
 
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
            "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
-           "default_updater_stages", "default_weight_store", "SPRAMSchedule"]
+           "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES"]
+
+
+#: Lanes that share one copy of the lanes' controls (the fetch register's op fields, the last
+#: lane stage's valid) when the pipelines are deep enough to register them per group.
+CONTROL_GROUP_LANES = 4
 
 
 #: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator): ``(fetch_reg,
@@ -495,12 +500,32 @@ class LayerEngine(wiring.Component):
         update = f_valid & (f_op.kind == OpKind.UPDATE)
         first = f_op.word == 0
 
-        # Per-layer constant at the lanes' inputs: the bias alignment.
-        bias_one = Signal(signed(config.mult_bits))
-        with m.Switch(f_op.layer):
-            for k in range(L):
-                with m.Case(k):
-                    m.d.comb += bias_one.eq(1 << config.bias_shift(k))
+        def bias_one_of(layer):
+            # Per-layer constant at the lanes' inputs: the bias alignment.
+            value = Signal(signed(config.mult_bits))
+            with m.Switch(layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += value.eq(1 << config.bias_shift(k))
+            return value
+        bias_one = bias_one_of(f_op.layer)
+
+        # The lanes' controls, per group of CONTROL_GROUP_LANES lanes. With the fetch register,
+        # each group has its own registered copy (`keep`: Yosys would merge them): one flip-flop
+        # selecting 64 lanes' operands drove over 1000 loads across the ULX3S.
+        def group_controls(j):
+            if not fetch_reg:
+                return forward, update, first, f_op.layer, bias_one
+            own = {"keep": 1}
+            g_forward = Signal(name=f"fetch_forward{j}", attrs=own)
+            g_update = Signal(name=f"fetch_update{j}", attrs=own)
+            g_first = Signal(name=f"fetch_first{j}", attrs=own)
+            g_layer = Signal(geo.layer_shape, name=f"fetch_layer{j}", attrs=own)
+            m.d.sync += [g_forward.eq(s1_valid & (s1.kind == OpKind.FORWARD)),
+                         g_update.eq(s1_valid & (s1.kind == OpKind.UPDATE)),
+                         g_first.eq(s1.word == 0), g_layer.eq(s1.layer)]
+            return g_forward, g_update, g_first, g_layer, bias_one_of(g_layer)
+        controls = [group_controls(j) for j in range(-(-P // CONTROL_GROUP_LANES))]
 
         # -- lanes ------------------------------------------------------------------------------------
         # With SPRAM (two beats or more) the cycle before S1 is free: a forward group's lanes are
@@ -520,40 +545,51 @@ class LayerEngine(wiring.Component):
             lane = MACLane.from_config(config, input_regs, product_reg)
             m.submodules[f"lane{p}"] = lane
             lanes.append(lane)
+            g_forward, g_update, g_first, g_layer, g_bias_one = controls[p // CONTROL_GROUP_LANES]
             if bias_by_multiply:
                 m.d.comb += [
-                    lane.a.eq(Mux(update, f_delta[p], f_word[p])),
-                    lane.b.eq(Mux(first, bias_one, f_x)),
+                    lane.a.eq(Mux(g_update, f_delta[p], f_word[p])),
+                    lane.b.eq(Mux(g_first, g_bias_one, f_x)),
                     lane.load.eq(clear),
                     lane.load_value.eq(0),
-                    lane.en.eq(forward | update),
+                    lane.en.eq(g_forward | g_update),
                 ]
                 continue
             load_value = Signal(signed(config.acc_bits))
-            with m.Switch(f_op.layer):
+            with m.Switch(g_layer):
                 for k in range(L):
                     with m.Case(k):
                         m.d.comb += load_value.eq(f_word[p] << config.bias_shift(k))
             m.d.comb += [
-                lane.a.eq(Mux(update, f_delta[p], f_word[p])),
-                lane.b.eq(Mux(update & first, bias_one, f_x)),
-                lane.load.eq(forward & first),
+                lane.a.eq(Mux(g_update, f_delta[p], f_word[p])),
+                lane.b.eq(Mux(g_update & g_first, g_bias_one, f_x)),
+                lane.load.eq(g_forward & g_first),
                 lane.load_value.eq(load_value),
-                lane.en.eq((forward & ~first) | update),
+                lane.en.eq((g_forward & ~g_first) | g_update),
             ]
 
         # -- lane stages: the op and its word travel beside the lanes' registers ------------------
         late, late_valid, late_word = f_op, f_valid, f_word
         lane_valids = list(fetch_valids)
-        for i in range(lanes[0].latency - 1):
+        n_stages = lanes[0].latency - 1
+        # The last stage's valid enables the old word and the products per lane: per group a
+        # copy of its own (one flip-flop enabled 2638 bits at 64 lanes).
+        group_valids = None
+        for i in range(n_stages):
             stage = Signal(op_shape, name=f"lane_op{i}")
             stage_valid = Signal(name=f"lane_valid{i}")
             # Flat: a View's per-lane wires ("lane_word0[3]") can collide with ABC9's per-bit
             # names in Yosys (YosysHQ/yosys#4349: "Assert `count_id(wire->name) == 0'").
             stage_word = Signal(self.word_layout.size, name=f"lane_word{i}")
             m.d.sync += [stage.eq(late), stage_valid.eq(late_valid), stage_word.eq(late_word)]
+            if i == n_stages - 1 and len(controls) > 1:
+                group_valids = [Signal(name=f"lane_valid{i}_{j}", attrs={"keep": 1}) for j in range(len(controls))]
+                m.d.sync += [valid.eq(late_valid) for valid in group_valids]
             late, late_valid, late_word = stage, stage_valid, stage_word
             lane_valids.append(stage_valid)
+        if group_valids is None:
+            group_valids = [late_valid] * len(controls)
+        lane_valid = [group_valids[p // CONTROL_GROUP_LANES] for p in range(P)]
 
         # -- S2: capture sums / form the update products ------------------------------------------
         s2 = Signal(op_shape)
@@ -568,8 +604,10 @@ class LayerEngine(wiring.Component):
         else:
             # Flat, viewed as lanes (YosysHQ/yosys#4349, see the lane stages).
             old = data.View(self.word_layout, Signal(self.word_layout.size, name="old_word"))
-            with m.If(late_valid):
-                m.d.sync += old.eq(late_word)
+            late_bits, width = Value.cast(late_word), self.word_shape.width
+            for p in range(P):
+                with m.If(lane_valid[p]):
+                    m.d.sync += old[p].eq(late_bits[p * width:(p + 1) * width])
         # Only the low update_product_bits of the increments matter: every δ x fits them, and
         # (acc - acc_prev) mod 2**bits needs only the low bits of both.
         product_bits = config.update_product_bits
@@ -582,8 +620,9 @@ class LayerEngine(wiring.Component):
             products = [lane.acc[:product_bits] for lane in lanes]
         else:
             acc_prev = [Signal(signed(product_bits), name=f"acc_prev{p}") for p in range(P)]
-            with m.If(late_valid):
-                m.d.sync += [prev.eq(lane.acc[:product_bits]) for prev, lane in zip(acc_prev, lanes)]
+            for p, (prev, lane) in enumerate(zip(acc_prev, lanes)):
+                with m.If(lane_valid[p]):
+                    m.d.sync += prev.eq(lane.acc[:product_bits])
             # Exact modulo 2**product_bits, and |δ x| < 2**(product_bits-1) (update_product_bits).
             products = [(lane.acc[:product_bits] - prev)[:product_bits] for lane, prev in zip(lanes, acc_prev)]
 

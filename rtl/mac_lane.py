@@ -83,15 +83,19 @@ class MACLane(wiring.Component):
         m = Module()
 
         a, b, en, load, load_value = self.a, self.b, self.en, self.load, self.load_value
+        # Every register here is the lane's own (`keep`, honoured by boards/flow.py): the lanes
+        # share their controls and `b`, and Yosys would merge the copies into one flip-flop
+        # driving every lane's multiplier and accumulator (2048 loads at 64 lanes).
+        own = {"keep": 1}
         if self.input_regs:
             # Reset-less too: the DSP's input registers share the accumulator's reset wiring.
-            a = Signal.like(self.a, name="a_q", reset_less=True)
-            b = Signal.like(self.b, name="b_q", reset_less=True)
-            load_value = Signal.like(self.load_value, name="load_value_q", reset_less=True)
+            a = Signal.like(self.a, name="a_q", reset_less=True, attrs=own)
+            b = Signal.like(self.b, name="b_q", reset_less=True, attrs=own)
+            load_value = Signal.like(self.load_value, name="load_value_q", reset_less=True, attrs=own)
             # The controls are fabric flip-flops and must reset, or a stray en/load would
             # follow a reset.
-            en = Signal(name="en_q")
-            load = Signal(name="load_q")
+            en = Signal(name="en_q", attrs=own)
+            load = Signal(name="load_q", attrs=own)
             m.d.sync += [a.eq(self.a), b.eq(self.b), load_value.eq(self.load_value),
                          en.eq(self.en), load.eq(self.load)]
 
@@ -99,9 +103,9 @@ class MACLane(wiring.Component):
         if self.product_reg:
             # The product and the controls one stage on; reset-less and resetting as above.
             product_q = Signal(signed(2 * self.mult_bits), name="product_q", reset_less=True)
-            load_value_p = Signal.like(self.load_value, name="load_value_p", reset_less=True)
-            en_p = Signal(name="en_p")
-            load_p = Signal(name="load_p")
+            load_value_p = Signal.like(self.load_value, name="load_value_p", reset_less=True, attrs=own)
+            en_p = Signal(name="en_p", attrs=own)
+            load_p = Signal(name="load_p", attrs=own)
             m.d.sync += [product_q.eq(product), load_value_p.eq(load_value), en_p.eq(en), load_p.eq(load)]
             product, load_value, en, load = product_q, load_value_p, en_p, load_p
 

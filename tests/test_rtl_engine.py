@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
 from rtl.engine import Command, Engine, Region, Status
-from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
+from rtl.layer_engine import CONTROL_GROUP_LANES, LayerGeometry, pack_weights, weight_checksum
 from sim.cocotb_runner import CocotbFailure
 from sim.engine_sim import golden_in_mode, run_engine
 
@@ -169,6 +169,20 @@ def test_engine_pipelines_bit_exact_pysim(layers, rule, basis, lanes, offset, ov
     records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=offset, lane_latency=lane_latency,
                        updater_stages=updater_stages, softmax_product_reg=softmax_product_reg,
                        bank_shift=bank_shift)
+    assert_bit_exact(records)
+
+
+@pytest.mark.parametrize("lane_latency", [3, 4])
+@pytest.mark.parametrize("layers, rule, basis, lanes, overrides",
+                         [((13, 9, 5), "lls", "square", 9, {}), ((7, 10, 3, 5), "drtp", None, 6, {"rounding": "stochastic"})],
+                         ids=["lls-p9", "drtp-p6-stochastic"])
+def test_engine_control_groups_bit_exact_pysim(layers, rule, basis, lanes, overrides, lane_latency):
+    """More lanes than one control group (CONTROL_GROUP_LANES), the last group part-full: each
+    group's own copies of the controls and of the last lane stage's valid."""
+    assert lanes > CONTROL_GROUP_LANES and lanes % CONTROL_GROUP_LANES
+    config = default_config(rule, basis, layers, **overrides)
+    records = simulate(config, lanes, steps=3, seed=sum(layers), lr_offset=1, lane_latency=lane_latency,
+                       updater_stages=2)
     assert_bit_exact(records)
 
 
