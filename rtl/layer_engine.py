@@ -542,7 +542,7 @@ class LayerEngine(wiring.Component):
                 clear = clear | (pre_s1_valid & (pre_s1.kind == OpKind.UPDATE))
         lanes = []
         for p in range(P):
-            lane = MACLane.from_config(config, input_regs, product_reg)
+            lane = MACLane.from_config(config, input_regs, product_reg, own_registers=fabric_arithmetic(platform))
             m.submodules[f"lane{p}"] = lane
             lanes.append(lane)
             g_forward, g_update, g_first, g_layer, g_bias_one = controls[p // CONTROL_GROUP_LANES]

@@ -37,6 +37,11 @@ class MACLane(wiring.Component):
         latency, and the multiplier and the accumulator's adder on paths of their own. For a
         multiplier Yosys builds without registers (ECP5's MULT18X18D, whose adder is in the
         fabric); the SB_MAC16 has its own pipeline register for this.
+    own_registers : bool
+        Mark those registers ``keep`` (honoured by boards/flow.py), so that each lane has its
+        own: the lanes share their controls and ``b``, and Yosys would merge the copies into one
+        flip-flop driving every lane (2048 loads at 64 lanes). For ECP5, whose MULT18X18D takes
+        no register; on the iCE40 it would keep the registers out of the SB_MAC16.
 
     Members
     -------
@@ -53,13 +58,14 @@ class MACLane(wiring.Component):
         (``1 + input_regs + product_reg``). Undefined after reset until the first ``load``.
     """
 
-    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False, product_reg=False):
+    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False, product_reg=False, own_registers=False):
         if mult_bits < 2 or acc_bits < 2:
             raise ValueError(f"MACLane widths must be >= 2, got mult_bits={mult_bits}, acc_bits={acc_bits}")
         self.mult_bits = mult_bits
         self.acc_bits = acc_bits
         self.input_regs = bool(input_regs)
         self.product_reg = bool(product_reg)
+        self.own_registers = bool(own_registers)
         super().__init__({
             "a": In(signed(mult_bits)),
             "b": In(signed(mult_bits)),
@@ -75,18 +81,15 @@ class MACLane(wiring.Component):
         return 1 + self.input_regs + self.product_reg
 
     @classmethod
-    def from_config(cls, config, input_regs=False, product_reg=False):
+    def from_config(cls, config, input_regs=False, product_reg=False, own_registers=False):
         """A lane of an :class:`~golden.integer.config.EngineConfig` (``mult_bits``, ``acc_bits``)."""
-        return cls(config.mult_bits, config.acc_bits, input_regs, product_reg)
+        return cls(config.mult_bits, config.acc_bits, input_regs, product_reg, own_registers)
 
     def elaborate(self, platform):
         m = Module()
 
         a, b, en, load, load_value = self.a, self.b, self.en, self.load, self.load_value
-        # Every register here is the lane's own (`keep`, honoured by boards/flow.py): the lanes
-        # share their controls and `b`, and Yosys would merge the copies into one flip-flop
-        # driving every lane's multiplier and accumulator (2048 loads at 64 lanes).
-        own = {"keep": 1}
+        own = {"keep": 1} if self.own_registers else {}
         if self.input_regs:
             # Reset-less too: the DSP's input registers share the accumulator's reset wiring.
             a = Signal.like(self.a, name="a_q", reset_less=True, attrs=own)
