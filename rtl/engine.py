@@ -462,6 +462,11 @@ class Engine(wiring.Component):
         can_access = (state == _State.IDLE) & ~pending & ~self.response.valid
         with m.If(init.busy):
             wiring.connect(m, init.write, lanes.write)
+            if lanes.resolved_weight_store(platform) == "spram":
+                # Every lane of an initialiser write holds one value (or 0): it goes in as the
+                # fill, so the store's write data selects between the updater and the host's word
+                # only (no 128-bit multiplexer in front of it).
+                m.d.comb += [lanes.write.payload.weights.eq(0), lanes.write_fill.eq(init.write.payload.weights[0])]
         with m.Else():
             m.d.comb += [
                 lanes.write.valid.eq(self.access.valid & can_access & weight_request),

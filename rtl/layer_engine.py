@@ -306,6 +306,10 @@ class LayerEngine(wiring.Component):
         Host and initialiser writes: lanes with ``mask`` set are written. With ``"ebr"`` ready
         when the updater is not writing; with ``"spram"`` the word is written in ``B`` beats and
         taken with the last (the payload must stay put: a stream's rule anyway).
+    write_fill : In(signed(max(weight_bits)))
+        OR-ed into every lane of a ``write`` (0 for a plain write): a writer of one value to
+        every lane (the initialiser) passes it here and zero ``weights``, so the store's write
+        data needs no multiplexer between two whole words.
     read_start, read_layer, read_addr : In
         Host reads, when no ``op`` is taken and ``host_free``: ``read_data`` holds the word
         :attr:`read_latency` cycles after ``read_start`` (1 with ``"ebr"``, which reads
@@ -366,6 +370,7 @@ class LayerEngine(wiring.Component):
                 "mask": unsigned(lanes),
                 "weights": self.word_layout,
             }))),
+            "write_fill": In(self.word_shape),
             "read_start": In(1),
             "read_layer": In(geo.layer_shape),
             "read_addr": In(unsigned(geo.addr_bits)),
@@ -397,7 +402,9 @@ class LayerEngine(wiring.Component):
     def elaborate(self, platform):
         config, geo, P = self.config, self.geometry, self.lanes
         L = geo.n_layers
-        op_shape = op_layout(geo)
+        # The op as it travels down the stages, with its word-0 test done once at issue (the
+        # word index itself is not needed after S0).
+        op_shape = data.StructLayout({**{name: field.shape for name, field in op_layout(geo)}, "first": 1})
         latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
         spram = self.resolved_weight_store(platform) == "spram"
@@ -457,7 +464,8 @@ class LayerEngine(wiring.Component):
 
         s1 = Signal(op_shape)
         s1_valid = Signal()
-        m.d.sync += [s1.eq(op), s1_valid.eq(issue)]
+        m.d.sync += [s1[name].eq(op[name]) for name, _ in op_layout(geo)]
+        m.d.sync += [s1.first.eq(op.word == 0), s1_valid.eq(issue)]
         extra_busy = []
         pre_s1, pre_s1_valid = None, None
         if spram:
@@ -493,7 +501,7 @@ class LayerEngine(wiring.Component):
             fetch_valids.append(f_valid)
         forward = f_valid & (f_op.kind == OpKind.FORWARD)
         update = f_valid & (f_op.kind == OpKind.UPDATE)
-        first = f_op.word == 0
+        first = f_op.first
 
         # Per-layer constant at the lanes' inputs: the bias alignment.
         bias_one = Signal(signed(config.mult_bits))
@@ -512,7 +520,7 @@ class LayerEngine(wiring.Component):
         bias_by_multiply = spram and B >= 2
         clear_updates = bias_by_multiply and schedule.updater_delay < B
         if bias_by_multiply:
-            clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & (pre_s1.word == 0)
+            clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & pre_s1.first
             if clear_updates:
                 clear = clear | (pre_s1_valid & (pre_s1.kind == OpKind.UPDATE))
         lanes = []
@@ -602,7 +610,7 @@ class LayerEngine(wiring.Component):
                 draws.start.eq(self.step_start),
                 draws.lr_offset.eq(self.lr_offset),
                 draws.claim.eq(issue & group_first),
-                draws.take.eq(s2_update & (s2.word == 0)),
+                draws.take.eq(s2_update & s2.first),
                 self.draws_ready.eq(draws.ready),
             ]
             # A group's first word takes its draws at this very edge: pass them straight through.
@@ -629,7 +637,11 @@ class LayerEngine(wiring.Component):
                 m.d.sync += later.eq(chain[-1])
                 chain.append(later)
                 updater_busy.append(later)
-            s2_word = self._word_addr(m, s2.layer, s2.addr, "s2")
+            # The op's store word, kept from its read (read_word changes with the next op's
+            # issue, at S1's edge at the earliest): no copy of the op's address down the stages.
+            s2_word = Signal.like(self._read_word, name="s2_word")
+            with m.If(late_valid):
+                m.d.sync += s2_word.eq(self._read_word)
             for j in range(B):
                 with m.If(chain[schedule.updater_delay + j]):
                     m.d.comb += [updater.i.valid.eq(1), updater.i.payload.addr.eq(s2_word * B + j)]
@@ -658,7 +670,8 @@ class LayerEngine(wiring.Component):
                         writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
                                             self.write.payload.mask, 0)),
                     ]
-                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
+                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p] | self.write_fill)
+                                 for p in range(P)]
         else:
             store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
             extra_busy.append(store_busy)
@@ -833,7 +846,7 @@ class LayerEngine(wiring.Component):
         self._start_word = start_word = self._word_addr(m, sel_layer, sel_addr, "start")
 
         self._read_pending = pending = Signal()   # beats 1 .. B-1 of a read are due
-        read_word = Signal.like(start_word, name="read_word")
+        self._read_word = read_word = Signal.like(start_word, name="read_word")
         read_beat = Signal(range(B), name="read_beat")
         self._read_addr = read_addr = Signal(range(self.spram_depth), name="spram_read_addr")
         arriving = Signal(range(B), name="arriving_beat")
@@ -849,9 +862,10 @@ class LayerEngine(wiring.Component):
         with m.Else():
             m.d.comb += read_addr.eq(start_word * B)
             m.d.sync += arriving.eq(0)
-            if B > 1:
-                with m.If(issue | self.read_start):
-                    m.d.sync += [read_word.eq(start_word), read_beat.eq(1), pending.eq(1)]
+            with m.If(issue | self.read_start):
+                m.d.sync += read_word.eq(start_word)
+                if B > 1:
+                    m.d.sync += [read_beat.eq(1), pending.eq(1)]
         beats = []
         for j in range(B - 1):
             kept = Signal(SPRAM_WIDTH, name=f"beat{j}")
@@ -888,14 +902,14 @@ class LayerEngine(wiring.Component):
         host_data = Signal(B * SPRAM_WIDTH)
         host_mask = Signal(B * (SPRAM_WIDTH // SPRAM_LANE_BITS))
         for p in range(self.lanes):
-            value = host.weights[p]
+            value = host.weights[p] | self.write_fill
             if len(set(config.weight_bits)) > 1:
                 # The layer's own width, as its EBR would keep it.
                 value = Signal(self.word_shape, name=f"host_lane{p}")
                 with m.Switch(host.layer):
                     for k, bits in enumerate(config.weight_bits):
                         with m.Case(k):
-                            m.d.comb += value.eq(Value.cast(host.weights[p])[:bits].as_signed())
+                            m.d.comb += value.eq((host.weights[p] | self.write_fill)[:bits].as_signed())
             m.d.comb += [host_data[p * SPRAM_LANE_BITS:(p + 1) * SPRAM_LANE_BITS].eq(value),
                          host_mask[p].eq(host.mask[p])]
         lanes_per_beat = SPRAM_WIDTH // SPRAM_LANE_BITS
