@@ -85,15 +85,21 @@ class SPRAMSchedule:
     - ``2B+1 .. 4B-1`` cycles after an update op: its reads would meet that op's writes;
 
     back-to-back update ops are ``2B`` apart, forward ops ``B``.
+
+    With ``port_reg`` (a registered port, :class:`~rtl.single_port_ram.SinglePortRAM`
+    ``registered``) every read and write happens a cycle after it is asked for; the rules are
+    the same, in the cycles they are asked for: S1 and S2 come a cycle later (``t+B+1``,
+    ``t+B+2``) and ``d0 = 2B-2-stages``, so the writes are asked for at ``t+3B+j`` still.
     """
 
-    def __init__(self, beats, updater_stages):
+    def __init__(self, beats, updater_stages, port_reg=False):
         B = beats
         self.beats = B
-        self.updater_delay = 2 * B - 1 - updater_stages   # d0
+        self.port_reg = bool(port_reg)
+        self.updater_delay = 2 * B - 1 - self.port_reg - updater_stages   # d0
         if not 0 <= self.updater_delay <= B:
-            raise ValueError(f"SPRAM weights with {B} beats a word need 1 <= updater_stages <= {2 * B - 1}"
-                             f" and updater_stages >= {B - 1}, got {updater_stages}")
+            raise ValueError(f"SPRAM weights with {B} beats a word need {B - 1 - self.port_reg} <= updater_stages"
+                             f" <= {2 * B - 1 - self.port_reg}, got {updater_stages}")
         self.write_delay = 3 * B                              # issue -> first write beat
         self.blocked_after_update = tuple(range(1, 2 * B)) + tuple(range(2 * B + 1, 4 * B))
         self.history = 4 * B - 1
@@ -395,9 +401,18 @@ class LayerEngine(wiring.Component):
             return 2
         return default_updater_stages(platform)
 
+    def resolved_port_reg(self, platform):
+        """Whether the SPRAM store's port is registered on ``platform``: with two beats or more,
+        where the updater leaves time for it (``SPRAMSchedule``: ``updater_stages <= 2B - 2``)."""
+        if self.resolved_weight_store(platform) != "spram" or self.beats < 2:
+            return False
+        return self.resolved_updater_stages(platform) <= 2 * self.beats - 2
+
     def read_latency(self, platform):
         """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
-        return self.beats if self.resolved_weight_store(platform) == "spram" else 1
+        if self.resolved_weight_store(platform) == "spram":
+            return self.beats + self.resolved_port_reg(platform)
+        return 1
 
     def elaborate(self, platform):
         config, geo, P = self.config, self.geometry, self.lanes
@@ -422,7 +437,8 @@ class LayerEngine(wiring.Component):
                                  f"SPRAM addresses, more than {SPRAM_DEPTH}")
             if bank_shift:
                 raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
-            schedule = SPRAMSchedule(B, updater_stages)
+            port_reg = self.resolved_port_reg(platform)
+            schedule = SPRAMSchedule(B, updater_stages, port_reg)
         m = Module()
 
         op = self.op.payload
@@ -459,7 +475,7 @@ class LayerEngine(wiring.Component):
                         m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
             x, delta = self.x, self.delta
         else:
-            word, x, delta = self._spram_reads(m, issue)
+            word, x, delta = self._spram_reads(m, platform, issue)
         m.d.comb += self.read_data.eq(word)
 
         s1 = Signal(op_shape)
@@ -469,8 +485,9 @@ class LayerEngine(wiring.Component):
         extra_busy = []
         pre_s1, pre_s1_valid = None, None
         if spram:
-            # S1 is B cycles after S0: the op waits for its last beat.
-            for i in range(B - 1):
+            # S1 is B cycles after S0 (B + 1 with the port registered): the op waits for its
+            # last beat.
+            for i in range(B - 1 + port_reg):
                 pre_s1, pre_s1_valid = s1, s1_valid
                 later, later_valid = Signal(op_shape, name=f"beat_op{i}"), Signal(name=f"beat_valid{i}")
                 m.d.sync += [later.eq(s1), later_valid.eq(s1_valid)]
@@ -638,7 +655,8 @@ class LayerEngine(wiring.Component):
                 chain.append(later)
                 updater_busy.append(later)
             # The op's store word, kept from its read (read_word changes with the next op's
-            # issue, at S1's edge at the earliest): no copy of the op's address down the stages.
+            # issue: for an update op, 2B cycles on, after its S1 even with the port registered):
+            # no copy of the op's address down the stages.
             s2_word = Signal.like(self._read_word, name="s2_word")
             with m.If(late_valid):
                 m.d.sync += s2_word.eq(self._read_word)
@@ -834,15 +852,19 @@ class LayerEngine(wiring.Component):
                     m.d.comb += word.eq(addr + sum(geo.words[:k]))
         return word
 
-    def _spram_reads(self, m, issue):
+    def _spram_reads(self, m, platform, issue):
         """The store and its read side: an op's (or a host read's) word in ``B`` beats, the
         earlier beats kept (until the next read's arrive) beside the last."""
         B, op = self.beats, self.op.payload
-        m.submodules.store = store = SinglePortRAM(self.spram_depth)
+        port_reg = self.resolved_port_reg(platform)
+        m.submodules.store = store = SinglePortRAM(self.spram_depth, registered=port_reg)
         self._store = store
-        # One address adder for the ops, the host's reads and the host's writes (never together).
-        sel_layer = Mux(issue, op.layer, Mux(self.write.valid, self.write.payload.layer, self.read_layer))
-        sel_addr = Mux(issue, op.addr, Mux(self.write.valid, self.write.payload.addr, self.read_addr))
+        # One address adder for the ops, the host's reads and the host's writes (never together:
+        # the host's only between steps), chosen by the host's requests, not by the issue decision
+        # (a long path of its own: the sequencer's comparisons).
+        host_write, host_read = self.write.valid, self.read_start
+        sel_layer = Mux(host_write, self.write.payload.layer, Mux(host_read, self.read_layer, op.layer))
+        sel_addr = Mux(host_write, self.write.payload.addr, Mux(host_read, self.read_addr, op.addr))
         self._start_word = start_word = self._word_addr(m, sel_layer, sel_addr, "start")
 
         self._read_pending = pending = Signal()   # beats 1 .. B-1 of a read are due
@@ -866,6 +888,11 @@ class LayerEngine(wiring.Component):
                 m.d.sync += read_word.eq(start_word)
                 if B > 1:
                     m.d.sync += [read_beat.eq(1), pending.eq(1)]
+        if port_reg:
+            # The beats arrive a cycle later.
+            arrival_q, arriving_q = Signal(name="arrival_q"), Signal.like(arriving, name="arriving_q")
+            m.d.sync += [arrival_q.eq(arrival), arriving_q.eq(arriving)]
+            arrival, arriving = arrival_q, arriving_q
         beats = []
         for j in range(B - 1):
             kept = Signal(SPRAM_WIDTH, name=f"beat{j}")
