@@ -273,14 +273,34 @@ class Engine(wiring.Component):
         x_addr = (op.word - 1)[:max(1, ceil_log2(geo.max_fan_in))]
         # Taken with the op, and during a step the x and δ ports read only when an op is taken:
         # what the lanes see stays put until their S1, however many beats the weights take.
+        # With the weight store's port registered (SPRAM), S1 comes a cycle later, and so do
+        # these reads: their addresses and enables pass a register (`late_read`), so what the
+        # lanes see still stays put until S1 (the next op is taken B cycles on at the earliest).
+        delayed = lanes.resolved_port_reg(platform)
+
+        def late_read(port, addr, en):
+            if delayed:
+                addr_q = Signal.like(port.addr, name=f"{port.addr.name}_q", reset_less=True)
+                en_q = Signal(name=f"{port.en.name}_q")
+                m.d.sync += [addr_q.eq(addr), en_q.eq(en)]
+                addr, en = addr_q, en_q
+            m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+
         s1_layer = Signal(geo.layer_shape)
         with m.If(issue):
             m.d.sync += s1_layer.eq(op.layer)
+        if delayed:
+            issue_q = Signal()
+            s1_layer_q = Signal(geo.layer_shape)
+            m.d.sync += issue_q.eq(issue)
+            with m.If(issue_q):
+                m.d.sync += s1_layer_q.eq(s1_layer)
+            s1_layer = s1_layer_q
         # A step owns the read ports (the host reads only when idle): the address multiplexers
         # follow the state register, not the sequencer's issue decision (a 10.7 ns path on the 25F).
         running = state == _State.RUN
         reading = issue | ~running
-        m.d.comb += [sample_read.addr.eq(Mux(use_bank, x_addr + M0, x_addr)), sample_read.en.eq(reading)]
+        late_read(sample_read, Mux(use_bank, x_addr + M0, x_addr), reading)
         activations = []
         act_reads = []
         act_streams = []
@@ -290,7 +310,7 @@ class Engine(wiring.Component):
             m.submodules[f"activations{k}"] = mem
             activations.append(mem.write_port())
             read = mem.read_port()
-            m.d.comb += [read.addr.eq(Mux(running, x_addr, held.addr)), read.en.eq(reading)]
+            late_read(read, Mux(running, x_addr, held.addr), reading)
             act_reads.append(read)
             # Pass 2 of an LLS unit re-reads the activations through a port of its own.
             act_streams.append(mem.read_port() if lls else None)
@@ -327,10 +347,7 @@ class Engine(wiring.Component):
             if k == shared:
                 op_addr = op.group + Mux(op.layer == last, out_base, 0)
                 held_addr = held.addr + Mux(held.layer == last, out_base, 0)
-            m.d.comb += [
-                read.addr.eq(Mux(running, op_addr, held_addr)),
-                read.en.eq(group_start | pending),
-            ]
+            late_read(read, Mux(running, op_addr, held_addr), group_start | pending)
         with m.Switch(s1_layer):
             for k in range(shared):
                 with m.Case(k):
@@ -462,6 +479,11 @@ class Engine(wiring.Component):
         can_access = (state == _State.IDLE) & ~pending & ~self.response.valid
         with m.If(init.busy):
             wiring.connect(m, init.write, lanes.write)
+            if lanes.resolved_weight_store(platform) == "spram":
+                # Every lane of an initialiser write holds one value (or 0): it goes in as the
+                # fill, so the store's write data selects between the updater and the host's word
+                # only (no 128-bit multiplexer in front of it).
+                m.d.comb += [lanes.write.payload.weights.eq(0), lanes.write_fill.eq(init.write.payload.weights[0])]
         with m.Else():
             m.d.comb += [
                 lanes.write.valid.eq(self.access.valid & can_access & weight_request),

@@ -90,15 +90,21 @@ class SPRAMSchedule:
     - ``2B+1 .. 4B-1`` cycles after an update op: its reads would meet that op's writes;
 
     back-to-back update ops are ``2B`` apart, forward ops ``B``.
+
+    With ``port_reg`` (a registered port, :class:`~rtl.single_port_ram.SinglePortRAM`
+    ``registered``) every read and write happens a cycle after it is asked for; the rules are
+    the same, in the cycles they are asked for: S1 and S2 come a cycle later (``t+B+1``,
+    ``t+B+2``) and ``d0 = 2B-2-stages``, so the writes are asked for at ``t+3B+j`` still.
     """
 
-    def __init__(self, beats, updater_stages):
+    def __init__(self, beats, updater_stages, port_reg=False):
         B = beats
         self.beats = B
-        self.updater_delay = 2 * B - 1 - updater_stages   # d0
+        self.port_reg = bool(port_reg)
+        self.updater_delay = 2 * B - 1 - self.port_reg - updater_stages   # d0
         if not 0 <= self.updater_delay <= B:
-            raise ValueError(f"SPRAM weights with {B} beats a word need 1 <= updater_stages <= {2 * B - 1}"
-                             f" and updater_stages >= {B - 1}, got {updater_stages}")
+            raise ValueError(f"SPRAM weights with {B} beats a word need {B - 1 - self.port_reg} <= updater_stages"
+                             f" <= {2 * B - 1 - self.port_reg}, got {updater_stages}")
         self.write_delay = 3 * B                              # issue -> first write beat
         self.blocked_after_update = tuple(range(1, 2 * B)) + tuple(range(2 * B + 1, 4 * B))
         self.history = 4 * B - 1
@@ -311,6 +317,10 @@ class LayerEngine(wiring.Component):
         Host and initialiser writes: lanes with ``mask`` set are written. With ``"ebr"`` ready
         when the updater is not writing; with ``"spram"`` the word is written in ``B`` beats and
         taken with the last (the payload must stay put: a stream's rule anyway).
+    write_fill : In(signed(max(weight_bits)))
+        OR-ed into every lane of a ``write`` (0 for a plain write): a writer of one value to
+        every lane (the initialiser) passes it here and zero ``weights``, so the store's write
+        data needs no multiplexer between two whole words.
     read_start, read_layer, read_addr : In
         Host reads, when no ``op`` is taken and ``host_free``: ``read_data`` holds the word
         :attr:`read_latency` cycles after ``read_start`` (1 with ``"ebr"``, which reads
@@ -371,6 +381,7 @@ class LayerEngine(wiring.Component):
                 "mask": unsigned(lanes),
                 "weights": self.word_layout,
             }))),
+            "write_fill": In(self.word_shape),
             "read_start": In(1),
             "read_layer": In(geo.layer_shape),
             "read_addr": In(unsigned(geo.addr_bits)),
@@ -395,14 +406,25 @@ class LayerEngine(wiring.Component):
             return 2
         return default_updater_stages(platform)
 
+    def resolved_port_reg(self, platform):
+        """Whether the SPRAM store's port is registered on ``platform``: with two beats or more,
+        where the updater leaves time for it (``SPRAMSchedule``: ``updater_stages <= 2B - 2``)."""
+        if self.resolved_weight_store(platform) != "spram" or self.beats < 2:
+            return False
+        return self.resolved_updater_stages(platform) <= 2 * self.beats - 2
+
     def read_latency(self, platform):
         """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
-        return self.beats if self.resolved_weight_store(platform) == "spram" else 1
+        if self.resolved_weight_store(platform) == "spram":
+            return self.beats + self.resolved_port_reg(platform)
+        return 1
 
     def elaborate(self, platform):
         config, geo, P = self.config, self.geometry, self.lanes
         L = geo.n_layers
-        op_shape = op_layout(geo)
+        # The op as it travels down the stages, with its word-0 test done once at issue (the
+        # word index itself is not needed after S0).
+        op_shape = data.StructLayout({**{name: field.shape for name, field in op_layout(geo)}, "first": 1})
         latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
         spram = self.resolved_weight_store(platform) == "spram"
@@ -420,7 +442,8 @@ class LayerEngine(wiring.Component):
                                  f"SPRAM addresses, more than {SPRAM_DEPTH}")
             if bank_shift:
                 raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
-            schedule = SPRAMSchedule(B, updater_stages)
+            port_reg = self.resolved_port_reg(platform)
+            schedule = SPRAMSchedule(B, updater_stages, port_reg)
         m = Module()
 
         op = self.op.payload
@@ -457,17 +480,19 @@ class LayerEngine(wiring.Component):
                         m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
             x, delta = self.x, self.delta
         else:
-            word, x, delta = self._spram_reads(m, issue)
+            word, x, delta = self._spram_reads(m, platform, issue)
         m.d.comb += self.read_data.eq(word)
 
         s1 = Signal(op_shape)
         s1_valid = Signal()
-        m.d.sync += [s1.eq(op), s1_valid.eq(issue)]
+        m.d.sync += [s1[name].eq(op[name]) for name, _ in op_layout(geo)]
+        m.d.sync += [s1.first.eq(op.word == 0), s1_valid.eq(issue)]
         extra_busy = []
         pre_s1, pre_s1_valid = None, None
         if spram:
-            # S1 is B cycles after S0: the op waits for its last beat.
-            for i in range(B - 1):
+            # S1 is B cycles after S0 (B + 1 with the port registered): the op waits for its
+            # last beat.
+            for i in range(B - 1 + port_reg):
                 pre_s1, pre_s1_valid = s1, s1_valid
                 later, later_valid = Signal(op_shape, name=f"beat_op{i}"), Signal(name=f"beat_valid{i}")
                 m.d.sync += [later.eq(s1), later_valid.eq(s1_valid)]
@@ -498,7 +523,7 @@ class LayerEngine(wiring.Component):
             fetch_valids.append(f_valid)
         forward = f_valid & (f_op.kind == OpKind.FORWARD)
         update = f_valid & (f_op.kind == OpKind.UPDATE)
-        first = f_op.word == 0
+        first = f_op.first
 
         def bias_one_of(layer):
             # Per-layer constant at the lanes' inputs: the bias alignment.
@@ -537,7 +562,7 @@ class LayerEngine(wiring.Component):
         bias_by_multiply = spram and B >= 2
         clear_updates = bias_by_multiply and schedule.updater_delay < B
         if bias_by_multiply:
-            clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & (pre_s1.word == 0)
+            clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & pre_s1.first
             if clear_updates:
                 clear = clear | (pre_s1_valid & (pre_s1.kind == OpKind.UPDATE))
         lanes = []
@@ -641,7 +666,7 @@ class LayerEngine(wiring.Component):
                 draws.start.eq(self.step_start),
                 draws.lr_offset.eq(self.lr_offset),
                 draws.claim.eq(issue & group_first),
-                draws.take.eq(s2_update & (s2.word == 0)),
+                draws.take.eq(s2_update & s2.first),
                 self.draws_ready.eq(draws.ready),
             ]
             # A group's first word takes its draws at this very edge: pass them straight through.
@@ -668,7 +693,12 @@ class LayerEngine(wiring.Component):
                 m.d.sync += later.eq(chain[-1])
                 chain.append(later)
                 updater_busy.append(later)
-            s2_word = self._word_addr(m, s2.layer, s2.addr, "s2")
+            # The op's store word, kept from its read (read_word changes with the next op's
+            # issue: for an update op, 2B cycles on, after its S1 even with the port registered):
+            # no copy of the op's address down the stages.
+            s2_word = Signal.like(self._read_word, name="s2_word")
+            with m.If(late_valid):
+                m.d.sync += s2_word.eq(self._read_word)
             for j in range(B):
                 with m.If(chain[schedule.updater_delay + j]):
                     m.d.comb += [updater.i.valid.eq(1), updater.i.payload.addr.eq(s2_word * B + j)]
@@ -697,7 +727,8 @@ class LayerEngine(wiring.Component):
                         writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
                                             self.write.payload.mask, 0)),
                     ]
-                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p]) for p in range(P)]
+                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p] | self.write_fill)
+                                 for p in range(P)]
         else:
             store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
             extra_busy.append(store_busy)
@@ -860,19 +891,23 @@ class LayerEngine(wiring.Component):
                     m.d.comb += word.eq(addr + sum(geo.words[:k]))
         return word
 
-    def _spram_reads(self, m, issue):
+    def _spram_reads(self, m, platform, issue):
         """The store and its read side: an op's (or a host read's) word in ``B`` beats, the
         earlier beats kept (until the next read's arrive) beside the last."""
         B, op = self.beats, self.op.payload
-        m.submodules.store = store = SinglePortRAM(self.spram_depth)
+        port_reg = self.resolved_port_reg(platform)
+        m.submodules.store = store = SinglePortRAM(self.spram_depth, registered=port_reg)
         self._store = store
-        # One address adder for the ops, the host's reads and the host's writes (never together).
-        sel_layer = Mux(issue, op.layer, Mux(self.write.valid, self.write.payload.layer, self.read_layer))
-        sel_addr = Mux(issue, op.addr, Mux(self.write.valid, self.write.payload.addr, self.read_addr))
+        # One address adder for the ops, the host's reads and the host's writes (never together:
+        # the host's only between steps), chosen by the host's requests, not by the issue decision
+        # (a long path of its own: the sequencer's comparisons).
+        host_write, host_read = self.write.valid, self.read_start
+        sel_layer = Mux(host_write, self.write.payload.layer, Mux(host_read, self.read_layer, op.layer))
+        sel_addr = Mux(host_write, self.write.payload.addr, Mux(host_read, self.read_addr, op.addr))
         self._start_word = start_word = self._word_addr(m, sel_layer, sel_addr, "start")
 
         self._read_pending = pending = Signal()   # beats 1 .. B-1 of a read are due
-        read_word = Signal.like(start_word, name="read_word")
+        self._read_word = read_word = Signal.like(start_word, name="read_word")
         read_beat = Signal(range(B), name="read_beat")
         self._read_addr = read_addr = Signal(range(self.spram_depth), name="spram_read_addr")
         arriving = Signal(range(B), name="arriving_beat")
@@ -888,9 +923,15 @@ class LayerEngine(wiring.Component):
         with m.Else():
             m.d.comb += read_addr.eq(start_word * B)
             m.d.sync += arriving.eq(0)
-            if B > 1:
-                with m.If(issue | self.read_start):
-                    m.d.sync += [read_word.eq(start_word), read_beat.eq(1), pending.eq(1)]
+            with m.If(issue | self.read_start):
+                m.d.sync += read_word.eq(start_word)
+                if B > 1:
+                    m.d.sync += [read_beat.eq(1), pending.eq(1)]
+        if port_reg:
+            # The beats arrive a cycle later.
+            arrival_q, arriving_q = Signal(name="arrival_q"), Signal.like(arriving, name="arriving_q")
+            m.d.sync += [arrival_q.eq(arrival), arriving_q.eq(arriving)]
+            arrival, arriving = arrival_q, arriving_q
         beats = []
         for j in range(B - 1):
             kept = Signal(SPRAM_WIDTH, name=f"beat{j}")
@@ -927,14 +968,14 @@ class LayerEngine(wiring.Component):
         host_data = Signal(B * SPRAM_WIDTH)
         host_mask = Signal(B * (SPRAM_WIDTH // SPRAM_LANE_BITS))
         for p in range(self.lanes):
-            value = host.weights[p]
+            value = host.weights[p] | self.write_fill
             if len(set(config.weight_bits)) > 1:
                 # The layer's own width, as its EBR would keep it.
                 value = Signal(self.word_shape, name=f"host_lane{p}")
                 with m.Switch(host.layer):
                     for k, bits in enumerate(config.weight_bits):
                         with m.Case(k):
-                            m.d.comb += value.eq(Value.cast(host.weights[p])[:bits].as_signed())
+                            m.d.comb += value.eq((host.weights[p] | self.write_fill)[:bits].as_signed())
             m.d.comb += [host_data[p * SPRAM_LANE_BITS:(p + 1) * SPRAM_LANE_BITS].eq(value),
                          host_mask[p].eq(host.mask[p])]
         lanes_per_beat = SPRAM_WIDTH // SPRAM_LANE_BITS

@@ -1,6 +1,6 @@
 """The weight update of ``docs/numerics.md`` §10 for one memory word of P weights per cycle."""
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -183,13 +183,34 @@ class OuterProductUpdater(wiring.Component):
             o.addr.eq(addr),
         ]
         m.d.comb += self.busy.eq(Cat(self.o.valid, *busy).any())
+        widths = sorted(set(self.weight_bits))
         for p, value in enumerate(lane_values):
             diff = Signal(signed(max(len(value), self.weight_shape.width) + 1), name=f"diff{p}")
             m.d.comb += diff.eq(weights[p] - value)
+            if len(widths) == 1:
+                with m.Switch(layer[p // self.COPY_LANES]):
+                    for k, bits in enumerate(self.weight_bits):
+                        with m.Case(k):
+                            m.d.sync += o.weights[p].eq(saturate(diff, bits))
+                continue
+            # Layers of different widths: one clamp whose limit follows the layer. Where the
+            # layer's width holds the difference its bits are the result (sign-extended);
+            # otherwise bit i of the limit is the sign from bit bits-1 up and its inverse below:
+            # one LUT per bit, not a saturation per width and a multiplexer between them.
+            fits = Signal(name=f"fits{p}")
+            narrow = {b: Signal(name=f"narrow{p}_{b}") for b in widths}   # the layer is b bits wide
             with m.Switch(layer[p // self.COPY_LANES]):
                 for k, bits in enumerate(self.weight_bits):
                     with m.Case(k):
-                        m.d.sync += o.weights[p].eq(saturate(diff, bits))
+                        top = diff[bits - 1:]
+                        m.d.comb += [fits.eq(top.all() | ~top.any()), narrow[bits].eq(1)]
+            sign = diff[-1]
+            result = []
+            for i in range(self.weight_shape.width):
+                # The limit's bit i is the sign where the layer's width is at most i + 1.
+                at_top = Cat(*(narrow[b] for b in widths if b <= i + 1)).any() if i + 1 >= widths[0] else Const(0)
+                result.append(Mux(fits, diff[i], Mux(at_top, sign, ~sign)))
+            m.d.sync += o.weights[p].eq(Cat(*result))
         return m
 
     @staticmethod

@@ -26,10 +26,16 @@ class SinglePortRAM(wiring.Component):
     cycle reads and writes. Like the SPRAM, a lane's output keeps its word while neither read
     nor written, and is undefined after a write (the model gives a pattern).
 
+    With ``registered``, the port's inputs (address, enables, data) pass a register first: every
+    read and write happens a cycle after it is asked for (reads return a cycle later), so the
+    wires to the SPRAMs, in a column at the die's edge, are paths of their own.
+
     Parameters
     ----------
     depth : int
         Words used, at most :data:`SPRAM_DEPTH`.
+    registered : bool
+        Register the port's inputs (one cycle more of latency for reads and writes alike).
 
     Members
     -------
@@ -40,14 +46,16 @@ class SinglePortRAM(wiring.Component):
         Per 16-bit lane: write ``write_data``'s lane at ``addr`` (no read this cycle).
     write_data : In(64)
     read_data : Out(64)
-        The word read at the last ``read_en`` cycle, from the cycle after it.
+        The word read at the last ``read_en`` cycle, from the cycle after it (two after it
+        with ``registered``).
     """
 
-    def __init__(self, depth):
+    def __init__(self, depth, registered=False):
         if not 1 <= depth <= SPRAM_DEPTH:
             self._MustUse__silence = True   # a refused configuration is not an unused design
             raise ValueError(f"SinglePortRAM: depth must be 1..{SPRAM_DEPTH}, got {depth}")
         self.depth = depth
+        self.registered = registered
         self.lanes = SPRAM_WIDTH // SPRAM_LANE_BITS
         super().__init__({
             "addr": In(range(depth)),
@@ -61,21 +69,31 @@ class SinglePortRAM(wiring.Component):
         m = Module()
         # A read only when no lane writes: on the SPRAM a lane not written would read the write's
         # address otherwise; the model's one read port cannot.
-        read = self.read_en & ~self.write_en.any()
+        read = Signal()
+        addr, write_en, write_data = self.addr, self.write_en, self.write_data
+        if self.registered:
+            # (The address and data need no reset: nothing happens without an enable.)
+            addr = Signal.like(addr, name="addr_q", reset_less=True)
+            write_en = Signal.like(write_en, name="write_en_q")
+            write_data = Signal.like(write_data, name="write_data_q", reset_less=True)
+            m.d.sync += [read.eq(self.read_en & ~self.write_en.any()), addr.eq(self.addr),
+                         write_en.eq(self.write_en), write_data.eq(self.write_data)]
+        else:
+            m.d.comb += read.eq(self.read_en & ~self.write_en.any())
         if is_ice40(platform):
             address = Signal(ceil_log2(SPRAM_DEPTH))
-            m.d.comb += address.eq(self.addr)
+            m.d.comb += address.eq(addr)
             for n in range(self.lanes):
                 bits = slice(n * SPRAM_LANE_BITS, (n + 1) * SPRAM_LANE_BITS)
                 m.submodules[f"spram{n}"] = Instance(
                     "SB_SPRAM256KA",
                     i_ADDRESS=address,
-                    i_DATAIN=self.write_data[bits],
+                    i_DATAIN=write_data[bits],
                     # Whole 16-bit lanes only: the four nibble enables together.
-                    i_MASKWREN=self.write_en[n].replicate(4),
-                    i_WREN=self.write_en[n],
+                    i_MASKWREN=write_en[n].replicate(4),
+                    i_WREN=write_en[n],
                     # Deselected, the SPRAM keeps DATAOUT (as Yosys's SB_SPRAM256KA model does).
-                    i_CHIPSELECT=read | self.write_en[n],
+                    i_CHIPSELECT=read | write_en[n],
                     i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=0,
                     i_SLEEP=0,
@@ -91,14 +109,14 @@ class SinglePortRAM(wiring.Component):
             written = Signal(self.lanes)
             with m.If(read):
                 m.d.sync += written.eq(0)
-            with m.Elif(self.write_en.any()):
-                m.d.sync += written.eq(written | self.write_en)
+            with m.Elif(write_en.any()):
+                m.d.sync += written.eq(written | write_en)
             m.d.comb += [
-                read_port.addr.eq(self.addr),
+                read_port.addr.eq(addr),
                 read_port.en.eq(read),
-                write.addr.eq(self.addr),
-                write.en.eq(self.write_en),
-                write.data.eq(self.write_data),
+                write.addr.eq(addr),
+                write.en.eq(write_en),
+                write.data.eq(write_data),
             ]
             for n in range(self.lanes):
                 bits = slice(n * SPRAM_LANE_BITS, (n + 1) * SPRAM_LANE_BITS)

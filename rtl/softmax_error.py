@@ -85,6 +85,11 @@ class SoftmaxError(wiring.Component):
         (one class in flight, no ``C`` output registers): :attr:`latency` counts from the last
         logit's transfer to ``o.valid`` of the last class, classes ``output_period`` apart
         without back-pressure (``hold_input`` does not apply).
+    ring : {"registers", "memory"} or None
+        ``streams`` only, an area option: the ring of logits as ``C`` registers (a shift
+        register), or as a ``C``-word memory read one class ahead (a block RAM where the flow has
+        one, the same timing). ``None``: registers on ECP5, else memory (on the iCE40 a register
+        fed by a register costs a logic cell each, a block RAM none).
 
     Members
     -------
@@ -98,7 +103,7 @@ class SoftmaxError(wiring.Component):
 
     def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
                  recip_shift=28, hold_input=False, multiplier="parallel", product_reg=False,
-                 streams=False):
+                 streams=False, ring=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if n_classes < 2:
@@ -112,6 +117,8 @@ class SoftmaxError(wiring.Component):
             raise ValueError(f"SoftmaxError: multiplier must be 'parallel' or 'serial', got {multiplier!r}")
         if product_reg and multiplier != "parallel":
             raise ValueError("SoftmaxError: product_reg is the parallel multiplier's input register")
+        if ring not in (None, "registers", "memory"):
+            raise ValueError(f"SoftmaxError: ring must be 'registers', 'memory' or None, got {ring!r}")
         self._MustUse__silence = False
         self.n_classes = n_classes
         self.logit_bits = logit_bits
@@ -122,6 +129,7 @@ class SoftmaxError(wiring.Component):
         self.hold_input = hold_input
         self.multiplier = multiplier
         self.streams = streams
+        self.ring = ring
         self.product_reg = bool(product_reg)
         self.table = exp2_table(logit_frac, exp_bits)
         self.label_shape = unsigned(ceil_log2(n_classes) or 1)
@@ -156,12 +164,12 @@ class SoftmaxError(wiring.Component):
 
     @classmethod
     def from_config(cls, config, layer=None, *, hold_input=False, multiplier="parallel", product_reg=False,
-                    streams=False):
+                    streams=False, ring=None):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
                    exp_bits=config.exp_bits, prob_frac=config.prob_frac, recip_shift=config.recip_shift,
                    hold_input=hold_input, multiplier=multiplier, product_reg=product_reg,
-                   streams=streams)
+                   streams=streams, ring=ring)
 
     def elaborate(self, platform):
         m = Module()
@@ -180,20 +188,34 @@ class SoftmaxError(wiring.Component):
         if self.streams:
             # -- input: one logit per transfer into a ring whose stage 0 is the class being read
             # (EXP and PROD rotate it once each); the maximum as they arrive, no MAX phase --------
-            ring = [Signal(signed(self.logit_bits), name=f"logit{c}") for c in range(C)]
             label = Signal(self.label_shape)
             load = self.i.valid & self.i.ready
             logit = self.i.payload.logit
-            with m.If(load | rotate):
-                m.d.sync += [ring[c].eq(ring[c + 1]) for c in range(C - 1)]
-                m.d.sync += ring[C - 1].eq(Mux(load, logit, ring[0]))
+            ring_kind = self.ring or ("registers" if getattr(platform, "family", None) == "ecp5" else "memory")
+            if ring_kind == "registers":
+                ring = [Signal(signed(self.logit_bits), name=f"logit{c}") for c in range(C)]
+                with m.If(load | rotate):
+                    m.d.sync += [ring[c].eq(ring[c + 1]) for c in range(C - 1)]
+                    m.d.sync += ring[C - 1].eq(Mux(load, logit, ring[0]))
+                current = ring[0]
+            else:
+                # Class `count` is written at its transfer; `head` is the class the ring's stage 0
+                # would hold (EXP and PROD each advance it C times, back to 0), read a cycle ahead.
+                m.submodules.logits = logits = memory.Memory(shape=signed(self.logit_bits), depth=C, init=[])
+                write, read = logits.write_port(), logits.read_port()
+                head = Signal(range(C))
+                head_next = Mux(head == C - 1, 0, head + 1)
+                with m.If(rotate):
+                    m.d.sync += head.eq(head_next)
+                m.d.comb += [write.addr.eq(count), write.data.eq(logit), write.en.eq(load),
+                             read.addr.eq(Mux(rotate, head_next, head))]
+                current = read.data
             with m.If(load):
                 m.d.sync += [label.eq(self.i.payload.label), count.eq(count + 1)]
                 with m.If((count == 0) | (logit > top)):
                     m.d.sync += top.eq(logit)
                 with m.If(count == C - 1):
                     m.d.sync += [count.eq(0), total.eq(0), state.eq(_State.EXP)]
-            current = ring[0]
         else:
             if self.hold_input:
                 # The producer keeps the payload stable until the output transfer: no copy.

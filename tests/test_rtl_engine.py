@@ -338,23 +338,27 @@ def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overri
     assert_bit_exact(records)
 
 
+@pytest.mark.parametrize("port_reg", [False, True])
 @pytest.mark.parametrize("beats", [1, 2, 3])
 @pytest.mark.parametrize("updater_stages", [1, 2, 3])
-def test_spram_schedule_never_collides(beats, updater_stages):
+def test_spram_schedule_never_collides(beats, updater_stages, port_reg):
     """SPRAMSchedule's rules, played out for every spacing pattern of a few ops: no cycle both
     reads and writes the single port, and no op's multiply lands while the updater still reads
-    an earlier update op's products."""
+    an earlier update op's products. With the port registered every access happens a cycle
+    after it is asked for, and so do S1, S2 and the updater's reads: the same checks hold."""
     import itertools
 
     from rtl.layer_engine import SPRAMSchedule
 
     B = beats
-    if not B - 1 <= updater_stages <= 2 * B - 1:
+    if not B - 1 - port_reg <= updater_stages <= 2 * B - 1 - port_reg:
         with pytest.raises(ValueError, match="updater_stages"):
-            SPRAMSchedule(B, updater_stages)
+            SPRAMSchedule(B, updater_stages, port_reg)
         return
-    schedule = SPRAMSchedule(B, updater_stages)
+    schedule = SPRAMSchedule(B, updater_stages, port_reg)
     d0 = schedule.updater_delay
+    # The updater's first write is asked for stages cycles after it takes beat 0.
+    assert B + 1 + port_reg + d0 + updater_stages == schedule.write_delay
     for kinds in itertools.product("FU", repeat=3):
         for waits in itertools.product(range(4 * B + 1), repeat=2):
             # Greedy issue: each op waits `wait` cycles, then until the rules let it go.
@@ -372,15 +376,17 @@ def test_spram_schedule_never_collides(beats, updater_stages):
                         continue
                     break
                 issued.append((t, kind))
-            reads = {t + j for t, _ in issued for j in range(B)}
-            writes = {t + schedule.write_delay + j for t, k in issued if k == "U" for j in range(B)}
+            # (Accesses in the cycles they happen: a cycle after they are asked for with port_reg.)
+            reads = {t + j + port_reg for t, _ in issued for j in range(B)}
+            writes = {t + schedule.write_delay + j + port_reg for t, k in issued if k == "U" for j in range(B)}
             assert len(reads) == B * len(issued), (kinds, waits, issued)
             assert not reads & writes, (kinds, waits, issued)
-            # Update op at t: the updater reads its products at t+B+1+d0 .. t+2B+d0; the next
-            # op's multiply is at the end of its S1, t'+B.
+            # Update op at t: S1 = t+B (+1 with port_reg), the updater reads its products at
+            # S1+1+d0 .. S1+B+d0; the next op's multiply is at the end of its S1.
+            s1 = B + port_reg
             for (t, k), (t2, _) in zip(issued, issued[1:]):
                 if k == "U":
-                    assert t2 + B >= t + 2 * B + d0, (kinds, waits, issued)
+                    assert t2 + s1 >= t + s1 + B + d0, (kinds, waits, issued)
     # Back-to-back update ops are 2B apart.
     assert 2 * B not in schedule.blocked_after_update and all(d in schedule.blocked_after_update
                                                                for d in range(1, 2 * B))
@@ -412,7 +418,9 @@ def test_spram_choice_and_limits():
                LayerEngine(config, 8, updater_stages=3, weight_store="spram")]
     for engine in engines:
         engine._MustUse__silence = True
-    assert [e.read_latency(None) for e in engines] == [2, 1, 1, 2]
+    # (Two beats and two updater stages: the store's port is registered, a read takes a cycle more.)
+    assert [e.resolved_port_reg(None) for e in engines] == [True, False, False, False]
+    assert [e.read_latency(None) for e in engines] == [3, 1, 1, 2]
     # Two updater stages let SPRAM lanes be cleared before every update op; one beat needs one.
     assert [e.resolved_updater_stages(None) for e in engines] == [2, 1, 1, 3]
 

@@ -11,17 +11,21 @@ from amaranth.sim import Simulator
 from rtl.single_port_ram import SPRAM_DEPTH, SinglePortRAM
 
 
-def test_model_reads_writes_holds_and_poisons():
+@pytest.mark.parametrize("registered", [False, True])
+def test_model_reads_writes_holds_and_poisons(registered):
     """Random reads, lane-masked writes and idle cycles: a read returns the last value written
     (lane by lane); an idle cycle keeps the output; after a write the written lanes read as the
-    poison pattern, as the SPRAM's output is undefined then."""
+    poison pattern, as the SPRAM's output is undefined then. With the port registered, all of it
+    a cycle later."""
     depth = 37
-    dut = SinglePortRAM(depth)
+    dut = SinglePortRAM(depth, registered=registered)
     rng = random.Random(5)
     memory = {}
 
     async def bench(ctx):
         expected = None   # what read_data shows, per lane (None: not known yet)
+        if registered:
+            await ctx.tick()   # (the first cycle's request is all zeros: a write of nothing)
         for _ in range(600):
             action = rng.choice(["read", "write", "idle"])
             addr = rng.randrange(depth)
@@ -32,6 +36,11 @@ def test_model_reads_writes_holds_and_poisons():
             ctx.set(dut.write_en, mask)
             ctx.set(dut.write_data, data)
             await ctx.tick()
+            if registered:
+                # What was asked for happens at this edge; the outputs show it after the next.
+                ctx.set(dut.read_en, 0)
+                ctx.set(dut.write_en, 0)
+                await ctx.tick()
             if action == "write":
                 for n in range(4):
                     if mask >> n & 1:

@@ -171,6 +171,8 @@ def test_multiplier_choice_refused():
         SoftmaxError(4, multiplier="booth")
     with pytest.raises(ValueError, match="product_reg"):
         SoftmaxError(4, multiplier="serial", product_reg=True)
+    with pytest.raises(ValueError, match="ring"):
+        SoftmaxError(4, streams=True, ring="fifo")
 
 
 @pytest.mark.parametrize("classes, multiplier", [(10, "parallel"), (7, "parallel"), (10, "serial")])
@@ -190,16 +192,20 @@ def test_softmax_cocotb(classes, multiplier, tmp_path):
               run_name="golden", directory=tmp_path, vectors=vectors)
 
 
-@pytest.mark.parametrize("multiplier, product_reg", [("parallel", False), ("parallel", True), ("serial", False)])
+@pytest.mark.parametrize("multiplier, product_reg, ring", [
+    ("parallel", False, "registers"), ("parallel", True, "registers"), ("serial", False, "registers"),
+    ("parallel", False, "memory"), ("serial", False, "memory")])
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.4, 0.5)], ids=["free", "backpressure"])
-def test_streams_match_golden(fmt, pressure, multiplier, product_reg):
+def test_streams_match_golden(fmt, pressure, multiplier, product_reg, ring):
     """``streams=True`` (the engine's output layer): ``C`` input transfers (one logit each) and
     ``C`` output transfers (one class's ``p_c`` and ``e_c`` each) per use, in class order, with
-    gaps and back-pressure; without them the timing attributes hold."""
+    gaps and back-pressure; without them the timing attributes hold. The logit ring as registers
+    (ECP5) and as a memory (elsewhere) behave the same."""
     gap, stall = pressure
     unit = SoftmaxError(fmt[0], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3], prob_frac=fmt[4],
-                        recip_shift=fmt[5], multiplier=multiplier, product_reg=product_reg, streams=True)
+                        recip_shift=fmt[5], multiplier=multiplier, product_reg=product_reg, streams=True,
+                        ring=ring)
     config = SimpleNamespace(n_classes=fmt[0], logit_bits=fmt[1], logit_frac=fmt[2], exp_bits=fmt[3],
                              prob_frac=fmt[4], recip_shift=fmt[5])
     table = exp2_table(config.logit_frac, config.exp_bits)
