@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -192,13 +193,23 @@ def summary_line(report):
 def _run_script(build_dir, script, timeout):
     """Runs the build script in ``build_dir``; its exit code, or ``None`` when ``timeout`` seconds
     passed first (the script and every tool it started are stopped then)."""
-    # A session of its own, so that the whole process group (sh, Yosys, nextpnr) can be stopped.
+    # A session of its own, so that the whole process group (sh, Yosys, nextpnr) can be stopped:
+    # on the timeout, and when this process is stopped (SIGTERM becomes an exception here, so
+    # that the `finally` runs; Ctrl-C already is one).
+    def stopped(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, stopped)
     process = subprocess.Popen(["sh", script], cwd=build_dir, start_new_session=True)
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:

@@ -4,6 +4,9 @@ by ``make test``, run by ``make synth-test`` (``pytest --synth -m synth``), a st
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +90,28 @@ def test_flow_timeout_stops_the_tools(tmp_path):
               log=lambda *_: None)
     assert _processes_in(tmp_path) == []
     assert not (tmp_path / "icebreaker" / "report.json").exists()
+
+
+def test_flow_stopped_stops_the_tools(tmp_path):
+    """A build whose process is stopped (SIGTERM) stops every tool it started too."""
+    script = (f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}, {os.getcwd()!r}]\n"
+              "from test_boards_synth import LanesOnly\n"
+              "from boards.cli import board_config\n"
+              "from boards.flow import build\n"
+              "from boards.platforms import BOARDS\n"
+              f"build('icebreaker', board_config(BOARDS['icebreaker'], (64, 32, 10)), build_root={str(tmp_path)!r}, "
+              "system=LanesOnly, force=True, log=print)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:        # the tools start after this line
+        if line.startswith("building icebreaker"):
+            break
+    deadline = time.monotonic() + 60
+    while not _processes_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_in(tmp_path), "the build's tools never started"
+    process.terminate()
+    assert process.wait(timeout=30) != 0
+    assert _processes_in(tmp_path) == []
 
 
 # Not in `make synth-test` yet (run it with `pytest --synth --regress -m synth`): at 95-96 % of the
