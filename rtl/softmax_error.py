@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 from golden.integer.softmax import exp2_table
 
 from .fixed import round_shift, select, write_element
+from .layer_engine import fabric_arithmetic
 
 __all__ = ["SoftmaxError"]
 
@@ -191,7 +192,7 @@ class SoftmaxError(wiring.Component):
             label = Signal(self.label_shape)
             load = self.i.valid & self.i.ready
             logit = self.i.payload.logit
-            ring_kind = self.ring or ("registers" if getattr(platform, "family", None) == "ecp5" else "memory")
+            ring_kind = self.ring or ("registers" if fabric_arithmetic(platform) else "memory")
             if ring_kind == "registers":
                 ring = [Signal(signed(self.logit_bits), name=f"logit{c}") for c in range(C)]
                 with m.If(load | rotate):
