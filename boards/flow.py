@@ -229,6 +229,8 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
     and :class:`SynthesisError` when the flow does not complete (or times out).
     """
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"the timeout must be a positive number of seconds, got {timeout:g}")
     board = get_board(board_name)
     lanes = lanes or board.lanes
     target_mhz = target_mhz or board.target_mhz

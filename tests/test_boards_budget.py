@@ -183,3 +183,13 @@ def test_unmapped_netlist_is_an_error(tmp_path):
     (tmp_path / "synth_stat.json").write_text(json.dumps(
         {"modules": {"\\top": {"num_cells_by_type": {"SB_DFF": 4, "SB_LUT4": 3, "$scopeinfo": 2}}}}))
     assert check_netlist(tmp_path) == {"SB_DFF": 4, "SB_LUT4": 3, "$scopeinfo": 2}
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5"])
+def test_synth_refuses_a_timeout_that_is_not_positive(timeout, tmp_path, capsys):
+    from golden.cli import main
+
+    code = main(["synth", "--board", "icebreaker", "--timeout", timeout, "--build-dir", str(tmp_path / "b")])
+    assert code == 2
+    assert "timeout must be a positive number of seconds" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()     # refused before anything is built
