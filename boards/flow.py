@@ -211,12 +211,26 @@ def _run_script(build_dir, script, timeout):
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            _stop_group(process)
+        process.wait()
+
+
+def _stop_group(process, grace=10):
+    """Stops every process of ``process``'s group and waits (a bounded time) until none is
+    left: not only the script, whose tools may outlive it by a moment."""
+    os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    killed = False
+    while time.monotonic() < deadline:
+        process.poll()                  # reap the script, or it stays in the group as a zombie
+        try:
+            os.killpg(process.pid, 0)   # anyone left in the group?
+        except ProcessLookupError:
+            return
+        if not killed and time.monotonic() > deadline - grace / 2:
+            os.killpg(process.pid, signal.SIGKILL)
+            killed = True
+        time.sleep(0.05)
 
 
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
