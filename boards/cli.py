@@ -54,7 +54,7 @@ def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
 
 def run(args):
     from .budget import check_budget
-    from .flow import SynthesisError, build, format_table, summary_line
+    from .flow import SynthesisError, build, format_table, summary_line, timing_warning
     from .platforms import board as get_board
 
     board = get_board(args.board)
@@ -76,5 +76,8 @@ def run(args):
     print(f"design={report['design']} layers={'-'.join(map(str, report['layers']))} rule={report['rule']} "
           f"lanes={report['lanes']} place-and-route+synthesis {report['seconds']:.0f} s; "
           f"report: {args.build_dir / board.name / 'report.json'}")
+    warning = timing_warning(report)
+    if warning:
+        print(warning, file=sys.stderr)
     print(summary_line(report))
     return 0 if report["timing"] == "pass" else 1

@@ -27,7 +27,8 @@ from .budget import check_budget
 from .platforms import board as get_board
 from .top import BoardTop
 
-__all__ = ["SynthesisError", "build", "check_netlist", "parse_pnr_report", "summary_line", "format_table"]
+__all__ = ["SynthesisError", "build", "check_netlist", "parse_pnr_report", "summary_line", "format_table",
+           "timing_warning"]
 
 
 class SynthesisError(RuntimeError):
@@ -181,6 +182,18 @@ def pipelines(platform, layer_engine):
             "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False,
             "weight_store": layer_engine.resolved_weight_store(platform),
             "softmax_multiplier": "parallel" if fabric_arithmetic(platform) else "serial"}
+
+
+def timing_warning(report):
+    """What a failed build means for its bitstream, and the build that would meet timing (``None``
+    when timing is met)."""
+    if report["timing"] == "pass":
+        return None
+    # The PLL's steps are coarse; ask a little below what was reached.
+    safe = int(report["fmax_mhz"] * 0.95)
+    return (f"warning: timing is not met at {report['target_mhz']:g} MHz: this bitstream may not work on the "
+            f"board. For one that does, build with --target-mhz {safe} (below the {report['fmax_mhz']:.2f} MHz "
+            f"reached; the PLL then runs the design there).")
 
 
 def summary_line(report):

@@ -32,17 +32,53 @@ def _names_by_bit(module):
     return {bit: label for bit, (_, label) in best.items()}
 
 
-def _cell_names(module):
-    """Cell -> the name of what it drives (a flip-flop's Q, a RAM's or DSP's first output)."""
+def _cell_names(module, depth=4):
+    """Cell -> the name of what it drives (a flip-flop's Q, a RAM's or DSP's first output).
+
+    A cell whose output only has a tool-made name (a LUT out of ABC) is named after the first
+    publicly named net found up to ``depth`` cells downstream, as ``~> name``.
+    """
     names = _names_by_bit(module)
-    out = {}
-    for cell, info in module["cells"].items():
+    public = {bit for bit, label in names.items() if not label.startswith("$")}
+    cells = module["cells"]
+
+    def output_bits(info):
         outputs = [port for port, direction in info.get("port_directions", {}).items() if direction == "output"]
         for port in sorted(outputs, key=lambda p: (p != "Q", p)):
-            bits = info["connections"].get(port, [])
-            if bits and not isinstance(bits[0], str) and bits[0] in names:
-                out[cell] = names[bits[0]]
+            bits = [bit for bit in info["connections"].get(port, []) if not isinstance(bit, str)]
+            if bits:
+                return bits
+        return []
+
+    readers = defaultdict(list)
+    for cell, info in cells.items():
+        for port, direction in info.get("port_directions", {}).items():
+            if direction == "input":
+                for bit in info["connections"].get(port, []):
+                    if not isinstance(bit, str):
+                        readers[bit].append(cell)
+
+    out = {}
+    for cell, info in cells.items():
+        bits = output_bits(info)
+        if not bits or bits[0] not in names:
+            continue
+        out[cell] = names[bits[0]]
+        if bits[0] in public:
+            continue
+        frontier, seen = [bits[0]], {cell}
+        for _ in range(depth):
+            named = [bit for bit in frontier if bit in public]
+            if named:
+                out[cell] = "~> " + names[named[0]]
                 break
+            nxt = []
+            for bit in frontier:
+                for reader in readers.get(bit, ()):
+                    if reader not in seen:
+                        seen.add(reader)
+                        nxt.extend(output_bits(cells[reader])[:1])
+            frontier = nxt
     return out
 
 
@@ -58,7 +94,8 @@ def endpoint_groups(build_dir, period_ns=None):
     for net in report["detailed_net_timings"]:
         for end in net["endpoints"]:
             cell = end["cell"]
-            label = names.get(cell, cell)
+            # nextpnr-ice40 packs a Yosys cell into a logic cell named after it plus a suffix.
+            label = names.get(cell) or names.get(re.sub(r"_(DFF)?LC$", "", cell), cell)
             group = re.sub(r"\[\d+\]$", "", label)
             delay = end["delay"]
             # [earliest, latest] arrival (older nextpnr: one number).

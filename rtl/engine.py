@@ -199,7 +199,10 @@ class Engine(wiring.Component):
         lls = config.uses_basis
 
         m.submodules.lanes = lanes = self.layer_engine
-        m.submodules.sequencer = seq = Sequencer(geo)
+        # With words of two beats or more the SPRAM store takes an op every other cycle at most:
+        # the sequencer's comparisons can pass a register first.
+        spram_beats = lanes.beats if lanes.resolved_weight_store(platform) == "spram" else 1
+        m.submodules.sequencer = seq = Sequencer(geo, registered_can=spram_beats >= 2)
         m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout)
         product_reg = self.softmax_product_reg
         if product_reg is None:

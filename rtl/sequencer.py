@@ -29,6 +29,14 @@ class Sequencer(wiring.Component):
     Parameters
     ----------
     geometry : LayerGeometry
+    registered_can : bool
+        Decide from a register: ``op.valid`` comes from the conditions above as they were a
+        cycle before, and never in the cycle after an op is taken or a step starts (the word
+        they describe changed then). Every condition only turns true between ops (counters
+        count up, the bank and the draws are freed), so a cycle-old "yes" still holds. It
+        takes the comparisons out of the consumer's issue path, and costs nothing when ops
+        are at least two cycles apart anyway (the SPRAM store's words of two beats or more); a
+        held-back op waits a cycle longer.
 
     Members
     -------
@@ -48,10 +56,11 @@ class Sequencer(wiring.Component):
         A step's words are still being issued.
     """
 
-    def __init__(self, geometry):
+    def __init__(self, geometry, *, registered_can=False):
         if not isinstance(geometry, LayerGeometry):
             raise TypeError("Sequencer needs a LayerGeometry")
         self.geometry = geo = geometry
+        self.registered_can = bool(registered_can)
         super().__init__({
             "start": In(stream.Signature(data.StructLayout({"train": 1}))),
             "op": Out(stream.Signature(op_layout(geo))),
@@ -101,7 +110,13 @@ class Sequencer(wiring.Component):
         with m.Else():
             m.d.comb += can.eq((word != 0) | (delta_ready & self.draws_ready))
 
-        issue = busy & can
+        if self.registered_can:
+            can_q = Signal()
+            changed = Signal()   # the word changed in the last cycle: can_q describes the old one
+            m.d.sync += [can_q.eq(can), changed.eq((self.start.valid & ~busy) | (self.op.valid & self.op.ready))]
+            issue = busy & can_q & ~changed
+        else:
+            issue = busy & can
         op = self.op.payload
         m.d.comb += [
             self.op.valid.eq(issue),

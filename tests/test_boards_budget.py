@@ -3,7 +3,8 @@
 import pytest
 
 from boards.budget import LOGIC_CALIBRATION, LOGIC_MARGIN, LOGIC_OVERESTIMATE, MemoryNeed, blocks_for, check_budget, logic_estimate
-from boards.flow import SynthesisError, check_netlist, critical_path, format_table, parse_pnr_report, summary_line
+from boards.flow import (SynthesisError, check_netlist, critical_path, format_table, parse_pnr_report, summary_line,
+                         timing_warning)
 from boards.platforms import BOARDS, ECP5_EBR, ICE40_EBR, board
 from boards.pll import ecp5_pll_params, ice40_pll_params
 from golden.integer.train import default_config
@@ -164,6 +165,13 @@ def test_summary_line():
                             "ram": {"used": 20, "total": 30}}}
     assert summary_line(report) == ("board=icebreaker fmax_mhz=51.25 target_mhz=48 lut=4000/5280 dsp=8/8 "
                                     "ram=20/30 timing=pass")
+
+
+def test_timing_warning_names_a_clock_that_works():
+    report = {"fmax_mhz": 25.54, "target_mhz": 48.0, "timing": "fail"}
+    warning = timing_warning(report)
+    assert "not met at 48 MHz" in warning and "--target-mhz 24 " in warning
+    assert timing_warning(dict(report, timing="pass")) is None
 
 
 def test_incomplete_yosys_run_is_an_error(tmp_path):

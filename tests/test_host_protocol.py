@@ -12,7 +12,7 @@ from boards.host import pack_word, parse_counters, requests, unpack_word
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
 from rtl.host_interface import HostInterface
-from rtl.host_protocol import (CRC, ConfigField, FrameParser, Geometry, Opcode, StatusCode, encode_frame,
+from rtl.host_protocol import (BASIS_IDS, CRC, ConfigField, FrameParser, Geometry, Opcode, StatusCode, encode_frame,
                                frame_crc)
 from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 
@@ -176,6 +176,15 @@ def test_protocol_unit_commands_and_errors():
         assert (await dev.request(*requests.configure(ConfigField.RULE, 2)))[0] == StatusCode.UNSUPPORTED
         assert (await dev.request(*requests.configure(ConfigField.RULE, 0)))[0] == StatusCode.OK
         assert (await dev.request(*requests.configure(9, 0)))[0] == StatusCode.OUT_OF_RANGE
+        # Every fixed field: its own value is accepted, any other refused.
+        for field, own in ((ConfigField.BASIS, BASIS_IDS[CONFIG.basis]), (ConfigField.SEED, CONFIG.init_seed)):
+            assert (await dev.request(*requests.configure(field, own)))[0] == StatusCode.OK
+            assert (await dev.request(*requests.configure(field, own + 1)))[0] == StatusCode.UNSUPPORTED
+        op, payload = requests.configure(ConfigField.RULE, 0)
+        assert (await dev.request(op, payload[:4]))[0] == StatusCode.BAD_LENGTH
+        assert (await dev.request(Opcode.INFER, bytes(CONFIG.layers[0] + 1)))[0] == StatusCode.BAD_LENGTH
+        assert (await dev.request(Opcode.INITIALISE, b"\0"))[0] == StatusCode.BAD_LENGTH
+        assert (await dev.request(Opcode.READ_COUNTERS, b"\0"))[0] == StatusCode.BAD_LENGTH
         # An oversized length is refused at once.
         await dev.send(b"\xa5\x5a\x03\x09\xff\xff")
         (status, tag, _), = await dev.frames(2000)

@@ -1,0 +1,66 @@
+"""The frame decoder's timeout, to the cycle: a stall one cycle short of it keeps the frame, a stall
+of ``timeout`` cycles drops it (the limit is kept in a register beside the idle counter)."""
+
+import pytest
+from amaranth.sim import Simulator
+
+from rtl.frame_decoder import FrameDecoder
+from rtl.host_protocol import StatusCode, encode_frame
+
+FRAME = encode_frame(1, 7, b"\x01\x02\x03")
+
+
+def run(timeout, gap, at, drop_busy=0):
+    """Send ``FRAME`` with ``gap`` idle cycles before byte ``at``, then the frame again; with
+    ``drop_busy`` the drop counter is busy that many cycles after the stall begins. Returns the
+    offered frames' statuses, the drops, and the cycles ``i`` was not ready while a byte waited."""
+    dut = FrameDecoder(64, timeout)
+    out = {"frames": [], "drops": 0, "refused": 0}
+
+    async def bench(ctx):
+        ctx.set(dut.frame.ready, 1)
+        ctx.set(dut.drop_ready, 1)
+        for k, byte in enumerate(FRAME + FRAME):
+            if k == at:
+                ctx.set(dut.drop_ready, 0 if drop_busy else 1)
+                for cycle in range(gap):
+                    if cycle == drop_busy:
+                        ctx.set(dut.drop_ready, 1)
+                    await ctx.tick()
+                ctx.set(dut.drop_ready, 1)
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, byte)
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+        for _ in range(40):
+            await ctx.tick()
+
+    async def watch(ctx):
+        async for _, _, valid, status, dropped in ctx.tick().sample(
+                dut.frame.valid, dut.frame.payload.status, dut.dropped):
+            if valid:
+                out["frames"].append(status)
+            out["drops"] += dropped
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(watch)
+    sim.run()
+    return out["frames"], out["drops"]
+
+
+@pytest.mark.parametrize("timeout", [1, 2, 3, 7])
+@pytest.mark.parametrize("at", [3, 5, 8])
+def test_decoder_timeout_to_the_cycle(timeout, at):
+    frames, drops = run(timeout, timeout - 1, at)
+    assert (frames, drops) == ([StatusCode.OK] * 2, 0), "a stall one cycle short of the timeout"
+    frames, drops = run(timeout, timeout, at)
+    # The first frame is dropped; its rest is hunted through as noise, the second is served.
+    assert (frames, drops) == ([StatusCode.OK], 1), "a stall of the timeout"
+
+
+def test_decoder_timeout_waits_for_the_drop_counter():
+    # The counter is busy past the limit: the drop waits for it, counted once.
+    frames, drops = run(4, 12, 5, drop_busy=9)
+    assert (frames, drops) == ([StatusCode.OK], 1)
