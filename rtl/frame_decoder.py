@@ -105,20 +105,17 @@ class FrameDecoder(wiring.Component):
         timed_out = Signal()
         hold = Signal()
         if self.timeout:
-            # idle == timeout - 1, kept in a register beside the counter: the wide compare is
-            # not in front of the FSM's and the receiver's enables (an 11-LUT path on the UP5K).
-            at_limit = Signal(init=self.timeout == 1, reset_less=True)
             # The drop's counter is busy (a few cycles): wait, taking no byte meanwhile.
-            m.d.comb += hold.eq(expecting & at_limit & ~self.drop_ready)
+            m.d.comb += hold.eq(expecting & (idle == self.timeout - 1) & ~self.drop_ready)
             # A byte on offer (the CRC taking it) is no stall.
             with m.If((self.i.valid & ~hold) | ~expecting):
-                m.d.sync += [idle.eq(0), at_limit.eq(self.timeout == 1)]
-            with m.Elif(at_limit):
+                m.d.sync += idle.eq(0)
+            with m.Elif(idle == self.timeout - 1):
                 with m.If(self.drop_ready):
-                    m.d.sync += [idle.eq(0), at_limit.eq(self.timeout == 1)]
+                    m.d.sync += idle.eq(0)
                     m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
             with m.Else():
-                m.d.sync += [idle.eq(idle + 1), at_limit.eq(idle == self.timeout - 2)]
+                m.d.sync += idle.eq(idle + 1)
 
         def drop_if_timed_out():
             with m.If(timed_out):

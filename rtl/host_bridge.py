@@ -187,15 +187,6 @@ class HostBridge(wiring.Component):
         frame = self.frame.payload
         # An intact frame's length is within the buffer (the decoder refuses longer ones at once).
         code, length = frame.code, frame.length[:self.max_payload.bit_length()]
-        # The frame's fields decoded into registers, every cycle: they are stable while the frame
-        # is offered, and the first decision (DISPATCH) comes eight cycles after it is, so the
-        # states decide on flags instead of 8- and 16-bit compares (an 11-LUT path on the UP5K).
-        is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Opcode}
-        frame_ok = Signal()
-        length_is = {n: Signal(name=f"length_is_{n}") for n in {0, 5, M0, 1 + M0}}
-        m.d.sync += [is_op[op].eq(code == op) for op in Opcode]
-        m.d.sync += [length_is[n].eq(length == n) for n in length_is]
-        m.d.sync += frame_ok.eq(frame.status == StatusCode.OK)
 
         # Registers without a reset are set before they are used: without one, a load of zero can
         # take an iCE40 flip-flop's synchronous reset instead of logic.
@@ -231,10 +222,11 @@ class HostBridge(wiring.Component):
         reply_status = Signal(range(max(StatusCode) + 1), reset_less=True)
         reply_length = Signal(range(self.max_response + 1))
         counters_length = sum(size for _, size in COUNTERS)
-        for op, n in ((Opcode.IDENTIFY, len(identity)), (Opcode.READ_WEIGHTS, count_bytes),
-                      (Opcode.TRAIN, 5), (Opcode.INFER, 1), (Opcode.READ_COUNTERS, counters_length)):
-            with m.If(is_op[op]):                   # the frame is held until its header is taken
-                m.d.comb += reply_length.eq(Mux(reply_status == StatusCode.OK, n, 0))
+        with m.Switch(code):                        # the frame is held until its header is taken
+            for op, n in ((Opcode.IDENTIFY, len(identity)), (Opcode.READ_WEIGHTS, count_bytes),
+                          (Opcode.TRAIN, 5), (Opcode.INFER, 1), (Opcode.READ_COUNTERS, counters_length)):
+                with m.Case(op):
+                    m.d.comb += reply_length.eq(Mux(reply_status == StatusCode.OK, n, 0))
         m.d.comb += [self.header.payload.status.eq(reply_status), self.header.payload.tag.eq(frame.tag),
                      self.header.payload.length.eq(reply_length), self.payload.payload.data.eq(sr[:8])]
         header_fire = Signal()
@@ -343,19 +335,6 @@ class HostBridge(wiring.Component):
         span_bits = max(max(geo.words), ident.words_per_frame).bit_length()
         span = Signal(span_bits + 1)
         m.d.comb += span.eq(p_addr[:span_bits] + p_count[:span_bits])
-        # CONFIGURE's field and value and TRAIN's label, checked the same way.
-        field_is = {f: Signal(name=f"field_is_{f.name.lower()}") for f in ConfigField}
-        value_bad = {f: Signal(name=f"value_bad_{f.name.lower()}") for f in ConfigField}
-        label_bad = Signal()
-        m.d.sync += [field_is[f].eq(p_field == f) for f in ConfigField]
-        m.d.sync += [
-            value_bad[ConfigField.LR_OFFSET].eq(p_value > lr_offsets),
-            value_bad[ConfigField.LLS_MODE].eq(p_value >= n_modes),
-            value_bad[ConfigField.RULE].eq(p_value != RULE_IDS[config.rule]),
-            value_bad[ConfigField.BASIS].eq(p_value != BASIS_IDS[config.basis]),
-            value_bad[ConfigField.SEED].eq(p_value != config.init_seed),
-            label_bad.eq(p_layer >= C),
-        ]
         m.d.sync += [
             write_length_bad.eq(length != 5 + count_bytes),
             words_out_of_range.eq((p_layer >= L) | (p_count == 0) | (p_count > ident.words_per_frame)
@@ -384,14 +363,15 @@ class HostBridge(wiring.Component):
                 m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
-                with m.If(~frame_ok):
+                with m.If(frame.status != StatusCode.OK):
                     reply(frame.status)
-                with m.Elif(is_op[Opcode.IDENTIFY]):
+                with m.Elif(code == Opcode.IDENTIFY):
                     m.d.sync += [index.eq(0), ptr.eq(self.max_payload)]
-                    reply(Mux(~length_is[0], StatusCode.BAD_LENGTH, StatusCode.OK))
-                with m.Elif(is_op[Opcode.CONFIGURE] | is_op[Opcode.WRITE_WEIGHTS] | is_op[Opcode.READ_WEIGHTS]
-                            | is_op[Opcode.INITIALISE] | is_op[Opcode.TRAIN] | is_op[Opcode.INFER]
-                            | is_op[Opcode.READ_COUNTERS]):
+                    reply(Mux(length != 0, StatusCode.BAD_LENGTH, StatusCode.OK))
+                with m.Elif((code == Opcode.CONFIGURE) | (code == Opcode.WRITE_WEIGHTS)
+                            | (code == Opcode.READ_WEIGHTS) | (code == Opcode.INITIALISE)
+                            | (code == Opcode.TRAIN) | (code == Opcode.INFER)
+                            | (code == Opcode.READ_COUNTERS)):
                     with m.If(~self.engine_ready):
                         reply(StatusCode.BUSY)
                     with m.Else():
@@ -401,63 +381,67 @@ class HostBridge(wiring.Component):
 
             with m.State("CHECK"):
                 # (DISPATCH, the state before, registered the weight commands' checks.)
-                is_words = is_op[Opcode.READ_WEIGHTS] | is_op[Opcode.WRITE_WEIGHTS]
+                is_words = (code == Opcode.READ_WEIGHTS) | (code == Opcode.WRITE_WEIGHTS)
                 m.d.sync += [layer.eq(p_layer), waddr.eq(p_addr), words_left.eq(p_count),
                              status_region.eq(~is_words)]
-                with m.If(is_op[Opcode.CONFIGURE]):
-                    # The value (at most a byte once checked) is written like a weight word
-                    # (one, already checked): its first byte, then zeros, zero-extended.
-                    m.d.sync += [ptr.eq(1), byte_left.eq(word_bytes), words_left.eq(1), committing.eq(1)]
-                    with m.If(~length_is[5]):
-                        reply(StatusCode.BAD_LENGTH)
-                    with m.Elif(field_is[ConfigField.LR_OFFSET]):
-                        with m.If(value_bad[ConfigField.LR_OFFSET]):
+                with m.Switch(code):
+                    with m.Case(Opcode.CONFIGURE):
+                        # The value (at most a byte once checked) is written like a weight word
+                        # (one, already checked): its first byte, then zeros, zero-extended.
+                        m.d.sync += [ptr.eq(1), byte_left.eq(word_bytes), words_left.eq(1), committing.eq(1)]
+                        with m.If(length != 5):
+                            reply(StatusCode.BAD_LENGTH)
+                        with m.Elif(p_field == ConfigField.LR_OFFSET):
+                            with m.If(p_value > lr_offsets):
+                                reply(StatusCode.OUT_OF_RANGE)
+                            with m.Else():
+                                m.d.sync += waddr.eq(Status.LR_OFFSET)
+                                m.next = "WRITE_ADDR"
+                        with m.Elif(p_field == ConfigField.LLS_MODE):
+                            with m.If(p_value >= n_modes):
+                                reply(StatusCode.OUT_OF_RANGE)
+                            with m.Else():
+                                m.d.sync += waddr.eq(Status.LLS_MODE)
+                                m.next = "WRITE_ADDR"
+                        with m.Elif(p_field == ConfigField.RULE):
+                            reply(Mux(p_value == RULE_IDS[config.rule], StatusCode.OK, StatusCode.UNSUPPORTED))
+                        with m.Elif(p_field == ConfigField.BASIS):
+                            reply(Mux(p_value == BASIS_IDS[config.basis], StatusCode.OK, StatusCode.UNSUPPORTED))
+                        with m.Elif(p_field == ConfigField.SEED):
+                            reply(Mux(p_value == config.init_seed, StatusCode.OK, StatusCode.UNSUPPORTED))
+                        with m.Else():
+                            reply(StatusCode.OUT_OF_RANGE)
+                    with m.Case(Opcode.READ_WEIGHTS, Opcode.WRITE_WEIGHTS):
+                        is_write = code == Opcode.WRITE_WEIGHTS
+                        m.d.sync += [ptr.eq(5), byte_left.eq(word_bytes)]
+                        with m.If(Mux(is_write, write_length_bad, length != 5)):
+                            reply(StatusCode.BAD_LENGTH)
+                        with m.Elif(words_out_of_range):
+                            reply(StatusCode.OUT_OF_RANGE)
+                        with m.Elif(is_write):
+                            m.next = "WRITE_ADDR"
+                        with m.Else():
+                            reply(StatusCode.OK)
+                    with m.Case(Opcode.INITIALISE):
+                        with m.If(length != 0):
+                            reply(StatusCode.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "INIT_CMD"
+                    with m.Case(Opcode.TRAIN, Opcode.INFER):
+                        is_train = code == Opcode.TRAIN
+                        m.d.sync += [training.eq(is_train), label.eq(Mux(is_train, p_layer, 0)), ptr.eq(is_train),
+                                     index.eq(0), field.eq(0), last_field.eq(is_train)]
+                        with m.If(length != Mux(is_train, 1 + sample_bytes, sample_bytes)):
+                            reply(StatusCode.BAD_LENGTH)
+                        with m.Elif(is_train & (p_layer >= C)):
                             reply(StatusCode.OUT_OF_RANGE)
                         with m.Else():
-                            m.d.sync += waddr.eq(Status.LR_OFFSET)
-                            m.next = "WRITE_ADDR"
-                    with m.Elif(field_is[ConfigField.LLS_MODE]):
-                        with m.If(value_bad[ConfigField.LLS_MODE]):
-                            reply(StatusCode.OUT_OF_RANGE)
-                        with m.Else():
-                            m.d.sync += waddr.eq(Status.LLS_MODE)
-                            m.next = "WRITE_ADDR"
-                    for fixed in (ConfigField.RULE, ConfigField.BASIS, ConfigField.SEED):
-                        with m.Elif(field_is[fixed]):
-                            reply(Mux(value_bad[fixed], StatusCode.UNSUPPORTED, StatusCode.OK))
-                    with m.Else():
-                        reply(StatusCode.OUT_OF_RANGE)
-                with m.Elif(is_words):
-                    is_write = is_op[Opcode.WRITE_WEIGHTS]
-                    m.d.sync += [ptr.eq(5), byte_left.eq(word_bytes)]
-                    with m.If(Mux(is_write, write_length_bad, ~length_is[5])):
-                        reply(StatusCode.BAD_LENGTH)
-                    with m.Elif(words_out_of_range):
-                        reply(StatusCode.OUT_OF_RANGE)
-                    with m.Elif(is_write):
-                        m.next = "WRITE_ADDR"
-                    with m.Else():
-                        reply(StatusCode.OK)
-                with m.Elif(is_op[Opcode.INITIALISE]):
-                    with m.If(~length_is[0]):
-                        reply(StatusCode.BAD_LENGTH)
-                    with m.Else():
-                        m.next = "INIT_CMD"
-                with m.Elif(is_op[Opcode.TRAIN] | is_op[Opcode.INFER]):
-                    is_train = is_op[Opcode.TRAIN]
-                    m.d.sync += [training.eq(is_train), label.eq(Mux(is_train, p_layer, 0)), ptr.eq(is_train),
-                                 index.eq(0), field.eq(0), last_field.eq(is_train)]
-                    with m.If(~Mux(is_train, length_is[1 + sample_bytes], length_is[sample_bytes])):
-                        reply(StatusCode.BAD_LENGTH)
-                    with m.Elif(is_train & label_bad):
-                        reply(StatusCode.OUT_OF_RANGE)
-                    with m.Else():
-                        # Narrow pixels are range-checked in a first pass; bytes need none.
-                        m.d.sync += committing.eq(config.input_bits == 8)
-                        m.next = "PIXEL_ADDR"
-                with m.Elif(is_op[Opcode.READ_COUNTERS]):
-                    m.d.sync += [field.eq(len(_RESULT_FIELDS)), last_field.eq(len(fields) - 1)]
-                    reply(Mux(~length_is[0], StatusCode.BAD_LENGTH, StatusCode.OK))
+                            # Narrow pixels are range-checked in a first pass; bytes need none.
+                            m.d.sync += committing.eq(config.input_bits == 8)
+                            m.next = "PIXEL_ADDR"
+                    with m.Case(Opcode.READ_COUNTERS):
+                        m.d.sync += [field.eq(len(_RESULT_FIELDS)), last_field.eq(len(fields) - 1)]
+                        reply(Mux(length != 0, StatusCode.BAD_LENGTH, StatusCode.OK))
 
             # -- the response header; then its payload, by command (the frame is still held) ---------
             with m.State("SEND_HEADER"):
@@ -465,11 +449,11 @@ class HostBridge(wiring.Component):
                 with m.If(header_fire):
                     with m.If(reply_status != StatusCode.OK):
                         m.next = "IDLE"
-                    with m.Elif(is_op[Opcode.IDENTIFY]):
+                    with m.Elif(code == Opcode.IDENTIFY):
                         m.next = "IDENTITY_ADDR" if tail else "SEND_IDENTITY"
-                    with m.Elif(is_op[Opcode.READ_WEIGHTS]):
+                    with m.Elif(code == Opcode.READ_WEIGHTS):
                         request(write=False)
-                    with m.Elif(is_op[Opcode.TRAIN] | is_op[Opcode.INFER] | is_op[Opcode.READ_COUNTERS]):
+                    with m.Elif((code == Opcode.TRAIN) | (code == Opcode.INFER) | (code == Opcode.READ_COUNTERS)):
                         m.next = "FIELD"
                     with m.Else():
                         m.next = "IDLE"

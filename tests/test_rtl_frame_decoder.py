@@ -1,5 +1,5 @@
 """The frame decoder's timeout, to the cycle: a stall one cycle short of it keeps the frame, a stall
-of ``timeout`` cycles drops it (the limit is kept in a register beside the idle counter)."""
+of ``timeout`` cycles drops it, and a drop waits for its counter."""
 
 import pytest
 from amaranth.sim import Simulator
