@@ -71,7 +71,7 @@ def test_logic_model_matches_the_measured_builds(family, layers, rule, lanes, me
 
 
 def test_icebreaker_logic_estimate_takes_drtp_refuses_lls():
-    # Measured: 5083 logic cells for 64-128-10 DRTP on 8 lanes (docs/results.md, session 4); an
+    # Measured: 4940 logic cells for 64-128-10 DRTP on 8 lanes (docs/results.md, session 6); an
     # LLS unit is about 5100 more.
     budget = check_budget(BOARDS["icebreaker"], default_config("drtp", None, (64, 128, 10)), 8)
     assert budget.logic <= 5280
