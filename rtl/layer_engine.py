@@ -444,6 +444,8 @@ class LayerEngine(wiring.Component):
                 raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
             port_reg = self.resolved_port_reg(platform)
             schedule = SPRAMSchedule(B, updater_stages, port_reg)
+        # Lane groups (CONTROL_GROUP_LANES each) with copies of their controls of their own.
+        n_groups = -(-P // CONTROL_GROUP_LANES)
         m = Module()
 
         op = self.op.payload
@@ -467,17 +469,22 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.op.ready.eq(1)
 
             # S0: the datapath's address, or the host's when nothing is issued.
-            word_layer = Signal(geo.layer_shape)
-            m.d.sync += word_layer.eq(Mux(issue, op.layer, self.read_layer))
+            # The layer selects every lane's bits of the word: with the fetch register, a copy
+            # per group of lanes (`keep`), or one flip-flop drove P x weight_bits multiplexers
+            # (1024 at 64 lanes).
+            word_layers = [Signal(geo.layer_shape, name=f"word_layer{j}", attrs={"keep": 1})
+                           for j in range(n_groups)] if fetch_reg else [Signal(geo.layer_shape, name="word_layer")]
+            m.d.sync += [c.eq(Mux(issue, op.layer, self.read_layer)) for c in word_layers]
             for k in range(L):
                 m.d.comb += reads[k].addr.eq(Mux(issue, op.addr, self.read_addr))
 
             # S1: the word that was read, lanes sign-extended to the widest layer.
             word = Signal(self.word_layout)
-            with m.Switch(word_layer):
-                for k in range(L):
-                    with m.Case(k):
-                        m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
+            for p in range(P):
+                with m.Switch(word_layers[p // CONTROL_GROUP_LANES if fetch_reg else 0]):
+                    for k in range(L):
+                        with m.Case(k):
+                            m.d.comb += word[p].eq(reads[k].data[p])
             x, delta = self.x, self.delta
         else:
             word, x, delta = self._spram_reads(m, platform, issue)
@@ -550,7 +557,7 @@ class LayerEngine(wiring.Component):
                          g_update.eq(s1_valid & (s1.kind == OpKind.UPDATE)),
                          g_first.eq(s1.word == 0), g_layer.eq(s1.layer)]
             return g_forward, g_update, g_first, g_layer, bias_one_of(g_layer)
-        controls = [group_controls(j) for j in range(-(-P // CONTROL_GROUP_LANES))]
+        controls = [group_controls(j) for j in range(n_groups)]
 
         # -- lanes ------------------------------------------------------------------------------------
         # With SPRAM (two beats or more) the cycle before S1 is free: a forward group's lanes are
@@ -654,9 +661,18 @@ class LayerEngine(wiring.Component):
         # The updater takes the whole word at S2, or with SPRAM one beat of Q lanes a cycle.
         Q = min(P, SPRAM_WIDTH // SPRAM_LANE_BITS) if spram else P
         updater_addr_bits = (ceil_log2(self.spram_depth) or 1) if spram else geo.addr_bits
+        # With the fetch register, per group of lanes copies of S2's layer (taken like s2) and of
+        # the updater's output valid (see OuterProductUpdater's group_copies).
+        group_copies = fetch_reg and not spram
         m.submodules.updater = updater = OuterProductUpdater.from_config(config, Q, updater_addr_bits,
-                                                                         updater_stages)
+                                                                         updater_stages, group_copies)
         m.d.comb += [updater.lr_offset.eq(self.lr_offset), updater.i.payload.layer.eq(s2.layer)]
+        if group_copies:
+            s2_layers = [Signal(geo.layer_shape, name=f"s2_layer{j}", attrs={"keep": 1})
+                         for j in range(updater.copies)]
+            with m.If(late_valid):
+                m.d.sync += [c.eq(late.layer) for c in s2_layers]
+            m.d.comb += [updater.group_layer[j].eq(c) for j, c in enumerate(s2_layers)]
         s2_update = s2_valid & (s2.kind == OpKind.UPDATE)
         if config.rounding == "stochastic":
             from .rounding_draws import RoundingDraws
@@ -714,21 +730,24 @@ class LayerEngine(wiring.Component):
         new = updater.o.payload
         if not spram:
             m.d.comb += [self.write.ready.eq(~updater.o.valid), self.host_free.eq(~updater.o.valid)]
+            # The data multiplexers follow the updater's per-group copies of its valid, if any.
+            data_valid = [updater.group_valid[p // updater.COPY_LANES] if group_copies else updater.o.valid
+                          for p in range(P)]
             for k in range(L):
                 with m.If(updater.o.valid):
                     m.d.comb += [
                         writes[k].addr.eq(new.addr),
                         writes[k].en.eq(Mux(new.layer == k, (1 << P) - 1, 0)),
                     ]
-                    m.d.comb += [writes[k].data[p].eq(new.weights[p]) for p in range(P)]
                 with m.Else():
                     m.d.comb += [
                         writes[k].addr.eq(self.write.payload.addr),
                         writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
                                             self.write.payload.mask, 0)),
                     ]
-                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p] | self.write_fill)
-                                 for p in range(P)]
+                m.d.comb += [writes[k].data[p].eq(Mux(data_valid[p], new.weights[p],
+                                                      self.write.payload.weights[p] | self.write_fill))
+                             for p in range(P)]
         else:
             store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
             extra_busy.append(store_busy)
@@ -813,9 +832,18 @@ class LayerEngine(wiring.Component):
         # The neuron the requantisers see, bank[serial], from a register: the P-way multiplexer
         # sits in front of it (indexed by the next neuron) instead of the requantisers' adders.
         head = Signal(signed(config.acc_bits))
+        if not bankless:
+            # With the fetch register each group of lanes captures by a copy of its own of
+            # `capture`, taken from the stage before S2 (one net enabled 1200 flip-flops).
+            if fetch_reg:
+                captures = [Signal(name=f"capture{j}", attrs={"keep": 1}) for j in range(n_groups)]
+                m.d.sync += [c.eq(late_valid & (late.kind == OpKind.FORWARD) & late.last) for c in captures]
+            else:
+                captures = [capture]
+            for p in range(P):
+                with m.If(captures[p // CONTROL_GROUP_LANES if fetch_reg else 0]):
+                    m.d.sync += bank[p].eq(lanes[p].acc)
         with m.If(capture):
-            if not bankless:
-                m.d.sync += bank.eq(Cat(*(lane.acc for lane in lanes)))
             m.d.sync += [
                 head.eq(lanes[0].acc),
                 bank_valid.eq(1),
