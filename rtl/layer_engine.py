@@ -23,6 +23,11 @@ __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights"
 CONTROL_GROUP_LANES = 4
 
 
+#: With the fetch register, the result bank's head (the neuron the requantisers see) is loaded in
+#: this many slices of bits, each selected by a copy of its own of the next neuron's index.
+HEAD_SLICES = 4
+
+
 #: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator): ``(fetch_reg,
 #: input_regs, product_reg)``, the last two of :class:`~rtl.mac_lane.MACLane`; ``fetch_reg``
 #: registers what arrives at S1 (the word read, ``x``, ``delta``, the op) before the lanes'
@@ -413,6 +418,17 @@ class LayerEngine(wiring.Component):
             return False
         return self.resolved_updater_stages(platform) <= 2 * self.beats - 2
 
+    def resolved_lane_latency(self, platform):
+        """The lanes' latency on ``platform``: ``lane_latency``, or the platform's default."""
+        return self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+
+    def group_copies(self, platform):
+        """Whether each group of :data:`CONTROL_GROUP_LANES` lanes has copies of its own of the
+        controls on ``platform`` (with the fetch register, and weights in EBR): the caller's δ
+        memory follows (:class:`~rtl.engine.Engine`)."""
+        return (LANE_LATENCIES[self.resolved_lane_latency(platform)][0]
+                and self.resolved_weight_store(platform) != "spram")
+
     def read_latency(self, platform):
         """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
         if self.resolved_weight_store(platform) == "spram":
@@ -425,7 +441,7 @@ class LayerEngine(wiring.Component):
         # The op as it travels down the stages, with its word-0 test done once at issue (the
         # word index itself is not needed after S0).
         op_shape = data.StructLayout({**{name: field.shape for name, field in op_layout(geo)}, "first": 1})
-        latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+        latency = self.resolved_lane_latency(platform)
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
         spram = self.resolved_weight_store(platform) == "spram"
         B = self.beats
@@ -893,6 +909,15 @@ class LayerEngine(wiring.Component):
                 # The next neuron moves to lane 0 (a capture never meets a send: the bank is
                 # reserved until its last neuron has left).
                 m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
+            elif fetch_reg:
+                # The next neuron's index from registers of its own, one per HEAD_SLICES slice of
+                # the head (`keep`): serial + 1 drove the selects of the 32-bit P-way multiplexer,
+                # 550 loads at 64 lanes. Each counts like serial + 1 (1 after a group's last).
+                slice_bits = -(-config.acc_bits // HEAD_SLICES)
+                for j, low in enumerate(range(0, config.acc_bits, slice_bits)):
+                    upcoming = Signal(range(P + 1), name=f"serial_next{j}", init=1, attrs={"keep": 1})
+                    m.d.sync += [upcoming.eq(Mux(serial == bank_last, 1, upcoming + 1)),
+                                 head[low:low + slice_bits].eq(bank[upcoming][low:low + slice_bits])]
             else:
                 m.d.sync += head.eq(bank[serial + 1])
             with m.If(serial == bank_last):
