@@ -635,7 +635,20 @@ class Engine(wiring.Component):
                         m.d.comb += signal.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
         word = Const(0, self.access_bits)
         for region, value in sources.items():
-            word = word | Mux(~held.write & (held.region == region), Value.cast(value), 0)
+            selected = ~held.write & (held.region == region)
+            value = Value.cast(value)
+            if split_delta and region == Region.WEIGHTS:
+                # The weight word's gate, per group of lanes from a register of its own set with
+                # `held` (`keep`): one decode gated all P x weight_bits bits (1011 loads at 64
+                # lanes). `held` resets to a WEIGHTS read: so do the copies.
+                chunk = CONTROL_GROUP_LANES * lanes.word_shape.width
+                for j, low in enumerate(range(0, len(value), chunk)):
+                    gate = Signal(name=f"weights_read{j}", init=1, attrs={"keep": 1})
+                    with m.If(access_fire):
+                        m.d.sync += gate.eq(~req.write & (req.region == Region.WEIGHTS))
+                    word = word | Mux(gate, value[low:low + chunk], 0) << low
+                continue
+            word = word | Mux(selected, value, 0)
         # The response is read straight from the held request's sources: none changes while it
         # waits (no step starts, no access; the flag that can rise meanwhile, READY, is sampled).
         with m.If(pending):
