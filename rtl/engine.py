@@ -116,7 +116,8 @@ class Engine(wiring.Component):
         mux on ECP5, else 1, 1, mux). Results are the same for every choice.
     softmax_product_reg : bool or None
         The softmax's register before its parallel multiplier (:class:`~rtl.softmax_error.SoftmaxError`
-        ``product_reg``); ``None``: on ECP5 only.
+        ``product_reg``), and with it the LLS units' write-back register
+        (:class:`~rtl.lls_signal.LLSLearningSignal` ``writeback_reg``); ``None``: on ECP5 only.
     weight_store : str or None
         ``"ebr"`` or ``"spram"`` (:class:`~rtl.layer_engine.LayerEngine`); ``None``: SPRAM on
         the iCE40, else EBR. Results are the same; SPRAM spaces the word operations out.
@@ -187,11 +188,12 @@ class Engine(wiring.Component):
             "ready": Out(1),
         })
 
-    def signal_unit(self, k):
-        """The learning-signal unit of hidden layer ``k`` (a new instance)."""
+    def signal_unit(self, k, writeback_reg=False):
+        """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
+        LLS unit's (:class:`~rtl.lls_signal.LLSLearningSignal`)."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
-        return LLSLearningSignal.from_config(self.config, k)
+        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -216,7 +218,9 @@ class Engine(wiring.Component):
                                                                   product_reg=product_reg, streams=True)
         units = []
         for k in range(L - 1):
-            unit = self.signal_unit(k)
+            # The LLS unit's write-back register goes with the softmax's product register: both
+            # are for the fabric arithmetic of ECP5.
+            unit = self.signal_unit(k, writeback_reg=product_reg)
             m.submodules[f"signal{k}"] = unit
             units.append(unit)
 
