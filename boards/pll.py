@@ -1,7 +1,7 @@
 """PLLs that make the ``sync`` clock domain from a board's oscillator, with parameters computed
 for any reachable frequency (the same searches as ``icepll`` and ``ecppll``)."""
 
-from amaranth import ClockDomain, Instance, Module, Signal
+from amaranth import ClockDomain, Const, Instance, Module, Signal
 from amaranth.lib import cdc, wiring
 from amaranth.lib.wiring import In
 
@@ -128,5 +128,14 @@ class ClockReset(wiring.Component):
                 o_LOCK=locked)
         if platform is not None:
             platform.add_clock_constraint(cd_sync.clk, self.f_out * 1e6)
-        m.submodules.reset_sync = cdc.ResetSynchronizer(~locked | self.button, domain="sync")
+        if self.family == "ecp5":
+            # The synchronised reset drives every resetting flip-flop's LSR (13 000 at 64 lanes):
+            # through a DCCA nextpnr routes it on a global network instead of the fabric, where
+            # its one net was a large part of the ULX3S's congestion. (nextpnr-ecp5 promotes only
+            # clocks to globals by itself.)
+            rst = Signal(name="rst_sync")
+            m.submodules.reset_sync = cdc.AsyncFFSynchronizer(~locked | self.button, rst, o_domain="sync")
+            m.submodules.reset_buffer = Instance("DCCA", i_CLKI=rst, i_CE=Const(1), o_CLKO=cd_sync.rst)
+        else:
+            m.submodules.reset_sync = cdc.ResetSynchronizer(~locked | self.button, domain="sync")
         return m

@@ -1,5 +1,7 @@
 """The training engine: an MLP that learns online on-chip with a local rule (LLS, LLS-M or DRTP)."""
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -7,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
 from .fixed import write_element
-from .layer_engine import LayerEngine, OpKind, fabric_arithmetic
+from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, OpKind, fabric_arithmetic
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
 from .softmax_error import SoftmaxError
@@ -114,7 +116,8 @@ class Engine(wiring.Component):
         mux on ECP5, else 1, 1, mux). Results are the same for every choice.
     softmax_product_reg : bool or None
         The softmax's register before its parallel multiplier (:class:`~rtl.softmax_error.SoftmaxError`
-        ``product_reg``); ``None``: on ECP5 only.
+        ``product_reg``), and with it the LLS units' write-back register
+        (:class:`~rtl.lls_signal.LLSLearningSignal` ``writeback_reg``); ``None``: on ECP5 only.
     weight_store : str or None
         ``"ebr"`` or ``"spram"`` (:class:`~rtl.layer_engine.LayerEngine`); ``None``: SPRAM on
         the iCE40, else EBR. Results are the same; SPRAM spaces the word operations out.
@@ -185,11 +188,12 @@ class Engine(wiring.Component):
             "ready": Out(1),
         })
 
-    def signal_unit(self, k):
-        """The learning-signal unit of hidden layer ``k`` (a new instance)."""
+    def signal_unit(self, k, writeback_reg=False):
+        """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
+        LLS unit's (:class:`~rtl.lls_signal.LLSLearningSignal`)."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
-        return LLSLearningSignal.from_config(self.config, k)
+        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -217,7 +221,9 @@ class Engine(wiring.Component):
                                                                   product_reg=product_reg, streams=True)
         units = []
         for k in range(L - 1):
-            unit = self.signal_unit(k)
+            # The LLS unit's write-back register goes with the softmax's product register: both
+            # are for the fabric arithmetic of ECP5.
+            unit = self.signal_unit(k, writeback_reg=product_reg)
             m.submodules[f"signal{k}"] = unit
             units.append(unit)
 
@@ -334,12 +340,16 @@ class Engine(wiring.Component):
         shared = max(L - 2, 0)
         out_base = geo.groups[shared] if L >= 2 else 0
         delta_writes, delta_reads = [], []
+        split_delta = lanes.group_copies(platform)
         for k in range(max(L - 1, 1)):
             depth = (geo.groups[k] if k < L - 1 else 0) + (geo.groups[last] if k == shared else 0)
-            mem = memory.Memory(shape=delta_layout, depth=depth, init=[])
-            m.submodules[f"delta{k}"] = mem
-            write = mem.write_port(granularity=1)
-            read = mem.read_port()
+            if split_delta:
+                write, read = _grouped_delta_memory(m, f"delta{k}", config, P, depth)
+            else:
+                mem = memory.Memory(shape=delta_layout, depth=depth, init=[])
+                m.submodules[f"delta{k}"] = mem
+                write = mem.write_port(granularity=1)
+                read = mem.read_port()
             delta_writes.append(write)
             delta_reads.append(read)
             # Read at a group's first update word; the port holds the word for the whole group.
@@ -632,7 +642,20 @@ class Engine(wiring.Component):
                         m.d.comb += signal.eq(_signal_word(m, unit, held.addr[cb:cb + 3], held.addr[:cb]))
         word = Const(0, self.access_bits)
         for region, value in sources.items():
-            word = word | Mux(~held.write & (held.region == region), Value.cast(value), 0)
+            selected = ~held.write & (held.region == region)
+            value = Value.cast(value)
+            if split_delta and region == Region.WEIGHTS:
+                # The weight word's gate, per group of lanes from a register of its own set with
+                # `held` (`keep`): one decode gated all P x weight_bits bits (1011 loads at 64
+                # lanes). `held` resets to a WEIGHTS read: so do the copies.
+                chunk = CONTROL_GROUP_LANES * lanes.word_shape.width
+                for j, low in enumerate(range(0, len(value), chunk)):
+                    gate = Signal(name=f"weights_read{j}", init=1, attrs={"keep": 1})
+                    with m.If(access_fire):
+                        m.d.sync += gate.eq(~req.write & (req.region == Region.WEIGHTS))
+                    word = word | Mux(gate, value[low:low + chunk], 0) << low
+                continue
+            word = word | Mux(selected, value, 0)
         # The response is read straight from the held request's sources: none changes while it
         # waits (no step starts, no access; the flag that can rise meanwhile, READY, is sampled).
         with m.If(pending):
@@ -643,6 +666,38 @@ class Engine(wiring.Component):
                 m.d.sync += read_wait.eq(read_wait - 1)
         m.d.comb += self.response.payload.eq(word)
         return m
+
+
+def _grouped_delta_memory(m, name, config, lanes, depth):
+    """A δ memory of ``depth`` words of ``lanes`` lanes as one memory per group of
+    :data:`~rtl.layer_engine.CONTROL_GROUP_LANES` lanes, each read without a register at an
+    address registered per group: ``(write, read)``, with the members of a write port
+    (granularity 1) and of a read port (``addr``, ``en``, ``data``) that behave alike.
+
+    The read port's data register took ``en`` (the issue decision's) to all ``P x delta_bits``
+    flip-flops (1024 at 64 lanes on the ULX3S); here ``en`` loads only the groups' address
+    registers. The word read is the same while it is used: no δ word is written between its
+    read at a group's first update word and the group's last (nor while the host reads it).
+    """
+    layout = data.ArrayLayout(signed(config.delta_bits), lanes)
+    write = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_w_addr"), en=Signal(lanes, name=f"{name}_w_en"),
+                            data=Signal(layout, name=f"{name}_w_data"))
+    read = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_r_addr"), en=Signal(name=f"{name}_r_en"),
+                           data=Signal(layout, name=f"{name}_r_data"))
+    for j, first in enumerate(range(0, lanes, CONTROL_GROUP_LANES)):
+        group = range(first, min(first + CONTROL_GROUP_LANES, lanes))
+        mem = memory.Memory(shape=data.ArrayLayout(signed(config.delta_bits), len(group)), depth=depth, init=[])
+        m.submodules[f"{name}_{j}"] = mem
+        w = mem.write_port(granularity=1)
+        r = mem.read_port(domain="comb")
+        # `keep`: Yosys would merge the groups' copies.
+        addr = Signal(range(depth), name=f"{name}_r_addr{j}", attrs={"keep": 1})
+        with m.If(read.en):
+            m.d.sync += addr.eq(read.addr)
+        m.d.comb += [w.addr.eq(write.addr), w.en.eq(write.en[first:group.stop]), r.addr.eq(addr)]
+        m.d.comb += [w.data[q].eq(write.data[p]) for q, p in enumerate(group)]
+        m.d.comb += [read.data[p].eq(r.data[q]) for q, p in enumerate(group)]
+    return write, read
 
 
 def _field(value, bits):

@@ -23,6 +23,11 @@ __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights"
 CONTROL_GROUP_LANES = 4
 
 
+#: With the fetch register, the result bank's head (the neuron the requantisers see) is loaded in
+#: this many slices of bits, each selected by a copy of its own of the next neuron's index.
+HEAD_SLICES = 4
+
+
 #: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator): ``(fetch_reg,
 #: input_regs, product_reg)``, the last two of :class:`~rtl.mac_lane.MACLane`; ``fetch_reg``
 #: registers what arrives at S1 (the word read, ``x``, ``delta``, the op) before the lanes'
@@ -413,6 +418,17 @@ class LayerEngine(wiring.Component):
             return False
         return self.resolved_updater_stages(platform) <= 2 * self.beats - 2
 
+    def resolved_lane_latency(self, platform):
+        """The lanes' latency on ``platform``: ``lane_latency``, or the platform's default."""
+        return self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+
+    def group_copies(self, platform):
+        """Whether each group of :data:`CONTROL_GROUP_LANES` lanes has copies of its own of the
+        controls on ``platform`` (with the fetch register, and weights in EBR): the caller's δ
+        memory follows (:class:`~rtl.engine.Engine`)."""
+        return (LANE_LATENCIES[self.resolved_lane_latency(platform)][0]
+                and self.resolved_weight_store(platform) != "spram")
+
     def read_latency(self, platform):
         """Cycles from ``read_start`` to ``read_data`` on ``platform``."""
         if self.resolved_weight_store(platform) == "spram":
@@ -425,7 +441,7 @@ class LayerEngine(wiring.Component):
         # The op as it travels down the stages, with its word-0 test done once at issue (the
         # word index itself is not needed after S0).
         op_shape = data.StructLayout({**{name: field.shape for name, field in op_layout(geo)}, "first": 1})
-        latency = self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+        latency = self.resolved_lane_latency(platform)
         fetch_reg, input_regs, product_reg = LANE_LATENCIES[latency]
         spram = self.resolved_weight_store(platform) == "spram"
         B = self.beats
@@ -444,6 +460,8 @@ class LayerEngine(wiring.Component):
                 raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
             port_reg = self.resolved_port_reg(platform)
             schedule = SPRAMSchedule(B, updater_stages, port_reg)
+        # Lane groups (CONTROL_GROUP_LANES each) with copies of their controls of their own.
+        n_groups = -(-P // CONTROL_GROUP_LANES)
         m = Module()
 
         op = self.op.payload
@@ -467,17 +485,22 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.op.ready.eq(1)
 
             # S0: the datapath's address, or the host's when nothing is issued.
-            word_layer = Signal(geo.layer_shape)
-            m.d.sync += word_layer.eq(Mux(issue, op.layer, self.read_layer))
+            # The layer selects every lane's bits of the word: with the fetch register, a copy
+            # per group of lanes (`keep`), or one flip-flop drove P x weight_bits multiplexers
+            # (1024 at 64 lanes).
+            word_layers = [Signal(geo.layer_shape, name=f"word_layer{j}", attrs={"keep": 1})
+                           for j in range(n_groups)] if fetch_reg else [Signal(geo.layer_shape, name="word_layer")]
+            m.d.sync += [c.eq(Mux(issue, op.layer, self.read_layer)) for c in word_layers]
             for k in range(L):
                 m.d.comb += reads[k].addr.eq(Mux(issue, op.addr, self.read_addr))
 
             # S1: the word that was read, lanes sign-extended to the widest layer.
             word = Signal(self.word_layout)
-            with m.Switch(word_layer):
-                for k in range(L):
-                    with m.Case(k):
-                        m.d.comb += [word[p].eq(reads[k].data[p]) for p in range(P)]
+            for p in range(P):
+                with m.Switch(word_layers[p // CONTROL_GROUP_LANES if fetch_reg else 0]):
+                    for k in range(L):
+                        with m.Case(k):
+                            m.d.comb += word[p].eq(reads[k].data[p])
             x, delta = self.x, self.delta
         else:
             word, x, delta = self._spram_reads(m, platform, issue)
@@ -550,7 +573,7 @@ class LayerEngine(wiring.Component):
                          g_update.eq(s1_valid & (s1.kind == OpKind.UPDATE)),
                          g_first.eq(s1.word == 0), g_layer.eq(s1.layer)]
             return g_forward, g_update, g_first, g_layer, bias_one_of(g_layer)
-        controls = [group_controls(j) for j in range(-(-P // CONTROL_GROUP_LANES))]
+        controls = [group_controls(j) for j in range(n_groups)]
 
         # -- lanes ------------------------------------------------------------------------------------
         # With SPRAM (two beats or more) the cycle before S1 is free: a forward group's lanes are
@@ -654,9 +677,18 @@ class LayerEngine(wiring.Component):
         # The updater takes the whole word at S2, or with SPRAM one beat of Q lanes a cycle.
         Q = min(P, SPRAM_WIDTH // SPRAM_LANE_BITS) if spram else P
         updater_addr_bits = (ceil_log2(self.spram_depth) or 1) if spram else geo.addr_bits
+        # With the fetch register, per group of lanes copies of S2's layer (taken like s2) and of
+        # the updater's output valid (see OuterProductUpdater's group_copies).
+        group_copies = fetch_reg and not spram
         m.submodules.updater = updater = OuterProductUpdater.from_config(config, Q, updater_addr_bits,
-                                                                         updater_stages)
+                                                                         updater_stages, group_copies)
         m.d.comb += [updater.lr_offset.eq(self.lr_offset), updater.i.payload.layer.eq(s2.layer)]
+        if group_copies:
+            s2_layers = [Signal(geo.layer_shape, name=f"s2_layer{j}", attrs={"keep": 1})
+                         for j in range(updater.copies)]
+            with m.If(late_valid):
+                m.d.sync += [c.eq(late.layer) for c in s2_layers]
+            m.d.comb += [updater.group_layer[j].eq(c) for j, c in enumerate(s2_layers)]
         s2_update = s2_valid & (s2.kind == OpKind.UPDATE)
         if config.rounding == "stochastic":
             from .rounding_draws import RoundingDraws
@@ -714,21 +746,24 @@ class LayerEngine(wiring.Component):
         new = updater.o.payload
         if not spram:
             m.d.comb += [self.write.ready.eq(~updater.o.valid), self.host_free.eq(~updater.o.valid)]
+            # The data multiplexers follow the updater's per-group copies of its valid, if any.
+            data_valid = [updater.group_valid[p // updater.COPY_LANES] if group_copies else updater.o.valid
+                          for p in range(P)]
             for k in range(L):
                 with m.If(updater.o.valid):
                     m.d.comb += [
                         writes[k].addr.eq(new.addr),
                         writes[k].en.eq(Mux(new.layer == k, (1 << P) - 1, 0)),
                     ]
-                    m.d.comb += [writes[k].data[p].eq(new.weights[p]) for p in range(P)]
                 with m.Else():
                     m.d.comb += [
                         writes[k].addr.eq(self.write.payload.addr),
                         writes[k].en.eq(Mux(self.write.valid & (self.write.payload.layer == k),
                                             self.write.payload.mask, 0)),
                     ]
-                    m.d.comb += [writes[k].data[p].eq(self.write.payload.weights[p] | self.write_fill)
-                                 for p in range(P)]
+                m.d.comb += [writes[k].data[p].eq(Mux(data_valid[p], new.weights[p],
+                                                      self.write.payload.weights[p] | self.write_fill))
+                             for p in range(P)]
         else:
             store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
             extra_busy.append(store_busy)
@@ -813,9 +848,18 @@ class LayerEngine(wiring.Component):
         # The neuron the requantisers see, bank[serial], from a register: the P-way multiplexer
         # sits in front of it (indexed by the next neuron) instead of the requantisers' adders.
         head = Signal(signed(config.acc_bits))
+        if not bankless:
+            # With the fetch register each group of lanes captures by a copy of its own of
+            # `capture`, taken from the stage before S2 (one net enabled 1200 flip-flops).
+            if fetch_reg:
+                captures = [Signal(name=f"capture{j}", attrs={"keep": 1}) for j in range(n_groups)]
+                m.d.sync += [c.eq(late_valid & (late.kind == OpKind.FORWARD) & late.last) for c in captures]
+            else:
+                captures = [capture]
+            for p in range(P):
+                with m.If(captures[p // CONTROL_GROUP_LANES if fetch_reg else 0]):
+                    m.d.sync += bank[p].eq(lanes[p].acc)
         with m.If(capture):
-            if not bankless:
-                m.d.sync += bank.eq(Cat(*(lane.acc for lane in lanes)))
             m.d.sync += [
                 head.eq(lanes[0].acc),
                 bank_valid.eq(1),
@@ -865,6 +909,15 @@ class LayerEngine(wiring.Component):
                 # The next neuron moves to lane 0 (a capture never meets a send: the bank is
                 # reserved until its last neuron has left).
                 m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
+            elif fetch_reg:
+                # The next neuron's index from registers of its own, one per HEAD_SLICES slice of
+                # the head (`keep`): serial + 1 drove the selects of the 32-bit P-way multiplexer,
+                # 550 loads at 64 lanes. Each counts like serial + 1 (1 after a group's last).
+                slice_bits = -(-config.acc_bits // HEAD_SLICES)
+                for j, low in enumerate(range(0, config.acc_bits, slice_bits)):
+                    upcoming = Signal(range(P + 1), name=f"serial_next{j}", init=1, attrs={"keep": 1})
+                    m.d.sync += [upcoming.eq(Mux(serial == bank_last, 1, upcoming + 1)),
+                                 head[low:low + slice_bits].eq(bank[upcoming][low:low + slice_bits])]
             else:
                 m.d.sync += head.eq(bank[serial + 1])
             with m.If(serial == bank_last):

@@ -118,6 +118,13 @@ class LLSLearningSignal(wiring.Component):
         multiplier for the sine basis instead of ``C``), so each pass takes ``C`` cycles per
         neuron (``h.ready`` rises every ``C`` cycles; δ is issued with the neuron's last class).
         An area option, chiefly for the sine basis on the iCE40 (8 DSPs).
+    writeback_reg : bool
+        For fabric arithmetic (ECP5): a third stage in the shared multiplier pipeline, which
+        registers the rounding shift before the subtraction, saturation and write-back (one 22 ns
+        path at 64 lanes on the ULX3S), so every product takes a cycle more (``δ_n`` 3 edges
+        after its ``h``, :attr:`compute_cycles` one more per product loop); and with parallel
+        square-basis lanes the pass-2 ``g_n`` tree is cut by the stage-1 register after two of
+        its levels (its root, negation and rounding before stage 2). Same results.
 
     Members
     -------
@@ -167,13 +174,15 @@ class LLSLearningSignal(wiring.Component):
                  logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12, recip_shift=28,
                  delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
-                 mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=()):
+                 mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=(),
+                 writeback_reg=False):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
             raise ValueError(f"LLSLearningSignal basis_lanes must be 'parallel' or 'serial', got {basis_lanes!r}")
         self.basis_lanes = basis_lanes
         self.serial = basis_lanes == "serial"
+        self.writeback_reg = bool(writeback_reg)
         self.n_classes = C = n_classes
         self.n_neurons = N = n_neurons
         self.act_shape = act_shape
@@ -253,8 +262,9 @@ class LLSLearningSignal(wiring.Component):
         iterations = [C] * (2 + (3 if modulation else 0) + (1 if projection else 0)) + ([1] if projection else [])
         #: Cycles of the compute phase when nothing stalls and ``S != 0``: from the clock edge of the
         #: last pass-1 transfer to the first cycle in which ``h.ready`` can be high for pass 2
-        #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``.
-        self.compute_cycles = 5 + sum(i + 3 for i in iterations) + self._softmax.latency
+        #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``
+        #: (``+ 4`` with ``writeback_reg``).
+        self.compute_cycles = 5 + sum(i + 3 + self.writeback_reg for i in iterations) + self._softmax.latency
         #: The same when ``S = 0`` (normaliser only).
         self.zero_cycles = 3
         members = {
@@ -285,7 +295,7 @@ class LLSLearningSignal(wiring.Component):
         super().__init__(members)
 
     @classmethod
-    def from_config(cls, config, layer, basis_lanes="parallel"):
+    def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False):
         """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
         (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
@@ -305,7 +315,8 @@ class LLSLearningSignal(wiring.Component):
                    modulation=config.rule == "lls-m", mod_bits=config.mod_bits,
                    mod_frac=config.mod_frac, mod_init=config.mod_init,
                    mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
-                   max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes)
+                   max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes,
+                   writeback_reg=writeback_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -390,21 +401,42 @@ class LLSLearningSignal(wiring.Component):
                                 1 << self.e2_bits) + 1)
         issue_shift = Signal(shift_shape)
         shift1, shift2 = Signal(shift_shape), Signal(shift_shape)
-        pipeline_empty = ~valid1 & ~valid2
+        # With parallel square-basis lanes and writeback_reg, the g_n tree's partial nodes are
+        # registered in stage 1 instead of g_n (set below), and g1 is the tree completed from them.
+        g_tree_cut = self.writeback_reg and not self.serial and self.hardware_basis == "square"
+        g_parts = []                # (stage-0 value, stage-1 register) of the cut tree's nodes
+        if g_tree_cut:
+            g1 = Signal(signed(g_bits), name="g1_tree")
         fracs = set(self.mode_basis_frac)
         if len(fracs) == 1:
             g_rounded = round_shift(g1, fracs.pop())
         else:
             g_rounded = Mux(square1, g1, round_shift(g1, max(fracs)))
+        # The write-back's inputs: stage 2, or with writeback_reg a stage 3 holding the rounded product.
+        rounded = Signal(signed(2 * M + 1))
+        if self.writeback_reg:
+            valid3, op3, index3 = Signal(), Signal(_Op), Signal(range(C))
+            g3, fprime3, product3 = Signal(signed(g_bits)), Signal(), Signal(signed(2 * M))
+            wb_valid, wb_op, wb_index, wb_g, wb_fprime, wb_product = valid3, op3, index3, g3, fprime3, product3
+            pipeline_empty = ~valid1 & ~valid2 & ~valid3
+        else:
+            wb_valid, wb_op, wb_index, wb_g, wb_fprime, wb_product = valid2, op2, index2, g2, fprime2, product
+            pipeline_empty = ~valid1 & ~valid2
         with m.If(enable):
             m.d.sync += [
                 valid1.eq(issue_valid), op1.eq(issue_op), index1.eq(count), shift1.eq(issue_shift),
                 shift2.eq(shift1),
-                a1.eq(issue_a), b1.eq(issue_b), g1.eq(issue_g), fprime1.eq(issue_f), square1.eq(square_mode),
+                a1.eq(issue_a), b1.eq(issue_b), fprime1.eq(issue_f), square1.eq(square_mode),
                 valid2.eq(valid1), op2.eq(op1), index2.eq(index1),
                 product.eq(a1 * b1), g2.eq(g_rounded), fprime2.eq(fprime1),
-                self.delta.valid.eq(valid2 & (op2 == _Op.DELTA)),
+                self.delta.valid.eq(wb_valid & (wb_op == _Op.DELTA)),
             ]
+            if not g_tree_cut:
+                m.d.sync += g1.eq(issue_g)
+            if self.writeback_reg:
+                m.d.sync += [valid3.eq(valid2), op3.eq(op2), index3.eq(index2), g3.eq(g2),
+                             fprime3.eq(fprime2), product3.eq(product),
+                             rounded.eq(round_shift_var(product, shift2))]
 
         # -- basis lanes: B[c, n] times h_n (pass 1) or eps_c (pass 2) -----------------------------
         m.d.comb += step.eq(in_pass1 | enable)
@@ -430,6 +462,15 @@ class LLSLearningSignal(wiring.Component):
                 terms = [(self.scaled_errors[c], negative[c]) for c in range(C)]
                 level = 0
                 while len(terms) > 1:
+                    if g_tree_cut and level == 2:
+                        # Stage 1 holds the nodes so far (and their signs); the rest is after it.
+                        cut = []
+                        for i, (node, sign) in enumerate(terms):
+                            node_q = Signal.like(node, name=f"g_node{i}_q")
+                            sign_q = Signal(name=f"g_sign{i}_q")
+                            g_parts.append(((node, sign), (node_q, sign_q)))
+                            cut.append((node_q, sign_q))
+                        terms = cut
                     paired = []
                     for i in range(0, len(terms) - 1, 2):
                         (a, sa), (b, sb) = terms[i], terms[i + 1]
@@ -441,7 +482,17 @@ class LLSLearningSignal(wiring.Component):
                     terms = paired
                     level += 1
                 root, sign = terms[0]
-                m.d.comb += issue_g.eq(Mux(sign, -root, root))
+                if g_tree_cut and g_parts:
+                    with m.If(enable):
+                        m.d.sync += [q.eq(v) for (node, sign_), (node_q, sign_q) in g_parts
+                                     for q, v in ((node_q, node), (sign_q, sign_))]
+                    m.d.comb += g1.eq(Mux(sign, -root, root))
+                elif g_tree_cut:
+                    # Too few classes for a cut (C < 4): g_n is registered whole.
+                    with m.If(enable):
+                        m.d.sync += g1.eq(Mux(sign, -root, root))
+                else:
+                    m.d.comb += issue_g.eq(Mux(sign, -root, root))
             else:
                 products = [column[c] * Mux(in_pass1, h_value, self.scaled_errors[c]) for c in range(C)]
                 raw_next = [self.raw_logits[c] + products[c] for c in range(C)]
@@ -499,12 +550,12 @@ class LLSLearningSignal(wiring.Component):
 
         # -- write-back -----------------------------------------------------------------------------
         # One rounding shifter (the amount travels with the product) and one saturator per width.
-        rounded = Signal(signed(2 * M + 1))
-        m.d.comb += rounded.eq(round_shift_var(product, shift2))
+        if not self.writeback_reg:
+            m.d.comb += rounded.eq(round_shift_var(product, shift2))
         if self.projection:
-            delta_value = Mux(op2 == _Op.DELTA, g2 - rounded, rounded)
+            delta_value = Mux(wb_op == _Op.DELTA, wb_g - rounded, rounded)
         else:
-            delta_value = Mux(op2 == _Op.DELTA, g2, rounded)
+            delta_value = Mux(wb_op == _Op.DELTA, wb_g, rounded)
         sat_delta = Signal(signed(self.delta_bits))
         sat_logit = Signal(signed(self.logit_bits))
         m.d.comb += [
@@ -512,25 +563,25 @@ class LLSLearningSignal(wiring.Component):
             sat_logit.eq(saturate(rounded, self.logit_bits)),
         ]
         writeback = Signal()
-        m.d.comb += writeback.eq(enable & valid2)
-        last2 = index2 == C - 1
+        m.d.comb += writeback.eq(enable & wb_valid)
+        last2 = wb_index == C - 1
         with m.If(writeback):
-            with m.Switch(op2):
+            with m.Switch(wb_op):
                 with m.Case(_Op.LOGIT):
-                    write_element(m, "sync", elements(local), index2, sat_logit)
+                    write_element(m, "sync", elements(local), wb_index, sat_logit)
                 if self.lls_m:
                     with m.Case(_Op.MODLOGIT):
-                        write_element(m, "sync", elements(self.logits), index2, sat_logit)
+                        write_element(m, "sync", elements(self.logits), wb_index, sat_logit)
                     with m.Case(_Op.EMOD):
-                        write_element(m, "sync", elements(errors_in), index2, rounded)
+                        write_element(m, "sync", elements(errors_in), wb_index, rounded)
                     with m.Case(_Op.MODUPD):
-                        old = select(m, elements(self.modulation), index2, name="modulation_old")
-                        write_element(m, "sync", elements(self.modulation), index2,
+                        old = select(m, elements(self.modulation), wb_index, name="modulation_old")
+                        write_element(m, "sync", elements(self.modulation), wb_index,
                                       saturate(old - rounded, self.mod_bits))
                 with m.Case(_Op.SCALE):
-                    write_element(m, "sync", elements(self.scaled_errors), index2, sat_delta)
+                    write_element(m, "sync", elements(self.scaled_errors), wb_index, sat_delta)
                 with m.Case(_Op.SIGMA):
-                    total = accumulator + product
+                    total = accumulator + wb_product
                     m.d.sync += accumulator.eq(total)
                     with m.If(last2):
                         sigma_rounded = (round_shift(total, self.mode_sigma_shift[0])
@@ -540,7 +591,7 @@ class LLSLearningSignal(wiring.Component):
                 with m.Case(_Op.KAPPA):
                     m.d.sync += self.kappa.eq(sat_delta)
                 with m.Case(_Op.DELTA):
-                    m.d.sync += self.delta.payload.eq(Mux(fprime2 & ~self.zero, sat_delta, 0))
+                    m.d.sync += self.delta.payload.eq(Mux(wb_fprime & ~self.zero, sat_delta, 0))
 
         # -- pass 1: the squared norm ---------------------------------------------------------------
         with m.If(in_pass1 & transfer):

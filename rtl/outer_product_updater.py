@@ -48,6 +48,12 @@ class OuterProductUpdater(wiring.Component):
         Stochastic rounding: add ``draws`` instead of half an LSB.
     stages : int
         Register stages, 1, 2 or 3: the latency from ``i`` to ``o``.
+    group_copies : bool
+        Take the word's layer once more per :attr:`COPY_LANES` lanes (``group_layer``, each copy
+        from a flip-flop of the caller's) for stage A's per-layer shifts, and give ``o.valid``
+        once per :attr:`COPY_LANES` lanes (``group_valid``, for the write port's data
+        multiplexers): no one flip-flop drives all ``P`` lanes there (1165 and 1228 loads at 64
+        lanes on the ULX3S).
 
     Members
     -------
@@ -61,13 +67,18 @@ class OuterProductUpdater(wiring.Component):
         With ``stochastic``: the lanes' draws for the word at ``i``.
     busy : Out(1)
         A word is inside (between ``i`` and ``o``) or on ``o``.
+    group_layer : In(data.ArrayLayout(layer_shape, ceil(P / COPY_LANES)))
+        With ``group_copies``: copies of ``i.payload.layer``, copy ``j`` for lanes
+        ``j * COPY_LANES`` up (``i.payload.layer`` still sets the rounding constant).
+    group_valid : Out(ceil(P / COPY_LANES))
+        With ``group_copies``: copies of ``o.valid``, one per group of lanes.
     """
 
     #: Lanes per copy of the registered layer and offset (stages 2 and 3).
     COPY_LANES = 4
 
     def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
-                 stochastic=False, stages=1):
+                 stochastic=False, stages=1, group_copies=False):
         if stages not in (1, 2, 3):
             self._MustUse__silence = True
             raise ValueError(f"OuterProductUpdater: stages must be 1, 2 or 3, got {stages!r}")
@@ -86,6 +97,10 @@ class OuterProductUpdater(wiring.Component):
         self.stochastic = stochastic
         self.stages = stages
         self.word_layout = data.ArrayLayout(self.weight_shape, lanes)
+        self.group_copies = bool(group_copies)
+        self.copies = (lanes + self.COPY_LANES - 1) // self.COPY_LANES
+        copy_members = {"group_layer": In(data.ArrayLayout(self.layer_shape, self.copies)),
+                        "group_valid": Out(self.copies)} if self.group_copies else {}
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "layer": self.layer_shape,
@@ -101,14 +116,15 @@ class OuterProductUpdater(wiring.Component):
             "lr_offset": In(range(max_offset + 1)),
             "draws": In(data.ArrayLayout(unsigned(max(max(lr_shift) + max_offset, 1)), lanes)),
             "busy": Out(1),
+            **copy_members,
         })
 
     @classmethod
-    def from_config(cls, config, lanes, addr_bits, stages=1):
+    def from_config(cls, config, lanes, addr_bits, stages=1, group_copies=False):
         """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
         return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
                    product_bits=config.update_product_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
-                   stochastic=config.rounding == "stochastic", stages=stages)
+                   stochastic=config.rounding == "stochastic", stages=stages, group_copies=group_copies)
 
     def elaborate(self, platform):
         m = Module()
@@ -122,9 +138,11 @@ class OuterProductUpdater(wiring.Component):
         # are registered once per group of COPY_LANES lanes (kept apart from Yosys's opt_merge by
         # `keep`, see boards/flow.py), so no one flip-flop drives all P lanes (the offset's
         # fan-out was 2.7 ns of a 10.4 ns path on the 24-lane 25F).
-        copies = (self.lanes + self.COPY_LANES - 1) // self.COPY_LANES
+        copies = self.copies
         valid, addr, weights = self.i.valid, i.addr, i.weights.as_value()
         layer, offset = [i.layer] * copies, [self.lr_offset] * copies
+        if self.group_copies:
+            layer = [self.group_layer[j] for j in range(copies)]
         busy = []
 
         def stage(name):
@@ -164,7 +182,7 @@ class OuterProductUpdater(wiring.Component):
             total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
             m.d.comb += total.eq((i.products[p] >> low) + bias)
             shifted = Signal(signed(len(total) - min_shift), name=f"shifted{p}")
-            with m.Switch(i.layer):
+            with m.Switch(layer[p // self.COPY_LANES]):
                 for k, shift in enumerate(self.lr_shift):
                     with m.Case(k):
                         m.d.comb += shifted.eq(total >> (shift - low))
@@ -177,6 +195,11 @@ class OuterProductUpdater(wiring.Component):
             stage("c")
             lane_values = [self._register(m, v, f"scaled{p}_c") for p, v in enumerate(lane_values)]
         weights = data.View(self.word_layout, weights)
+        if self.group_copies:
+            # `keep`: Yosys would merge the copies with o.valid.
+            group_valid = [Signal(name=f"valid_o{j}", attrs={"keep": 1}) for j in range(copies)]
+            m.d.sync += [v.eq(valid) for v in group_valid]
+            m.d.comb += self.group_valid.eq(Cat(*group_valid))
         m.d.sync += [
             self.o.valid.eq(valid),
             o.layer.eq(layer[0]),

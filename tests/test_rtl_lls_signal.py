@@ -280,8 +280,10 @@ def test_worked_example():
 
 
 @pytest.mark.parametrize("name", ["square-c10", "sin-c7-hardtanh", "llsm-square"])
-def test_throughput(name):
-    """Pass 1 and pass 2 at one transfer per cycle, δ 3 cycles after its h, compute in compute_cycles."""
+@pytest.mark.parametrize("writeback_reg", [False, True], ids=["", "writeback_reg"])
+def test_throughput(name, writeback_reg):
+    """Pass 1 and pass 2 at one transfer per cycle, δ 3 cycles after its h (4 with
+    ``writeback_reg``), compute in compute_cycles."""
     config = make_config(name)
     N = config.layers[1]
     steps = make_steps(config, 0, random.Random(6), 3)[1:]  # non-zero h
@@ -295,7 +297,7 @@ def test_throughput(name):
             if valid and ready:
                 transfers.append(cycle)
 
-    unit = LLSLearningSignal.from_config(config, 0)
+    unit = LLSLearningSignal.from_config(config, 0, writeback_reg=writeback_reg)
     _, sink = run_lls(config, steps, unit=unit, watch=watch)
     basis_delay = 1 if config.basis == "sin" else 0
     for s in range(len(steps)):
@@ -304,7 +306,24 @@ def test_throughput(name):
         assert pass1 == list(range(pass1[0], pass1[0] + N))
         assert pass2 == list(range(pass2[0], pass2[0] + N))
         assert pass2[0] - pass1[-1] == unit.compute_cycles + 1 + basis_delay
-        assert sink.cycles[N * s:N * (s + 1)] == [c + 3 for c in pass2]
+        assert sink.cycles[N * s:N * (s + 1)] == [c + 3 + writeback_reg for c in pass2]
+
+
+@pytest.mark.parametrize("name, basis_lanes, pressure", [
+    ("square-c10", "parallel", (0.3, 0.4)),
+    ("square-c7-hardtanh", "parallel", (0.0, 0.0)),
+    ("sin-c7-hardtanh", "parallel", (0.3, 0.4)),
+    ("llsm-square", "parallel", (0.3, 0.4)),
+    ("sin-c7-hardtanh", "serial", (0.3, 0.4)),
+])
+def test_writeback_reg(name, basis_lanes, pressure):
+    """``writeback_reg`` (ECP5): the rounding registered before the write-back and the square
+    basis's g tree cut after two levels; the same results, under gaps and back-pressure."""
+    config = make_config(name)
+    seed = sum(map(ord, name)) + 7
+    steps = make_steps(config, 0, random.Random(seed), 12)
+    unit = LLSLearningSignal.from_config(config, 0, basis_lanes=basis_lanes, writeback_reg=True)
+    run_lls(config, steps, gap=pressure[0], stall=pressure[1], seed=seed, unit=unit)
 
 
 def test_zero_step_is_short():
