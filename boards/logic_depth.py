@@ -16,6 +16,8 @@ import json
 import re
 from collections import defaultdict
 
+from .timing_endpoints import names_by_bit, output_bits
+
 __all__ = ["LEVELS", "LogicDepth", "main"]
 
 #: Levels each combinational cell type adds; every other cell starts or ends a path.
@@ -27,17 +29,7 @@ class LogicDepth:
 
     def __init__(self, module):
         self.cells = module["cells"]
-        names = {}
-        for name, net in module["netnames"].items():
-            hidden = net.get("hide_name", 0) or name.startswith("$")
-            for index, bit in enumerate(net["bits"]):
-                if isinstance(bit, str):
-                    continue
-                label = f"{name}[{index}]" if len(net["bits"]) > 1 else name
-                rank = (hidden, len(label))
-                if bit not in names or rank < names[bit][0]:
-                    names[bit] = (rank, label)
-        self.names = {bit: label for bit, (_, label) in names.items()}
+        self.names = names_by_bit(module)
         self.driver = {}
         for cell, info in self.cells.items():
             for port, direction in info["port_directions"].items():
@@ -91,13 +83,8 @@ class LogicDepth:
 
     def cell_name(self, cell):
         """What a cell drives (a flip-flop's Q first), bit index dropped."""
-        info = self.cells[cell]
-        outputs = [p for p, d in info["port_directions"].items() if d == "output"]
-        for port in sorted(outputs, key=lambda p: (p != "Q", p)):
-            bits = [b for b in info["connections"][port] if not isinstance(b, str)]
-            if bits:
-                return re.sub(r"\[\d+\]$", "", self.names.get(bits[0], cell))
-        return cell
+        bits = output_bits(self.cells[cell])
+        return re.sub(r"\[\d+\]$", "", self.names.get(bits[0], cell)) if bits else cell
 
     def endpoint_groups(self, min_levels):
         """``[(group, worst levels, endpoints, start of the worst, port)]`` at ``min_levels`` or
@@ -145,17 +132,23 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--path", metavar="GROUP", help="print the deepest path into GROUP")
     args = parser.parse_args(argv)
-    with open(args.netlist) as f:
-        netlist = json.load(f)
-    tops = [name for name, mod in netlist["modules"].items() if mod.get("attributes", {}).get("top")]
-    depth = LogicDepth(netlist["modules"][tops[0] if tops else "top"])
+    try:
+        with open(args.netlist) as f:
+            netlist = json.load(f)
+        tops = [name for name, mod in netlist["modules"].items() if mod.get("attributes", {}).get("top")]
+        depth = LogicDepth(netlist["modules"][tops[0] if tops else "top"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"logic_depth: {args.netlist} is not a Yosys JSON netlist with a top module: {error!r}")
     rows = depth.endpoint_groups(args.min)
     print(f"{sum(r[2] for r in rows)} endpoints at >= {args.min:g} levels, {len(rows)} groups")
     print(f"{'levels':>6} {'ends':>5}  group <- start of the deepest path (port)")
     for group, levels, count, start, port in rows[:args.top]:
         print(f"{levels:6.1f} {count:5d}  {group} <- {start} ({port})")
     if args.path:
-        for kind, net in depth.path(args.path):
+        steps = depth.path(args.path)
+        if not steps:
+            raise SystemExit(f"logic_depth: no endpoint group named {args.path!r}")
+        for kind, net in steps:
             print(f"  {kind:8s} {net}")
 
 

@@ -14,10 +14,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["endpoint_groups", "main"]
+__all__ = ["endpoint_groups", "names_by_bit", "output_bits", "main"]
 
 
-def _names_by_bit(module):
+def names_by_bit(module):
     """Net bit -> the best name for it (a public name over a ``$`` one, the shortest)."""
     best = {}
     for name, net in module["netnames"].items():
@@ -32,24 +32,25 @@ def _names_by_bit(module):
     return {bit: label for bit, (_, label) in best.items()}
 
 
+def output_bits(cell):
+    """A netlist cell's output net bits: a flip-flop's ``Q``, else its first output port's."""
+    outputs = [port for port, direction in cell.get("port_directions", {}).items() if direction == "output"]
+    for port in sorted(outputs, key=lambda p: (p != "Q", p)):
+        bits = [bit for bit in cell["connections"].get(port, []) if not isinstance(bit, str)]
+        if bits:
+            return bits
+    return []
+
+
 def _cell_names(module, depth=4):
     """Cell -> the name of what it drives (a flip-flop's Q, a RAM's or DSP's first output).
 
     A cell whose output only has a tool-made name (a LUT out of ABC) is named after the first
     publicly named net found up to ``depth`` cells downstream, as ``~> name``.
     """
-    names = _names_by_bit(module)
+    names = names_by_bit(module)
     public = {bit for bit, label in names.items() if not label.startswith("$")}
     cells = module["cells"]
-
-    def output_bits(info):
-        outputs = [port for port, direction in info.get("port_directions", {}).items() if direction == "output"]
-        for port in sorted(outputs, key=lambda p: (p != "Q", p)):
-            bits = [bit for bit in info["connections"].get(port, []) if not isinstance(bit, str)]
-            if bits:
-                return bits
-        return []
-
     readers = defaultdict(list)
     for cell, info in cells.items():
         for port, direction in info.get("port_directions", {}).items():

@@ -1,6 +1,10 @@
 """boards.logic_depth on a netlist small enough to count by hand."""
 
-from boards.logic_depth import LogicDepth
+import json
+
+import pytest
+
+from boards.logic_depth import LogicDepth, main
 
 
 def _cell(kind, inputs, outputs):
@@ -32,3 +36,16 @@ def test_levels_groups_and_path():
     assert depth.endpoint_groups(0) [-1][:3] == ("d", 0.0, 1)
     assert [kind for kind, _ in depth.path("b")] == ["start", "SB_LUT4", "SB_LUT4", "SB_CARRY"]
     assert depth.path("b")[0] == ("start", "a")
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys):
+    bad = tmp_path / "top.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="is not a Yosys JSON netlist"):
+        main([str(bad)])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"modules": {"top": netlist()}}))
+    main([str(good), "--min", "2"])
+    assert "b <- a (D)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no endpoint group named 'nosuch'"):
+        main([str(good), "--path", "nosuch"])

@@ -13,9 +13,9 @@ FRAME = encode_frame(1, 7, b"\x01\x02\x03")
 def run(timeout, gap, at, drop_busy=0):
     """Send ``FRAME`` with ``gap`` idle cycles before byte ``at``, then the frame again; with
     ``drop_busy`` the drop counter is busy that many cycles after the stall begins. Returns the
-    offered frames' statuses, the drops, and the cycles ``i`` was not ready while a byte waited."""
+    offered frames' statuses and the drops."""
     dut = FrameDecoder(64, timeout)
-    out = {"frames": [], "drops": 0, "refused": 0}
+    out = {"frames": [], "drops": 0}
 
     async def bench(ctx):
         ctx.set(dut.frame.ready, 1)
