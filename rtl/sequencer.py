@@ -32,8 +32,9 @@ class Sequencer(wiring.Component):
     registered_can : bool
         Decide from a register: ``op.valid`` comes from the conditions above as they were a
         cycle before, and never in the cycle after an op is taken or a step starts (the word
-        they describe changed then). Every condition only turns true between ops (counters
-        count up, the bank and the draws are freed), so a cycle-old "yes" still holds. It
+        they describe changed then). Between ops a condition only turns true (counters count
+        up, the bank and the draws are freed; the draws' reset a cycle after a step starts
+        comes long before any update op), so a cycle-old "yes" still holds. It
         takes the comparisons out of the consumer's issue path, and costs nothing when ops
         are at least two cycles apart anyway (the SPRAM store's words of two beats or more); a
         held-back op waits a cycle longer.
