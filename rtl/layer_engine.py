@@ -8,14 +8,14 @@ from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .mac_lane import MACLane
+from .mac_lane import MULTIPLIERS, MACLane
 from .outer_product_updater import OuterProductUpdater
 from .requantiser import Requantiser
 from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40
 
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
            "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
-           "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES"]
+           "default_multiplier", "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES"]
 
 
 #: Lanes that share one copy of the lanes' controls (the fetch register's op fields, the last
@@ -54,6 +54,14 @@ def default_lane_latency(platform):
     was one 16 ns path; the fetch register keeps the block RAMs' 4.3 ns clock-to-output and the
     fan-out to 24 lanes apart), 1 elsewhere (the iCE40's SB_MAC16 holds the adder; simulation)."""
     return 4 if fabric_arithmetic(platform) else 1
+
+
+def default_multiplier(platform, registered):
+    """The lanes' multiplier a platform builds when none is given: on ECP5, when the lanes have
+    operand and product registers (``registered``), the instantiated MULT18X18D that holds them
+    (Yosys infers none of its registers: they were fabric flip-flops around a combinational
+    multiplier, a 13.5 ns path at 64 lanes on the ULX3S); else ``"inferred"``."""
+    return "mult18x18d" if fabric_arithmetic(platform) and registered else "inferred"
 
 
 def default_updater_stages(platform):
@@ -291,6 +299,10 @@ class LayerEngine(wiring.Component):
         ``op.ready`` spaces the ops by the rules of :class:`SPRAMSchedule`, the
         updater is one beat (4 lanes) wide and takes a word's beats one per cycle, and host reads
         (``read_start``) take ``B`` cycles. Needs lane latency 1 and at most 16-bit weights.
+    multiplier : str or None
+        The lanes' :class:`~rtl.mac_lane.MACLane` ``multiplier``; ``None``: by the platform
+        (:func:`default_multiplier`: the instantiated MULT18X18D on ECP5 when the lanes have
+        operand and product registers). ``"mult18x18d"`` needs lane latency 3 or 4.
 
     Members
     -------
@@ -341,7 +353,8 @@ class LayerEngine(wiring.Component):
         Stochastic rounding: the next update group's draws are ready (always 1 otherwise).
     """
 
-    def __init__(self, config, lanes, lane_latency=None, updater_stages=None, bank_shift=None, weight_store=None):
+    def __init__(self, config, lanes, lane_latency=None, updater_stages=None, bank_shift=None, weight_store=None,
+                 multiplier=None):
         # A refused configuration is not an unused design.
         if lane_latency is not None and lane_latency not in LANE_LATENCIES:
             self._MustUse__silence = True
@@ -352,6 +365,15 @@ class LayerEngine(wiring.Component):
         if weight_store not in (None, *WEIGHT_STORES):
             self._MustUse__silence = True
             raise ValueError(f"weight_store must be one of {WEIGHT_STORES} or None, got {weight_store!r}")
+        if multiplier not in (None, *MULTIPLIERS):
+            self._MustUse__silence = True
+            raise ValueError(f"multiplier must be one of {MULTIPLIERS} or None, got {multiplier!r}")
+        if multiplier == "mult18x18d" and (lane_latency not in (None, 3, 4) or config.mult_bits > 18):
+            self._MustUse__silence = True
+            raise ValueError("multiplier='mult18x18d' needs lane latency 3 or 4 (operand and product "
+                             f"registers) and mult_bits <= 18, got lane_latency={lane_latency}, "
+                             f"mult_bits={config.mult_bits}")
+        self.multiplier = multiplier
         self.config = config
         self.geometry = geo = LayerGeometry(config, lanes)
         self.lanes = lanes
@@ -421,6 +443,13 @@ class LayerEngine(wiring.Component):
     def resolved_lane_latency(self, platform):
         """The lanes' latency on ``platform``: ``lane_latency``, or the platform's default."""
         return self.lane_latency if self.lane_latency is not None else default_lane_latency(platform)
+
+    def resolved_multiplier(self, platform):
+        """The lanes' multiplier on ``platform``: ``multiplier``, or the platform's default."""
+        if self.multiplier is not None:
+            return self.multiplier
+        _, input_regs, product_reg = LANE_LATENCIES[self.resolved_lane_latency(platform)]
+        return default_multiplier(platform, input_regs and product_reg and self.config.mult_bits <= 18)
 
     def group_copies(self, platform):
         """Whether each group of :data:`CONTROL_GROUP_LANES` lanes has copies of its own of the
@@ -588,9 +617,13 @@ class LayerEngine(wiring.Component):
             clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & pre_s1.first
             if clear_updates:
                 clear = clear | (pre_s1_valid & (pre_s1.kind == OpKind.UPDATE))
+        multiplier = self.resolved_multiplier(platform)
+        if multiplier == "mult18x18d" and not (input_regs and product_reg):
+            raise ValueError(f"LayerEngine: multiplier='mult18x18d' needs lane latency 3 or 4, not {latency}")
         lanes = []
         for p in range(P):
-            lane = MACLane.from_config(config, input_regs, product_reg, own_registers=fabric_arithmetic(platform))
+            lane = MACLane.from_config(config, input_regs, product_reg, own_registers=fabric_arithmetic(platform),
+                                       multiplier=multiplier)
             m.submodules[f"lane{p}"] = lane
             lanes.append(lane)
             g_forward, g_update, g_first, g_layer, g_bias_one = controls[p // CONTROL_GROUP_LANES]

@@ -1,10 +1,19 @@
 """One multiply-accumulate lane, written so Yosys packs it into one SB_MAC16 (iCE40 UP5K)."""
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MACLane"]
+__all__ = ["MACLane", "MULTIPLIERS"]
+
+
+#: How a lane's product is built: ``"inferred"``, ``a * b`` for Yosys to map (an SB_MAC16 with
+#: the adder, or an unregistered MULT18X18D); ``"mult18x18d"``, an instantiated ECP5 MULT18X18D
+#: holding the operand and product registers itself.
+MULTIPLIERS = ("inferred", "mult18x18d")
+
+#: The MULT18X18D's operand width.
+MULT18X18D_BITS = 18
 
 
 class MACLane(wiring.Component):
@@ -42,6 +51,13 @@ class MACLane(wiring.Component):
         own: the lanes share their controls and ``b``, and Yosys would merge the copies into one
         flip-flop driving every lane (2048 loads at 64 lanes). For ECP5, whose MULT18X18D takes
         no register; on the iCE40 it would keep the registers out of the SB_MAC16.
+    multiplier : str
+        One of :data:`MULTIPLIERS`. ``"mult18x18d"`` needs ``input_regs`` and ``product_reg``
+        and ``mult_bits <= 18``: the operand registers and the product register are the DSP's
+        input and output registers (nextpnr times them as such: the multiply is a path inside
+        the block), so only the controls, the adder and the accumulator are in the fabric.
+        Yosys infers no DSP registers on ECP5. The instance cannot run in Amaranth's
+        simulator; the tests simulate it under Verilator with a model of the primitive.
 
     Members
     -------
@@ -58,9 +74,17 @@ class MACLane(wiring.Component):
         (``1 + input_regs + product_reg``). Undefined after reset until the first ``load``.
     """
 
-    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False, product_reg=False, own_registers=False):
+    def __init__(self, mult_bits=16, acc_bits=32, input_regs=False, product_reg=False, own_registers=False,
+                 multiplier="inferred"):
         if mult_bits < 2 or acc_bits < 2:
             raise ValueError(f"MACLane widths must be >= 2, got mult_bits={mult_bits}, acc_bits={acc_bits}")
+        if multiplier not in MULTIPLIERS:
+            raise ValueError(f"MACLane multiplier must be one of {MULTIPLIERS}, got {multiplier!r}")
+        if multiplier == "mult18x18d" and not (input_regs and product_reg and mult_bits <= MULT18X18D_BITS):
+            raise ValueError("MACLane multiplier='mult18x18d' needs input_regs, product_reg and "
+                             f"mult_bits <= {MULT18X18D_BITS}, got input_regs={input_regs}, "
+                             f"product_reg={product_reg}, mult_bits={mult_bits}")
+        self.multiplier = multiplier
         self.mult_bits = mult_bits
         self.acc_bits = acc_bits
         self.input_regs = bool(input_regs)
@@ -81,15 +105,68 @@ class MACLane(wiring.Component):
         return 1 + self.input_regs + self.product_reg
 
     @classmethod
-    def from_config(cls, config, input_regs=False, product_reg=False, own_registers=False):
+    def from_config(cls, config, input_regs=False, product_reg=False, own_registers=False, multiplier="inferred"):
         """A lane of an :class:`~golden.integer.config.EngineConfig` (``mult_bits``, ``acc_bits``)."""
-        return cls(config.mult_bits, config.acc_bits, input_regs, product_reg, own_registers)
+        return cls(config.mult_bits, config.acc_bits, input_regs, product_reg, own_registers, multiplier)
 
     def elaborate(self, platform):
         m = Module()
 
-        a, b, en, load, load_value = self.a, self.b, self.en, self.load, self.load_value
         own = {"keep": 1} if self.own_registers else {}
+        if self.multiplier == "mult18x18d":
+            product, en, load, load_value = self._mult18x18d(m, own)
+        else:
+            product, en, load, load_value = self._inferred(m, own)
+
+        acc = Signal(signed(self.acc_bits), reset_less=True)
+        m.d.comb += self.acc.eq(acc)
+        # One multiplexer after the adder and a clock enable, nothing else on the D path: an
+        # If/Elif chain leaves an undefined-input mux there that hides the pattern from Yosys.
+        with m.If(load | en):
+            m.d.sync += acc.eq(Mux(load, load_value, acc + product))
+
+        return m
+
+    def _mult18x18d(self, m, own):
+        # The controls and the load value take the DSP's two register stages in the fabric.
+        stages = [(self.en, self.load, self.load_value)]
+        for suffix in ("q", "p"):
+            en, load, load_value = stages[-1]
+            en_r = Signal(name=f"en_{suffix}", attrs=own)
+            load_r = Signal(name=f"load_{suffix}", attrs=own)
+            load_value_r = Signal.like(self.load_value, name=f"load_value_{suffix}", reset_less=True, attrs=own)
+            m.d.sync += [en_r.eq(en), load_r.eq(load), load_value_r.eq(load_value)]
+            stages.append((en_r, load_r, load_value_r))
+        a = Signal(signed(MULT18X18D_BITS), name="dsp_a")
+        b = Signal(signed(MULT18X18D_BITS), name="dsp_b")
+        p = Signal(signed(2 * MULT18X18D_BITS), name="dsp_p")
+        m.d.comb += [a.eq(self.a), b.eq(self.b)]
+        ports = {f"i_A{i}": a[i] for i in range(MULT18X18D_BITS)}
+        ports |= {f"i_B{i}": b[i] for i in range(MULT18X18D_BITS)}
+        ports |= {f"i_C{i}": Const(0, 1) for i in range(MULT18X18D_BITS)}
+        ports |= {f"o_P{i}": p[i] for i in range(2 * MULT18X18D_BITS)}
+        for i in range(4):
+            ports |= {f"i_CLK{i}": ClockSignal() if i == 0 else Const(0, 1),
+                      f"i_CE{i}": Const(1, 1), f"i_RST{i}": Const(0, 1)}
+        # A and B registered on CLK0, the product in the output register; no pipeline register
+        # (nextpnr's timing has no mode for it), no cascade, no global set/reset.
+        registers = {}
+        for reg, clock in (("INPUTA", "CLK0"), ("INPUTB", "CLK0"), ("INPUTC", "NONE"),
+                           ("PIPELINE", "NONE"), ("OUTPUT", "CLK0")):
+            registers |= {f"p_REG_{reg}_CLK": clock, f"p_REG_{reg}_CE": "CE0", f"p_REG_{reg}_RST": "RST0"}
+        m.submodules.dsp = Instance(
+            "MULT18X18D",
+            **registers,
+            p_CLK0_DIV="ENABLED", p_CLK1_DIV="ENABLED", p_CLK2_DIV="ENABLED", p_CLK3_DIV="ENABLED",
+            p_HIGHSPEED_CLK="NONE", p_GSR="DISABLED", p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_INPUT",
+            p_MULT_BYPASS="DISABLED", p_RESETMODE="SYNC",
+            i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
+            **ports)
+        en, load, load_value = stages[-1]
+        return p[:2 * self.mult_bits].as_signed(), en, load, load_value
+
+    def _inferred(self, m, own):
+        a, b, en, load, load_value = self.a, self.b, self.en, self.load, self.load_value
         if self.input_regs:
             # Reset-less too: the DSP's input registers share the accumulator's reset wiring.
             a = Signal.like(self.a, name="a_q", reset_less=True, attrs=own)
@@ -111,12 +188,4 @@ class MACLane(wiring.Component):
             load_p = Signal(name="load_p", attrs=own)
             m.d.sync += [product_q.eq(product), load_value_p.eq(load_value), en_p.eq(en), load_p.eq(load)]
             product, load_value, en, load = product_q, load_value_p, en_p, load_p
-
-        acc = Signal(signed(self.acc_bits), reset_less=True)
-        m.d.comb += self.acc.eq(acc)
-        # One multiplexer after the adder and a clock enable, nothing else on the D path: an
-        # If/Elif chain leaves an undefined-input mux there that hides the pattern from Yosys.
-        with m.If(load | en):
-            m.d.sync += acc.eq(Mux(load, load_value, acc + product))
-
-        return m
+        return product, en, load, load_value

@@ -28,7 +28,8 @@ from golden.integer.config import EngineConfig
 from rtl.engine import Command, Engine, Region, SignalField, Status
 from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
 
-from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb
+from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb, to_verilog
+from .primitive_models import model_verilog
 
 __all__ = ["SimTop", "add_sim_clock", "EngineTB", "GoldenChecker", "Mismatch", "run_engine", "COCOTB_DIR", "params",
            "golden_in_mode", "config_from_params", "dataset_from_params", "result_path"]
@@ -501,8 +502,8 @@ def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=No
 
     ``extra`` goes to the test as parameters (with the configuration and lane count).
     ``engine_args``: keyword arguments of :class:`~rtl.engine.Engine` (its pipelines:
-    ``lane_latency``, ``updater_stages``, ``softmax_product_reg``, and ``weight_store``; by
-    default those of no platform).
+    ``lane_latency``, ``updater_stages``, ``softmax_product_reg``, ``weight_store`` and
+    ``lane_multiplier``, the MULT18X18D's run on ``sim/models/``; by default those of no platform).
     Returns the :class:`~sim.cocotb_runner.CocotbRun`.
     """
     engine_args = dict(engine_args or {})
@@ -511,13 +512,17 @@ def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=No
     if engine_args:
         block += "_" + "_".join(f"{key}{value if isinstance(value, str) else int(value)}"
                                 for key, value in sorted(engine_args.items()))
+    # Instantiated primitives run on their models (sim/models/).
+    verilog = None
+    if engine_args.get("lane_multiplier") == "mult18x18d":
+        verilog = to_verilog(top, "engine_top") + model_verilog("MULT18X18D")
     payload = {"config": config.to_dict(), "lanes": lanes, **extra}
     saved = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = f"{saved or ''} -- {MAKE_VARIABLES}".strip()
     try:
         return run_cocotb(top, block=block, toplevel="engine_top", test_module=COCOTB_MODULE,
                           test_paths=[COCOTB_DIR], params=payload, testcase=test, waves=waves,
-                          build_root=build_root, run_name=run_name, build_args=BUILD_ARGS)
+                          build_root=build_root, run_name=run_name, build_args=BUILD_ARGS, verilog=verilog)
     finally:
         if saved is None:
             del os.environ["MAKEFLAGS"]

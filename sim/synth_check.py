@@ -108,6 +108,10 @@ def main():
             print(f"iCE40 MACLane(16, 32, input_regs={input_regs}): {cells}")
         cells = ecp5_cells(MACLane(18, 40), "mac_lane", Path(tmp) / "ecp5")
         print(f"ECP5 MACLane(18, 40): {cells}")
+        for multiplier in ("inferred", "mult18x18d"):
+            lane = MACLane(16, 32, True, True, own_registers=True, multiplier=multiplier)
+            cells = ecp5_cells(lane, "mac_lane", Path(tmp) / f"ecp5_{multiplier}")
+            print(f"ECP5 MACLane(16, 32, input_regs, product_reg, multiplier={multiplier!r}): {cells}")
 
 
 if __name__ == "__main__":

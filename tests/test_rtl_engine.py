@@ -215,6 +215,32 @@ def test_engine_pipeline_choice():
         LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, updater_stages=4)
 
 
+def test_lane_multiplier_choice():
+    """The MULT18X18D with its own registers on ECP5 when the lanes have operand and product
+    registers; inferred otherwise; refused where it cannot hold the lane's registers."""
+    from types import SimpleNamespace
+
+    from rtl.layer_engine import LayerEngine
+
+    ecp5, ice40 = SimpleNamespace(family="ecp5"), SimpleNamespace(family="ice40")
+    config = default_config("drtp", None, (8, 5, 3))
+
+    def resolved(platform, **kwargs):
+        engine = LayerEngine(config, 2, **kwargs)
+        engine._MustUse__silence = True    # asked, not built
+        return engine.resolved_multiplier(platform)
+
+    assert resolved(ecp5) == "mult18x18d"
+    assert resolved(ecp5, lane_latency=2) == "inferred"
+    assert resolved(ice40) == "inferred"
+    assert resolved(None) == "inferred"
+    assert resolved(ecp5, multiplier="inferred") == "inferred"
+    with pytest.raises(ValueError, match="lane latency 3 or 4"):
+        LayerEngine(config, 2, lane_latency=2, multiplier="mult18x18d")
+    with pytest.raises(ValueError, match="multiplier must be one of"):
+        LayerEngine(config, 2, multiplier="dsp48")
+
+
 # Run-time modes: (layers, rule, power-up basis, lanes, offset, overrides, per-step modes).
 MODE_CASES = [
     ((11, 9, 5), "lls", "sin", 3, 0, {"runtime_modes": (("square", 1, 8),)}, [1, 0, 1, 1]),
@@ -506,13 +532,16 @@ def test_engine_system_fast(tmp_path, layers, rule, basis, lanes, overrides, ext
 
 @pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra", FAST_SYSTEM[:2],
                          ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}" for c in FAST_SYSTEM[:2]])
-def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, overrides, extra):
+@pytest.mark.parametrize("multiplier", ["inferred", "mult18x18d"])
+def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, overrides, extra, multiplier):
     """The ECP5 pipelines (fetch, lane operand and product registers, three updater stages, the
-    softmax's product register, the shifting result bank): every intermediate bit-exact."""
+    softmax's product register, the shifting result bank), with the lanes' multipliers inferred
+    or instantiated as the board builds them (MULT18X18D, on its model): every intermediate
+    bit-exact."""
     config = default_config(rule, basis, layers, seed=1, **overrides)
     run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra,
                     engine_args={"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
-                                 "bank_shift": True})
+                                 "bank_shift": True, "lane_multiplier": multiplier})
 
 
 @pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra, steps",

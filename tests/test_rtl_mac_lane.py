@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """rtl.mac_lane.MACLane: every cycle's accumulator against exact integer arithmetic, and whole
 neurons against the golden network's accumulators (``LayerTrace.acc``)."""
 
@@ -115,6 +116,56 @@ def test_mac_lane_pipelined_cocotb():
                        "cycles": 3000, "seed": 11, "config": config.to_dict()})
 
 
+MULT18X18D_MODEL = Path(__file__).resolve().parents[1] / "sim" / "models" / "MULT18X18D.v"
+
+
+def mult18x18d_lane_verilog(mult_bits, acc_bits, model=None):
+    """The lane with an instantiated MULT18X18D, and the primitive's model beside it."""
+    from sim.cocotb_runner import to_verilog
+
+    lane = MACLane(mult_bits, acc_bits, input_regs=True, product_reg=True, multiplier="mult18x18d")
+    return to_verilog(lane, "mac_lane") + (model or MULT18X18D_MODEL.read_text())
+
+
+@pytest.mark.parametrize("mult_bits, acc_bits", [(16, 32), (18, 40)])
+def test_mac_lane_mult18x18d_cocotb(mult_bits, acc_bits):
+    """The ECP5 lane whose operand and product registers are the MULT18X18D's own (the ports,
+    the signed modes, the clock and the latency), under Verilator with a model of the primitive
+    (``sim/models/MULT18X18D.v``): the same random operations and golden neurons as the others."""
+    from sim.cocotb_runner import run_cocotb
+
+    config = default_config("lls", None, (64, 24, 10))
+    run_cocotb(None, verilog=mult18x18d_lane_verilog(mult_bits, acc_bits), block=f"mac_lane_mult18x18d_{mult_bits}",
+               toplevel="mac_lane", test_module="cocotb_mac_lane", test_paths=[COCOTB_DIR],
+               params={"mult_bits": mult_bits, "acc_bits": acc_bits, "input_regs": True, "product_reg": True,
+                       "cycles": 3000, "seed": 5 + mult_bits, "config": config.to_dict()})
+
+
+def test_mac_lane_mult18x18d_check_can_fail():
+    """A primitive whose operands are unsigned (SIGNEDA ignored) fails the same bench."""
+    from sim.cocotb_runner import CocotbFailure, run_cocotb
+
+    model = MULT18X18D_MODEL.read_text().replace("signed_a_reg <= SIGNEDA;", "signed_a_reg <= 1'b0;")
+    assert "1'b0;" in model
+    config = default_config("lls", None, (64, 24, 10))
+    with pytest.raises(CocotbFailure, match="1 of 1 cocotb tests failed"):
+        run_cocotb(None, verilog=mult18x18d_lane_verilog(16, 32, model), block="mac_lane_mult18x18d_unsigned",
+                   toplevel="mac_lane", test_module="cocotb_mac_lane", test_paths=[COCOTB_DIR],
+                   testcase="mac_lane_random_ops",
+                   params={"mult_bits": 16, "acc_bits": 32, "input_regs": True, "product_reg": True,
+                           "cycles": 300, "seed": 3, "config": config.to_dict()})
+
+
+@pytest.mark.parametrize("kwargs", [dict(input_regs=False, product_reg=True),
+                                    dict(input_regs=True, product_reg=False),
+                                    dict(mult_bits=20, input_regs=True, product_reg=True)])
+def test_mac_lane_mult18x18d_needs_its_registers(kwargs):
+    with pytest.raises(ValueError, match="mult18x18d"):
+        MACLane(**{"mult_bits": 16, "acc_bits": 32, **kwargs}, multiplier="mult18x18d")
+    with pytest.raises(ValueError, match="multiplier"):
+        MACLane(16, 32, multiplier="dsp48")
+
+
 def extreme_network(config, rng):
     """The golden network with weights and biases pushed to their limits (and random values)."""
     net = IntegerNetwork(config)
@@ -227,3 +278,23 @@ def test_mac_lane_sb_mac16_netlist_cocotb(input_regs, tmp_path, request):
                test_module="cocotb_mac_lane", test_paths=[COCOTB_DIR],
                params={"mult_bits": 16, "acc_bits": 32, "input_regs": input_regs,
                        "cycles": 3000, "seed": 7 + input_regs, "config": config.to_dict()})
+
+
+@pytest.mark.synth
+def test_mac_lane_mult18x18d_holds_its_registers(tmp_path, request):
+    """On ECP5 the instantiated MULT18X18D holds the operand and product registers: 64 flip-flops
+    (a, b: 16 each; the product: 32) fewer in the fabric than Yosys's inferred lane, which keeps
+    the multiplier combinational. What stays: the controls and the load value (twice), the
+    accumulator."""
+    from sim import toolchain
+    from sim.synth_check import ecp5_cells
+
+    if not (toolchain.yosys_is_warm() or request.config.getoption("--regress", default=False)):
+        pytest.skip("Yosys not warmed up (first YoWASP run compiles for ~2 min): python -m sim.synth_check")
+    flip_flops = {}
+    for multiplier in ("inferred", "mult18x18d"):
+        lane = MACLane(16, 32, True, True, own_registers=True, multiplier=multiplier)
+        cells = ecp5_cells(lane, "mac_lane", tmp_path / multiplier)
+        assert cells.get("MULT18X18D") == 1, cells
+        flip_flops[multiplier] = cells.get("TRELLIS_FF", 0)
+    assert flip_flops == {"inferred": 164, "mult18x18d": 100}, flip_flops
