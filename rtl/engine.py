@@ -127,6 +127,9 @@ class Engine(wiring.Component):
         hundreds of LUTs fewer on the iCE40 and time enough, as it runs while the hidden layers
         update (a network whose hidden updates are shorter than ~``C (exp_bits + 3)`` cycles
         waits for it).
+    lane_multiplier : {"inferred", "mult18x18d"} or None
+        The MAC lanes' multiplier (:class:`~rtl.layer_engine.LayerEngine` ``multiplier``);
+        ``None``: the MULT18X18D with its own registers on ECP5, else inferred. Results are the same.
 
     Members
     -------
@@ -148,7 +151,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
-                 bank_shift=None, softmax_multiplier=None, *, trace=True, weight_store=None):
+                 bank_shift=None, softmax_multiplier=None, *, trace=True, weight_store=None, lane_multiplier=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -158,7 +161,8 @@ class Engine(wiring.Component):
         self.config = config
         self.lanes = lanes
         self.trace = trace
-        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift, weight_store)
+        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift, weight_store,
+                                        lane_multiplier)
         self.softmax_product_reg = softmax_product_reg
         self.softmax_multiplier = softmax_multiplier
         self.geometry = geo = self.layer_engine.geometry
@@ -190,10 +194,11 @@ class Engine(wiring.Component):
 
     def signal_unit(self, k, writeback_reg=False):
         """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
-        LLS unit's (:class:`~rtl.lls_signal.LLSLearningSignal`)."""
+        LLS unit's write-back register and pass-1 registers (``writeback_reg``, ``pass1_reg`` of
+        :class:`~rtl.lls_signal.LLSLearningSignal`)."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
-        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg)
+        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -221,8 +226,8 @@ class Engine(wiring.Component):
                                                                   product_reg=product_reg, streams=True)
         units = []
         for k in range(L - 1):
-            # The LLS unit's write-back register goes with the softmax's product register: both
-            # are for the fabric arithmetic of ECP5.
+            # The LLS unit's write-back and pass-1 registers go with the softmax's product
+            # register: all are for the fabric arithmetic of ECP5.
             unit = self.signal_unit(k, writeback_reg=product_reg)
             m.submodules[f"signal{k}"] = unit
             units.append(unit)

@@ -1,6 +1,6 @@
 """The LLS (and LLS-M) learning signal of one hidden layer (``docs/numerics.md`` §7, §8)."""
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -125,6 +125,13 @@ class LLSLearningSignal(wiring.Component):
         after its ``h``, :attr:`compute_cycles` one more per product loop); and with parallel
         square-basis lanes the pass-2 ``g_n`` tree is cut by the stage-1 register after two of
         its levels (its root, negation and rounding before stage 2). Same results.
+    pass1_reg : bool
+        For fabric arithmetic (ECP5) too: pass 1 accumulates from registers, not from the
+        ``h`` port: ``h_n`` (and with parallel square-basis lanes its basis column) is
+        registered at its transfer, ``r_c`` adds from the register, ``h_n²`` is registered from
+        it and ``S`` adds that (the requantiser's output, a multiplier and a 24-bit adder were
+        one 15 ns path at 64 lanes on the ULX3S). The compute phase waits the 2 cycles for them
+        (:attr:`compute_cycles` and :attr:`zero_cycles` 2 more). Same results.
 
     Members
     -------
@@ -175,7 +182,7 @@ class LLSLearningSignal(wiring.Component):
                  delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
                  mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=(),
-                 writeback_reg=False):
+                 writeback_reg=False, pass1_reg=False):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
@@ -183,6 +190,9 @@ class LLSLearningSignal(wiring.Component):
         self.basis_lanes = basis_lanes
         self.serial = basis_lanes == "serial"
         self.writeback_reg = bool(writeback_reg)
+        self.pass1_reg = bool(pass1_reg)
+        #: Cycles after pass 1's last transfer until ``S`` (and ``r_c``) hold its last term.
+        self.pass1_drain = 2 if pass1_reg else 0
         self.n_classes = C = n_classes
         self.n_neurons = N = n_neurons
         self.act_shape = act_shape
@@ -264,9 +274,10 @@ class LLSLearningSignal(wiring.Component):
         #: last pass-1 transfer to the first cycle in which ``h.ready`` can be high for pass 2
         #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``
         #: (``+ 4`` with ``writeback_reg``).
-        self.compute_cycles = 5 + sum(i + 3 + self.writeback_reg for i in iterations) + self._softmax.latency
+        self.compute_cycles = (5 + sum(i + 3 + self.writeback_reg for i in iterations) + self._softmax.latency
+                               + self.pass1_drain)
         #: The same when ``S = 0`` (normaliser only).
-        self.zero_cycles = 3
+        self.zero_cycles = 3 + self.pass1_drain
         members = {
             "label": In(self.label_shape),
             "start": In(1),
@@ -295,7 +306,7 @@ class LLSLearningSignal(wiring.Component):
         super().__init__(members)
 
     @classmethod
-    def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False):
+    def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False, pass1_reg=False):
         """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
         (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
@@ -316,7 +327,7 @@ class LLSLearningSignal(wiring.Component):
                    mod_frac=config.mod_frac, mod_init=config.mod_init,
                    mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
                    max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes,
-                   writeback_reg=writeback_reg)
+                   writeback_reg=writeback_reg, pass1_reg=pass1_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -363,6 +374,22 @@ class LLSLearningSignal(wiring.Component):
         transfer = self.h.valid & self.h.ready
         h_value = self.h.payload.h
         in_pass1 = Signal()
+        # What pass 1 accumulates: the port (the same cycle), or with pass1_reg its registered
+        # copy (a cycle on) and h² registered from that (two cycles on).
+        p1_valid, p1_h = in_pass1 & transfer, h_value
+        p1_column = None
+        sq_valid, sq_value = p1_valid, h_value * h_value
+        if self.pass1_reg:
+            p1_valid = Signal(name="pass1_valid")
+            p1_h = Signal(self.act_shape, name="pass1_h")
+            sq_valid = Signal(name="pass1_square_valid")
+            sq_value = Signal(unsigned(2 * len(p1_h)), name="pass1_square")
+            m.d.sync += [p1_valid.eq(in_pass1 & transfer), p1_h.eq(h_value),
+                         sq_valid.eq(p1_valid), sq_value.eq(p1_h * p1_h)]
+            if not self.serial and self.hardware_basis == "square":
+                p1_column = Signal(C, name="pass1_negative")
+                m.d.sync += p1_column.eq(Cat(column[c] < 0 for c in range(C)))
+        pass1_pending = (p1_valid | sq_valid) if self.pass1_reg else Const(0)
         # The pass-1 and pass-2 handshakes, in terms the sequencer uses below:
         h_ready = Signal()          # h.ready while in a pass
         basis_take = Signal()       # basis.o.ready while in a pass
@@ -457,7 +484,8 @@ class LLSLearningSignal(wiring.Component):
                 m.d.sync += neuron.eq(Mux(neuron == N - 1, 0, neuron + 1))
             if self.hardware_basis == "square":
                 negative = [column[c] < 0 for c in range(C)]
-                raw_next = [Mux(negative[c], self.raw_logits[c] - h_value, self.raw_logits[c] + h_value)
+                p1_negative = negative if p1_column is None else [p1_column[c] for c in range(C)]
+                raw_next = [Mux(p1_negative[c], self.raw_logits[c] - p1_h, self.raw_logits[c] + p1_h)
                             for c in range(C)]
                 terms = [(self.scaled_errors[c], negative[c]) for c in range(C)]
                 level = 0
@@ -496,11 +524,12 @@ class LLSLearningSignal(wiring.Component):
             else:
                 products = [column[c] * Mux(in_pass1, h_value, self.scaled_errors[c]) for c in range(C)]
                 raw_next = [self.raw_logits[c] + products[c] for c in range(C)]
+                raw_now = in_pass1 & transfer     # the sine products: from the port
                 while len(products) > 1:
                     products = [products[i] + products[i + 1] for i in range(0, len(products) - 1, 2)] + \
                                ([products[-1]] if len(products) % 2 else [])
                 m.d.comb += issue_g.eq(products[0])
-            with m.If(in_pass1 & transfer):
+            with m.If(p1_valid if self.hardware_basis == "square" else raw_now):
                 for c in range(C):
                     m.d.sync += self.raw_logits[c].eq(raw_next[c])
         else:
@@ -594,8 +623,8 @@ class LLSLearningSignal(wiring.Component):
                     m.d.sync += self.delta.payload.eq(Mux(wb_fprime & ~self.zero, sat_delta, 0))
 
         # -- pass 1: the squared norm ---------------------------------------------------------------
-        with m.If(in_pass1 & transfer):
-            m.d.sync += self.S.eq(self.S + h_value * h_value)
+        with m.If(sq_valid):
+            m.d.sync += self.S.eq(self.S + sq_value)
 
         # -- sequencer ------------------------------------------------------------------------------
         m.d.comb += [
@@ -680,7 +709,8 @@ class LLSLearningSignal(wiring.Component):
 
             with m.State("NORM"):
                 # The previous step's pass-2 products may still be in the pipeline (they read e2).
-                m.d.comb += norm.i.valid.eq(pipeline_empty)
+                # With pass1_reg, pass 1's last terms may still be on their way into S.
+                m.d.comb += norm.i.valid.eq(pipeline_empty & ~pass1_pending)
                 with m.If(norm.i.valid & norm.i.ready):
                     m.next = "NORM_WAIT"
 

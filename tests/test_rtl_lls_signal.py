@@ -280,10 +280,11 @@ def test_worked_example():
 
 
 @pytest.mark.parametrize("name", ["square-c10", "sin-c7-hardtanh", "llsm-square"])
-@pytest.mark.parametrize("writeback_reg", [False, True], ids=["", "writeback_reg"])
-def test_throughput(name, writeback_reg):
+@pytest.mark.parametrize("writeback_reg, pass1_reg", [(False, False), (True, False), (True, True)],
+                         ids=["", "writeback_reg", "writeback_reg-pass1_reg"])
+def test_throughput(name, writeback_reg, pass1_reg):
     """Pass 1 and pass 2 at one transfer per cycle, δ 3 cycles after its h (4 with
-    ``writeback_reg``), compute in compute_cycles."""
+    ``writeback_reg``), compute in compute_cycles (2 more with ``pass1_reg``)."""
     config = make_config(name)
     N = config.layers[1]
     steps = make_steps(config, 0, random.Random(6), 3)[1:]  # non-zero h
@@ -297,7 +298,8 @@ def test_throughput(name, writeback_reg):
             if valid and ready:
                 transfers.append(cycle)
 
-    unit = LLSLearningSignal.from_config(config, 0, writeback_reg=writeback_reg)
+    unit = LLSLearningSignal.from_config(config, 0, writeback_reg=writeback_reg, pass1_reg=pass1_reg)
+    assert unit.pass1_drain == 2 * pass1_reg
     _, sink = run_lls(config, steps, unit=unit, watch=watch)
     basis_delay = 1 if config.basis == "sin" else 0
     for s in range(len(steps)):
@@ -316,21 +318,24 @@ def test_throughput(name, writeback_reg):
     ("llsm-square", "parallel", (0.3, 0.4)),
     ("sin-c7-hardtanh", "serial", (0.3, 0.4)),
 ])
-def test_writeback_reg(name, basis_lanes, pressure):
+@pytest.mark.parametrize("pass1_reg", [False, True], ids=["", "pass1_reg"])
+def test_writeback_reg(name, basis_lanes, pressure, pass1_reg):
     """``writeback_reg`` (ECP5): the rounding registered before the write-back and the square
-    basis's g tree cut after two levels; the same results, under gaps and back-pressure."""
+    basis's g tree cut after two levels; with ``pass1_reg`` pass 1 accumulates from registers
+    too. The same results, under gaps and back-pressure."""
     config = make_config(name)
-    seed = sum(map(ord, name)) + 7
+    seed = sum(map(ord, name)) + 7 + pass1_reg
     steps = make_steps(config, 0, random.Random(seed), 12)
-    unit = LLSLearningSignal.from_config(config, 0, basis_lanes=basis_lanes, writeback_reg=True)
+    unit = LLSLearningSignal.from_config(config, 0, basis_lanes=basis_lanes, writeback_reg=True, pass1_reg=pass1_reg)
     run_lls(config, steps, gap=pressure[0], stall=pressure[1], seed=seed, unit=unit)
 
 
-def test_zero_step_is_short():
-    """S = 0: δ = 0 and pass 2 follows pass 1 after the normaliser only."""
+@pytest.mark.parametrize("pass1_reg", [False, True], ids=["", "pass1_reg"])
+def test_zero_step_is_short(pass1_reg):
+    """S = 0: δ = 0 and pass 2 follows pass 1 after the normaliser only (and pass 1's drain)."""
     config = make_config("square-c10")
-    unit = LLSLearningSignal.from_config(config, 0)
-    assert unit.zero_cycles == 3
+    unit = LLSLearningSignal.from_config(config, 0, writeback_reg=pass1_reg, pass1_reg=pass1_reg)
+    assert unit.zero_cycles == 3 + 2 * pass1_reg
     run_lls(config, [(3, [0] * 37, [1] * 37)], unit=unit)
 
 
