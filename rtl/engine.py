@@ -194,11 +194,12 @@ class Engine(wiring.Component):
 
     def signal_unit(self, k, writeback_reg=False):
         """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
-        LLS unit's write-back register and pass-1 registers (``writeback_reg``, ``pass1_reg`` of
-        :class:`~rtl.lls_signal.LLSLearningSignal`)."""
+        LLS unit's write-back, saturation and pass-1 registers (``writeback_reg``,
+        ``saturate_reg``, ``pass1_reg`` of :class:`~rtl.lls_signal.LLSLearningSignal`)."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
-        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg)
+        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg,
+                                             saturate_reg=writeback_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -226,8 +227,8 @@ class Engine(wiring.Component):
                                                                   product_reg=product_reg, streams=True)
         units = []
         for k in range(L - 1):
-            # The LLS unit's write-back and pass-1 registers go with the softmax's product
-            # register: all are for the fabric arithmetic of ECP5.
+            # The LLS unit's write-back, saturation and pass-1 registers go with the softmax's
+            # product register: all are for the fabric arithmetic of ECP5.
             unit = self.signal_unit(k, writeback_reg=product_reg)
             m.submodules[f"signal{k}"] = unit
             units.append(unit)

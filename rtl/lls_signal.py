@@ -132,6 +132,12 @@ class LLSLearningSignal(wiring.Component):
         it and ``S`` adds that (the requantiser's output, a multiplier and a 24-bit adder were
         one 15 ns path at 64 lanes on the ULX3S). The compute phase waits the 2 cycles for them
         (:attr:`compute_cycles` and :attr:`zero_cycles` 2 more). Same results.
+    saturate_reg : bool
+        With ``writeback_reg``: a fourth stage in the shared multiplier pipeline, holding the
+        subtraction's saturated result before the write-back's element multiplexers
+        (``scaled_errors`` and ``delta`` were 14 ns paths at 64 lanes on the ULX3S), so every
+        product takes a cycle more again (``δ_n`` 4 edges after its ``h``; :attr:`compute_cycles`
+        one more per product loop). Same results.
 
     Members
     -------
@@ -182,7 +188,7 @@ class LLSLearningSignal(wiring.Component):
                  delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
                  mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=(),
-                 writeback_reg=False, pass1_reg=False):
+                 writeback_reg=False, pass1_reg=False, saturate_reg=False):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
@@ -191,6 +197,9 @@ class LLSLearningSignal(wiring.Component):
         self.serial = basis_lanes == "serial"
         self.writeback_reg = bool(writeback_reg)
         self.pass1_reg = bool(pass1_reg)
+        if saturate_reg and not writeback_reg:
+            raise ValueError("LLSLearningSignal: saturate_reg needs writeback_reg")
+        self.saturate_reg = bool(saturate_reg)
         #: Cycles after pass 1's last transfer until ``S`` (and ``r_c``) hold its last term.
         self.pass1_drain = 2 if pass1_reg else 0
         self.n_classes = C = n_classes
@@ -273,8 +282,9 @@ class LLSLearningSignal(wiring.Component):
         #: Cycles of the compute phase when nothing stalls and ``S != 0``: from the clock edge of the
         #: last pass-1 transfer to the first cycle in which ``h.ready`` can be high for pass 2
         #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``
-        #: (``+ 4`` with ``writeback_reg``).
-        self.compute_cycles = (5 + sum(i + 3 + self.writeback_reg for i in iterations) + self._softmax.latency
+        #: (``+ 4`` with ``writeback_reg``, ``+ 5`` with ``saturate_reg`` too).
+        self.compute_cycles = (5 + sum(i + 3 + self.writeback_reg + self.saturate_reg for i in iterations)
+                               + self._softmax.latency
                                + self.pass1_drain)
         #: The same when ``S = 0`` (normaliser only).
         self.zero_cycles = 3 + self.pass1_drain
@@ -306,7 +316,8 @@ class LLSLearningSignal(wiring.Component):
         super().__init__(members)
 
     @classmethod
-    def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False, pass1_reg=False):
+    def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False, pass1_reg=False,
+                    saturate_reg=False):
         """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
         (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
@@ -327,7 +338,7 @@ class LLSLearningSignal(wiring.Component):
                    mod_frac=config.mod_frac, mod_init=config.mod_init,
                    mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
                    max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes,
-                   writeback_reg=writeback_reg, pass1_reg=pass1_reg)
+                   writeback_reg=writeback_reg, pass1_reg=pass1_reg, saturate_reg=saturate_reg)
 
     def elaborate(self, platform):
         m = Module()
@@ -449,6 +460,29 @@ class LLSLearningSignal(wiring.Component):
         else:
             wb_valid, wb_op, wb_index, wb_g, wb_fprime, wb_product = valid2, op2, index2, g2, fprime2, product
             pipeline_empty = ~valid1 & ~valid2
+        # One rounding shifter (the amount travels with the product) and one saturator per width.
+        if self.projection:
+            delta_value = Mux(wb_op == _Op.DELTA, wb_g - rounded, rounded)
+        else:
+            delta_value = Mux(wb_op == _Op.DELTA, wb_g, rounded)
+        sat_delta = Signal(signed(self.delta_bits))
+        sat_logit = Signal(signed(self.logit_bits))
+        m.d.comb += [
+            sat_delta.eq(saturate(delta_value, self.delta_bits)),
+            sat_logit.eq(saturate(rounded, self.logit_bits)),
+        ]
+        wb_rounded = rounded
+        if self.saturate_reg:
+            # Stage 4: the saturated results and what the write-back reads beside them.
+            stage3 = (wb_valid, wb_op, wb_index, wb_fprime, wb_product, sat_delta, sat_logit, rounded)
+            stage4 = (Signal(name="valid4"), Signal(_Op, name="op4"), Signal(range(C), name="index4"),
+                      Signal(name="fprime4"), Signal(signed(2 * M), name="product4"),
+                      Signal(signed(self.delta_bits), name="sat_delta4"),
+                      Signal(signed(self.logit_bits), name="sat_logit4"), Signal(signed(2 * M + 1), name="rounded4"))
+            with m.If(enable):
+                m.d.sync += [q.eq(v) for q, v in zip(stage4, stage3)]
+            wb_valid, wb_op, wb_index, wb_fprime, wb_product, sat_delta, sat_logit, wb_rounded = stage4
+            pipeline_empty = pipeline_empty & ~wb_valid
         with m.If(enable):
             m.d.sync += [
                 valid1.eq(issue_valid), op1.eq(issue_op), index1.eq(count), shift1.eq(issue_shift),
@@ -578,19 +612,8 @@ class LLSLearningSignal(wiring.Component):
                 m.d.sync += [takes.eq(0), active.eq(0)]
 
         # -- write-back -----------------------------------------------------------------------------
-        # One rounding shifter (the amount travels with the product) and one saturator per width.
         if not self.writeback_reg:
             m.d.comb += rounded.eq(round_shift_var(product, shift2))
-        if self.projection:
-            delta_value = Mux(wb_op == _Op.DELTA, wb_g - rounded, rounded)
-        else:
-            delta_value = Mux(wb_op == _Op.DELTA, wb_g, rounded)
-        sat_delta = Signal(signed(self.delta_bits))
-        sat_logit = Signal(signed(self.logit_bits))
-        m.d.comb += [
-            sat_delta.eq(saturate(delta_value, self.delta_bits)),
-            sat_logit.eq(saturate(rounded, self.logit_bits)),
-        ]
         writeback = Signal()
         m.d.comb += writeback.eq(enable & wb_valid)
         last2 = wb_index == C - 1
@@ -602,11 +625,11 @@ class LLSLearningSignal(wiring.Component):
                     with m.Case(_Op.MODLOGIT):
                         write_element(m, "sync", elements(self.logits), wb_index, sat_logit)
                     with m.Case(_Op.EMOD):
-                        write_element(m, "sync", elements(errors_in), wb_index, rounded)
+                        write_element(m, "sync", elements(errors_in), wb_index, wb_rounded)
                     with m.Case(_Op.MODUPD):
                         old = select(m, elements(self.modulation), wb_index, name="modulation_old")
                         write_element(m, "sync", elements(self.modulation), wb_index,
-                                      saturate(old - rounded, self.mod_bits))
+                                      saturate(old - wb_rounded, self.mod_bits))
                 with m.Case(_Op.SCALE):
                     write_element(m, "sync", elements(self.scaled_errors), wb_index, sat_delta)
                 with m.Case(_Op.SIGMA):

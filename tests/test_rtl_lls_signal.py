@@ -280,11 +280,13 @@ def test_worked_example():
 
 
 @pytest.mark.parametrize("name", ["square-c10", "sin-c7-hardtanh", "llsm-square"])
-@pytest.mark.parametrize("writeback_reg, pass1_reg", [(False, False), (True, False), (True, True)],
-                         ids=["", "writeback_reg", "writeback_reg-pass1_reg"])
-def test_throughput(name, writeback_reg, pass1_reg):
+@pytest.mark.parametrize("writeback_reg, pass1_reg, saturate_reg",
+                         [(False, False, False), (True, False, False), (True, True, False), (True, True, True)],
+                         ids=["", "writeback_reg", "writeback_reg-pass1_reg", "writeback_reg-pass1_reg-saturate_reg"])
+def test_throughput(name, writeback_reg, pass1_reg, saturate_reg):
     """Pass 1 and pass 2 at one transfer per cycle, δ 3 cycles after its h (4 with
-    ``writeback_reg``), compute in compute_cycles (2 more with ``pass1_reg``)."""
+    ``writeback_reg``, 5 with ``saturate_reg`` too), compute in compute_cycles (2 more with
+    ``pass1_reg``)."""
     config = make_config(name)
     N = config.layers[1]
     steps = make_steps(config, 0, random.Random(6), 3)[1:]  # non-zero h
@@ -298,7 +300,8 @@ def test_throughput(name, writeback_reg, pass1_reg):
             if valid and ready:
                 transfers.append(cycle)
 
-    unit = LLSLearningSignal.from_config(config, 0, writeback_reg=writeback_reg, pass1_reg=pass1_reg)
+    unit = LLSLearningSignal.from_config(config, 0, writeback_reg=writeback_reg, pass1_reg=pass1_reg,
+                                         saturate_reg=saturate_reg)
     assert unit.pass1_drain == 2 * pass1_reg
     _, sink = run_lls(config, steps, unit=unit, watch=watch)
     basis_delay = 1 if config.basis == "sin" else 0
@@ -308,7 +311,7 @@ def test_throughput(name, writeback_reg, pass1_reg):
         assert pass1 == list(range(pass1[0], pass1[0] + N))
         assert pass2 == list(range(pass2[0], pass2[0] + N))
         assert pass2[0] - pass1[-1] == unit.compute_cycles + 1 + basis_delay
-        assert sink.cycles[N * s:N * (s + 1)] == [c + 3 + writeback_reg for c in pass2]
+        assert sink.cycles[N * s:N * (s + 1)] == [c + 3 + writeback_reg + saturate_reg for c in pass2]
 
 
 @pytest.mark.parametrize("name, basis_lanes, pressure", [
@@ -318,15 +321,17 @@ def test_throughput(name, writeback_reg, pass1_reg):
     ("llsm-square", "parallel", (0.3, 0.4)),
     ("sin-c7-hardtanh", "serial", (0.3, 0.4)),
 ])
-@pytest.mark.parametrize("pass1_reg", [False, True], ids=["", "pass1_reg"])
-def test_writeback_reg(name, basis_lanes, pressure, pass1_reg):
+@pytest.mark.parametrize("pass1_reg, saturate_reg", [(False, False), (True, True)], ids=["", "pass1-saturate"])
+def test_writeback_reg(name, basis_lanes, pressure, pass1_reg, saturate_reg):
     """``writeback_reg`` (ECP5): the rounding registered before the write-back and the square
     basis's g tree cut after two levels; with ``pass1_reg`` pass 1 accumulates from registers
-    too. The same results, under gaps and back-pressure."""
+    too, with ``saturate_reg`` the saturated results are registered before the write-back. The
+    same results, under gaps and back-pressure."""
     config = make_config(name)
     seed = sum(map(ord, name)) + 7 + pass1_reg
     steps = make_steps(config, 0, random.Random(seed), 12)
-    unit = LLSLearningSignal.from_config(config, 0, basis_lanes=basis_lanes, writeback_reg=True, pass1_reg=pass1_reg)
+    unit = LLSLearningSignal.from_config(config, 0, basis_lanes=basis_lanes, writeback_reg=True, pass1_reg=pass1_reg,
+                                         saturate_reg=saturate_reg)
     run_lls(config, steps, gap=pressure[0], stall=pressure[1], seed=seed, unit=unit)
 
 
