@@ -85,6 +85,15 @@ def engine_memories(config, lanes):
     return mems
 
 
+def unit_multipliers(family, config):
+    """Multiplier blocks the engine takes besides the lanes' (``rtl/engine.py``): on ECP5 the
+    softmax's product and each LLS unit's shared multiplier are instantiated MULT18X18D (the
+    engine's ``dsp``), on the iCE40 they are logic."""
+    if family != "ecp5":
+        return 0
+    return 1 + (len(config.layers) - 2 if config.uses_basis else 0)
+
+
 @dataclass
 class Budget:
     board: object
@@ -96,6 +105,12 @@ class Budget:
     #: "spram": the weights are in the SPRAMs (rtl.layer_engine.LayerEngine weight_store), the
     #: other memories in block RAM.
     weight_store: str = "ebr"
+    #: Multiplier blocks besides the lanes' (:func:`unit_multipliers`).
+    unit_multipliers: int = 0
+
+    @property
+    def multipliers(self):
+        return self.lanes + self.unit_multipliers
 
     @property
     def beats(self):
@@ -125,7 +140,8 @@ class Budget:
         lines = [f"budget for {b.name} ({b.device}), {self.lanes} lanes:",
                  f"  logic (est.) {self.logic:>7} / {b.lut}   ({'LC' if b.family == 'ice40' else 'LUT4'}; "
                  f"refused above {LOGIC_MARGIN:.0%} of the device)",
-                 f"  multipliers  {self.lanes:>7} / {b.dsp}   (one per MAC lane)",
+                 f"  multipliers  {self.multipliers:>7} / {b.dsp}   (one per MAC lane"
+                 + (f", {self.unit_multipliers} for the softmax and LLS units)" if self.unit_multipliers else ")"),
                  f"  block RAM    {self.ram_blocks:>7} / {b.ram}   ({b.ram_bits // 1024} Kbit each)"]
         for m in self.memories:
             n = self.blocks.get(m.name, 0)
@@ -146,7 +162,7 @@ class Budget:
     def to_dict(self):
         return {
             "logic_estimate": {"need": self.logic, "have": self.board.lut},
-            "multipliers": {"need": self.lanes, "have": self.board.dsp},
+            "multipliers": {"need": self.multipliers, "have": self.board.dsp},
             "ram_blocks": {"need": self.ram_blocks, "have": self.board.ram},
             "weight_store": self.weight_store,
             "spram_addresses": {"need": self.spram_addresses, "have": SPRAM_DEPTH if self.board.spram else 0},
@@ -173,7 +189,8 @@ def check_budget(board, config, lanes, refuse=True):
     store = "spram" if board.spram else "ebr"
     blocks = {m.name: blocks_for(m, board.ram_configs) for m in memories
               if not _in_logic(board, m) and not (store == "spram" and m.name.startswith("weights"))}
-    budget = Budget(board, lanes, memories, blocks, logic_estimate(board.family, config, lanes), weight_store=store)
+    budget = Budget(board, lanes, memories, blocks, logic_estimate(board.family, config, lanes), weight_store=store,
+                    unit_multipliers=unit_multipliers(board.family, config))
     if store == "spram":
         if max(config.weight_bits) > SPRAM_LANE_BITS:
             budget.problems.append(f"weights of {max(config.weight_bits)} bits; the SPRAM lanes hold {SPRAM_LANE_BITS}")
@@ -181,8 +198,9 @@ def check_budget(board, config, lanes, refuse=True):
             budget.problems.append(
                 f"the weights need {budget.spram_addresses} SPRAM addresses of 64 bits "
                 f"({budget.weight_bits / 1024:.0f} Kbit); the {board.device} has {SPRAM_DEPTH}")
-    if lanes > board.dsp:
-        budget.problems.append(f"{lanes} lanes need {lanes} multipliers; the {board.device} has {board.dsp}")
+    if budget.multipliers > board.dsp:
+        units = f" and the units {budget.unit_multipliers}" if budget.unit_multipliers else ""
+        budget.problems.append(f"{lanes} lanes need {lanes} multipliers{units}; the {board.device} has {board.dsp}")
     if config.mult_bits > (16 if board.family == "ice40" else 18):
         budget.problems.append(f"mult_bits={config.mult_bits} is wider than the {board.device}'s multipliers")
     if budget.ram_blocks > board.ram:

@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
 from .fixed import write_element
-from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, OpKind, fabric_arithmetic
+from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, OpKind, default_multiplier, fabric_arithmetic
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
 from .softmax_error import SoftmaxError
@@ -127,9 +127,11 @@ class Engine(wiring.Component):
         hundreds of LUTs fewer on the iCE40 and time enough, as it runs while the hidden layers
         update (a network whose hidden updates are shorter than ~``C (exp_bits + 3)`` cycles
         waits for it).
-    lane_multiplier : {"inferred", "mult18x18d"} or None
-        The MAC lanes' multiplier (:class:`~rtl.layer_engine.LayerEngine` ``multiplier``);
-        ``None``: the MULT18X18D with its own registers on ECP5, else inferred. Results are the same.
+    dsp : {"inferred", "mult18x18d"} or None
+        The registered multipliers: the MAC lanes' (:class:`~rtl.layer_engine.LayerEngine`
+        ``multiplier``, with lane latency 3 or 4), the softmax's (with its product register) and
+        the LLS units' shared one, as Yosys infers them or each one instantiated ECP5 MULT18X18D
+        holding its registers; ``None``: the MULT18X18D on ECP5, else inferred. Results are the same.
 
     Members
     -------
@@ -151,7 +153,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config, lanes=8, lane_latency=None, updater_stages=None, softmax_product_reg=None,
-                 bank_shift=None, softmax_multiplier=None, *, trace=True, weight_store=None, lane_multiplier=None):
+                 bank_shift=None, softmax_multiplier=None, *, trace=True, weight_store=None, dsp=None):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if max(config.bias_shift(k) for k in range(config.n_layers)) > config.mult_bits - 2:
@@ -161,8 +163,8 @@ class Engine(wiring.Component):
         self.config = config
         self.lanes = lanes
         self.trace = trace
-        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift, weight_store,
-                                        lane_multiplier)
+        self.layer_engine = LayerEngine(config, lanes, lane_latency, updater_stages, bank_shift, weight_store, dsp)
+        self.dsp = dsp
         self.softmax_product_reg = softmax_product_reg
         self.softmax_multiplier = softmax_multiplier
         self.geometry = geo = self.layer_engine.geometry
@@ -192,14 +194,15 @@ class Engine(wiring.Component):
             "ready": Out(1),
         })
 
-    def signal_unit(self, k, writeback_reg=False):
+    def signal_unit(self, k, writeback_reg=False, dsp="inferred"):
         """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
         LLS unit's write-back, saturation and pass-1 registers (``writeback_reg``,
-        ``saturate_reg``, ``pass1_reg`` of :class:`~rtl.lls_signal.LLSLearningSignal`)."""
+        ``saturate_reg``, ``pass1_reg`` of :class:`~rtl.lls_signal.LLSLearningSignal`); ``dsp``:
+        its shared multiplier's."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
         return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg,
-                                             saturate_reg=writeback_reg)
+                                             saturate_reg=writeback_reg, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -222,14 +225,17 @@ class Engine(wiring.Component):
             # The output layer's softmax runs while the hidden layers update: shift and add is
             # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
             multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
+        dsp = self.dsp if self.dsp is not None else default_multiplier(platform, registered=True)
         # The logits stream in from the requantiser and the errors out into the δ memory.
+        softmax_dsp = dsp if product_reg and multiplier == "parallel" else "inferred"
         m.submodules.softmax = softmax = SoftmaxError.from_config(config, multiplier=multiplier,
-                                                                  product_reg=product_reg, streams=True)
+                                                                  product_reg=product_reg, streams=True,
+                                                                  dsp=softmax_dsp)
         units = []
         for k in range(L - 1):
             # The LLS unit's write-back, saturation and pass-1 registers go with the softmax's
             # product register: all are for the fabric arithmetic of ECP5.
-            unit = self.signal_unit(k, writeback_reg=product_reg)
+            unit = self.signal_unit(k, writeback_reg=product_reg, dsp=dsp)
             m.submodules[f"signal{k}"] = unit
             units.append(unit)
 

@@ -8,7 +8,8 @@ from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .mac_lane import MULTIPLIERS, MACLane
+from .mac_lane import MACLane
+from .pipelined_multiplier import MULTIPLIERS
 from .outer_product_updater import OuterProductUpdater
 from .requantiser import Requantiser
 from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40

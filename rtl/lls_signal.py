@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 from .basis_generator import BasisGenerator
 from .fixed import round_shift, round_shift_var, saturate, select, signed_width, write_element
 from .normaliser import Normaliser
+from .pipelined_multiplier import MULTIPLIERS, PipelinedMultiplier, fits_mult18x18d
 from .softmax_error import SoftmaxError
 
 __all__ = ["LLSLearningSignal"]
@@ -138,6 +139,11 @@ class LLSLearningSignal(wiring.Component):
         (``scaled_errors`` and ``delta`` were 14 ns paths at 64 lanes on the ULX3S), so every
         product takes a cycle more again (``δ_n`` 4 edges after its ``h``; :attr:`compute_cycles`
         one more per product loop). Same results.
+    dsp : {"inferred", "mult18x18d"}
+        The shared multiplier's operand and product registers (stages 1 and 2) and the
+        multiplier between them as Yosys infers them, or one instantiated ECP5 MULT18X18D
+        holding both (:class:`~rtl.pipelined_multiplier.PipelinedMultiplier`) where the operands
+        fit it (18-bit signed; else inferred, see :attr:`dsp`). The same cycles.
 
     Members
     -------
@@ -188,7 +194,7 @@ class LLSLearningSignal(wiring.Component):
                  delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
                  mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=(),
-                 writeback_reg=False, pass1_reg=False, saturate_reg=False):
+                 writeback_reg=False, pass1_reg=False, saturate_reg=False, dsp="inferred"):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
@@ -200,6 +206,9 @@ class LLSLearningSignal(wiring.Component):
         if saturate_reg and not writeback_reg:
             raise ValueError("LLSLearningSignal: saturate_reg needs writeback_reg")
         self.saturate_reg = bool(saturate_reg)
+        if dsp not in MULTIPLIERS:
+            raise ValueError(f"LLSLearningSignal: dsp must be one of {MULTIPLIERS}, got {dsp!r}")
+        self.dsp = dsp
         #: Cycles after pass 1's last transfer until ``S`` (and ``r_c``) hold its last term.
         self.pass1_drain = 2 if pass1_reg else 0
         self.n_classes = C = n_classes
@@ -270,6 +279,8 @@ class LLSLearningSignal(wiring.Component):
                        for e in (e_low, e_high) for mv in (m_low, m_high)]
             self.emod_bits = signed_width(min(corners), max(corners))
             self.operand_bits = max(mult_bits, self.emod_bits)
+        if not fits_mult18x18d(signed(self.operand_bits), signed(self.operand_bits)):
+            self.dsp = "inferred"      # (LLS-M's widened operand can outgrow it)
         self._normaliser = Normaliser(self.square_bits, norm_index_bits=norm_index_bits, norm_bits=norm_bits)
         self._softmax = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                                      prob_frac=prob_frac, recip_shift=recip_shift, hold_input=True)
@@ -317,7 +328,7 @@ class LLSLearningSignal(wiring.Component):
 
     @classmethod
     def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False, pass1_reg=False,
-                    saturate_reg=False):
+                    saturate_reg=False, dsp="inferred"):
         """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
         (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
@@ -338,7 +349,7 @@ class LLSLearningSignal(wiring.Component):
                    mod_frac=config.mod_frac, mod_init=config.mod_init,
                    mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
                    max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes,
-                   writeback_reg=writeback_reg, pass1_reg=pass1_reg, saturate_reg=saturate_reg)
+                   writeback_reg=writeback_reg, pass1_reg=pass1_reg, saturate_reg=saturate_reg, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -487,17 +498,24 @@ class LLSLearningSignal(wiring.Component):
             m.d.sync += [
                 valid1.eq(issue_valid), op1.eq(issue_op), index1.eq(count), shift1.eq(issue_shift),
                 shift2.eq(shift1),
-                a1.eq(issue_a), b1.eq(issue_b), fprime1.eq(issue_f), square1.eq(square_mode),
+                fprime1.eq(issue_f), square1.eq(square_mode),
                 valid2.eq(valid1), op2.eq(op1), index2.eq(index1),
-                product.eq(a1 * b1), g2.eq(g_rounded), fprime2.eq(fprime1),
+                g2.eq(g_rounded), fprime2.eq(fprime1),
                 self.delta.valid.eq(wb_valid & (wb_op == _Op.DELTA)),
             ]
             if not g_tree_cut:
                 m.d.sync += g1.eq(issue_g)
+            if self.dsp == "inferred":
+                m.d.sync += [a1.eq(issue_a), b1.eq(issue_b), product.eq(a1 * b1)]
             if self.writeback_reg:
                 m.d.sync += [valid3.eq(valid2), op3.eq(op2), index3.eq(index2), g3.eq(g2),
                              fprime3.eq(fprime2), product3.eq(product),
                              rounded.eq(round_shift_var(product, shift2))]
+        if self.dsp != "inferred":
+            # The operand and product registers are the DSP block's (stage 1 and stage 2).
+            m.submodules.multiplier = multiplier = PipelinedMultiplier(signed(M), signed(M), self.dsp)
+            m.d.comb += [multiplier.a.eq(issue_a), multiplier.b.eq(issue_b), multiplier.en.eq(enable),
+                         product.eq(multiplier.p)]
 
         # -- basis lanes: B[c, n] times h_n (pass 1) or eps_c (pass 2) -----------------------------
         m.d.comb += step.eq(in_pass1 | enable)

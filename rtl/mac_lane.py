@@ -1,19 +1,12 @@
 """One multiply-accumulate lane, written so Yosys packs it into one SB_MAC16 (iCE40 UP5K)."""
 
-from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MACLane", "MULTIPLIERS"]
+from .pipelined_multiplier import MULT18X18D_BITS, MULTIPLIERS, PipelinedMultiplier
 
-
-#: How a lane's product is built: ``"inferred"``, ``a * b`` for Yosys to map (an SB_MAC16 with
-#: the adder, or an unregistered MULT18X18D); ``"mult18x18d"``, an instantiated ECP5 MULT18X18D
-#: holding the operand and product registers itself.
-MULTIPLIERS = ("inferred", "mult18x18d")
-
-#: The MULT18X18D's operand width.
-MULT18X18D_BITS = 18
+__all__ = ["MACLane"]
 
 
 class MACLane(wiring.Component):
@@ -137,33 +130,10 @@ class MACLane(wiring.Component):
             load_value_r = Signal.like(self.load_value, name=f"load_value_{suffix}", reset_less=True, attrs=own)
             m.d.sync += [en_r.eq(en), load_r.eq(load), load_value_r.eq(load_value)]
             stages.append((en_r, load_r, load_value_r))
-        a = Signal(signed(MULT18X18D_BITS), name="dsp_a")
-        b = Signal(signed(MULT18X18D_BITS), name="dsp_b")
-        p = Signal(signed(2 * MULT18X18D_BITS), name="dsp_p")
-        m.d.comb += [a.eq(self.a), b.eq(self.b)]
-        ports = {f"i_A{i}": a[i] for i in range(MULT18X18D_BITS)}
-        ports |= {f"i_B{i}": b[i] for i in range(MULT18X18D_BITS)}
-        ports |= {f"i_C{i}": Const(0, 1) for i in range(MULT18X18D_BITS)}
-        ports |= {f"o_P{i}": p[i] for i in range(2 * MULT18X18D_BITS)}
-        for i in range(4):
-            ports |= {f"i_CLK{i}": ClockSignal() if i == 0 else Const(0, 1),
-                      f"i_CE{i}": Const(1, 1), f"i_RST{i}": Const(0, 1)}
-        # A and B registered on CLK0, the product in the output register; no pipeline register
-        # (nextpnr's timing has no mode for it), no cascade, no global set/reset.
-        registers = {}
-        for reg, clock in (("INPUTA", "CLK0"), ("INPUTB", "CLK0"), ("INPUTC", "NONE"),
-                           ("PIPELINE", "NONE"), ("OUTPUT", "CLK0")):
-            registers |= {f"p_REG_{reg}_CLK": clock, f"p_REG_{reg}_CE": "CE0", f"p_REG_{reg}_RST": "RST0"}
-        m.submodules.dsp = Instance(
-            "MULT18X18D",
-            **registers,
-            p_CLK0_DIV="ENABLED", p_CLK1_DIV="ENABLED", p_CLK2_DIV="ENABLED", p_CLK3_DIV="ENABLED",
-            p_HIGHSPEED_CLK="NONE", p_GSR="DISABLED", p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_INPUT",
-            p_MULT_BYPASS="DISABLED", p_RESETMODE="SYNC",
-            i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
-            **ports)
+        m.submodules.multiplier = multiplier = PipelinedMultiplier(self.a.shape(), self.b.shape(), "mult18x18d")
+        m.d.comb += [multiplier.a.eq(self.a), multiplier.b.eq(self.b)]
         en, load, load_value = stages[-1]
-        return p[:2 * self.mult_bits].as_signed(), en, load, load_value
+        return multiplier.p, en, load, load_value
 
     def _inferred(self, m, own):
         a, b, en, load, load_value = self.a, self.b, self.en, self.load, self.load_value

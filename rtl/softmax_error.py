@@ -9,6 +9,7 @@ from golden.integer.softmax import exp2_table
 
 from .fixed import round_shift, select, write_element
 from .layer_engine import fabric_arithmetic
+from .pipelined_multiplier import MULTIPLIERS, PipelinedMultiplier, fits_mult18x18d
 
 __all__ = ["SoftmaxError"]
 
@@ -73,6 +74,11 @@ class SoftmaxError(wiring.Component):
         Timing option of the parallel multiplier: register the shifted exponential before it
         (one cycle more of ``latency``). Where the multiplier is a fabric adder tree (ECP5: the
         ``booth`` pass), the table read, the shifter and the multiplier were one 10 ns path.
+    dsp : {"inferred", "mult18x18d"}
+        With ``product_reg``: the two registers and the multiplier between them as Yosys infers
+        them, or one instantiated ECP5 MULT18X18D holding both
+        (:class:`~rtl.pipelined_multiplier.PipelinedMultiplier`) where the operands fit it (else
+        inferred, see :attr:`dsp`). The same cycles.
     hold_input : bool
         Area option: the producer promises to keep ``i.payload`` unchanged from the input
         transfer until the output transfer (e.g. it is a register the producer does not touch
@@ -104,7 +110,7 @@ class SoftmaxError(wiring.Component):
 
     def __init__(self, n_classes, *, logit_bits=12, logit_frac=5, exp_bits=14, prob_frac=12,
                  recip_shift=28, hold_input=False, multiplier="parallel", product_reg=False,
-                 streams=False, ring=None):
+                 streams=False, ring=None, dsp="inferred"):
         # A refused configuration is not an unused design.
         self._MustUse__silence = True
         if n_classes < 2:
@@ -118,6 +124,10 @@ class SoftmaxError(wiring.Component):
             raise ValueError(f"SoftmaxError: multiplier must be 'parallel' or 'serial', got {multiplier!r}")
         if product_reg and multiplier != "parallel":
             raise ValueError("SoftmaxError: product_reg is the parallel multiplier's input register")
+        if dsp not in MULTIPLIERS:
+            raise ValueError(f"SoftmaxError: dsp must be one of {MULTIPLIERS}, got {dsp!r}")
+        if dsp == "mult18x18d" and not product_reg:
+            raise ValueError("SoftmaxError: dsp='mult18x18d' holds product_reg's registers: it needs product_reg")
         if ring not in (None, "registers", "memory"):
             raise ValueError(f"SoftmaxError: ring must be 'registers', 'memory' or None, got {ring!r}")
         self._MustUse__silence = False
@@ -132,6 +142,9 @@ class SoftmaxError(wiring.Component):
         self.streams = streams
         self.ring = ring
         self.product_reg = bool(product_reg)
+        # Inferred where the operands do not fit the MULT18X18D (wide exp_bits or recip_shift).
+        fits = fits_mult18x18d(unsigned(exp_bits + 1), unsigned(recip_shift - exp_bits + 1))
+        self.dsp = dsp if fits else "inferred"
         self.table = exp2_table(logit_frac, exp_bits)
         self.label_shape = unsigned(ceil_log2(n_classes) or 1)
         self.prob_shape = signed(prob_frac + 2)
@@ -165,12 +178,12 @@ class SoftmaxError(wiring.Component):
 
     @classmethod
     def from_config(cls, config, layer=None, *, hold_input=False, multiplier="parallel", product_reg=False,
-                    streams=False, ring=None):
+                    streams=False, ring=None, dsp="inferred"):
         """The unit of an :class:`~golden.integer.config.EngineConfig` (the same for every layer)."""
         return cls(config.n_classes, logit_bits=config.logit_bits, logit_frac=config.logit_frac,
                    exp_bits=config.exp_bits, prob_frac=config.prob_frac, recip_shift=config.recip_shift,
                    hold_input=hold_input, multiplier=multiplier, product_reg=product_reg,
-                   streams=streams, ring=ring)
+                   streams=streams, ring=ring, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -355,6 +368,17 @@ class SoftmaxError(wiring.Component):
     def _parallel_product(self, m, factor, index, valid, recip):
         """One product per cycle (``product_reg``: a register before the multiplier)."""
         in_flight = Const(0, 1)
+        if self.dsp == "mult18x18d":
+            # The block's input and output registers are the two stages; valid and index beside.
+            m.submodules.product = multiplier = PipelinedMultiplier(factor.shape(), recip.shape(), self.dsp)
+            m.d.comb += [multiplier.a.eq(factor), multiplier.b.eq(recip)]
+            valid_q = Signal(name="factor_valid_q")
+            index_q = Signal.like(index, name="factor_index_q")
+            prod_valid = Signal()
+            prod_index = Signal.like(index, name="prod_index")
+            m.d.sync += [valid_q.eq(valid), index_q.eq(index), prod_valid.eq(valid_q), prod_index.eq(index_q)]
+            return (prod_valid, prod_index, round_shift(multiplier.p, self.recip_shift - self.prob_frac),
+                    valid_q | prod_valid)
         if self.product_reg:
             factor_q = Signal.like(factor, name="factor_q")
             valid_q = Signal(name="factor_valid_q")

@@ -503,7 +503,7 @@ def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=No
     ``extra`` goes to the test as parameters (with the configuration and lane count).
     ``engine_args``: keyword arguments of :class:`~rtl.engine.Engine` (its pipelines:
     ``lane_latency``, ``updater_stages``, ``softmax_product_reg``, ``weight_store`` and
-    ``lane_multiplier``, the MULT18X18D's run on ``sim/models/``; by default those of no platform).
+    ``dsp``, whose MULT18X18D run on ``sim/models/``; by default those of no platform).
     Returns the :class:`~sim.cocotb_runner.CocotbRun`.
     """
     engine_args = dict(engine_args or {})
@@ -514,7 +514,7 @@ def run_engine(config, lanes, test, *, waves=False, build_root=None, run_name=No
                                 for key, value in sorted(engine_args.items()))
     # Instantiated primitives run on their models (sim/models/).
     verilog = None
-    if engine_args.get("lane_multiplier") == "mult18x18d":
+    if engine_args.get("dsp") == "mult18x18d":
         verilog = to_verilog(top, "engine_top") + model_verilog("MULT18X18D")
     payload = {"config": config.to_dict(), "lanes": lanes, **extra}
     saved = os.environ.get("MAKEFLAGS")

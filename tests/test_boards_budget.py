@@ -84,7 +84,18 @@ def test_boards_default_networks_fit():
                                 ("ulx3s", 64, (784, 128, 10))):
         budget = check_budget(BOARDS[name], default_config("drtp", None, layers), lanes)
         assert budget.ram_blocks <= BOARDS[name].ram
-        assert budget.to_dict()["multipliers"] == {"need": lanes, "have": BOARDS[name].dsp}
+        # The lanes and the softmax's MULT18X18D (DRTP has no LLS unit).
+        assert budget.to_dict()["multipliers"] == {"need": lanes + 1, "have": BOARDS[name].dsp}
+
+
+def test_unit_multipliers_count():
+    """ECP5: the softmax's and each LLS unit's MULT18X18D beside the lanes'; the 28-lane
+    OrangeCrab has no room for them. The iCE40's are logic."""
+    assert check_budget(BOARDS["ulx3s"], default_config("lls", None, (64, 128, 64, 10)), 64).multipliers == 64 + 3
+    assert check_budget(BOARDS["icebreaker"], default_config("lls", None, (64, 16, 10)), 8,
+                        refuse=False).multipliers == 8
+    with pytest.raises(ValueError, match="28 lanes need 28 multipliers and the units 2; the LFE5U-25F"):
+        check_budget(BOARDS["orangecrab"], default_config("lls", None, (64, 32, 10)), 28)
 
 
 def test_unknown_board():

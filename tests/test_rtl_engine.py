@@ -535,13 +535,13 @@ def test_engine_system_fast(tmp_path, layers, rule, basis, lanes, overrides, ext
 @pytest.mark.parametrize("multiplier", ["inferred", "mult18x18d"])
 def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, overrides, extra, multiplier):
     """The ECP5 pipelines (fetch, lane operand and product registers, three updater stages, the
-    softmax's product register, the shifting result bank), with the lanes' multipliers inferred
-    or instantiated as the board builds them (MULT18X18D, on its model): every intermediate
-    bit-exact."""
+    softmax's product register, the shifting result bank), with the registered multipliers (the
+    lanes', the softmax's, the LLS unit's) inferred or instantiated as the board builds them
+    (MULT18X18D, on its model): every intermediate bit-exact."""
     config = default_config(rule, basis, layers, seed=1, **overrides)
     run_system_test(tmp_path, config, lanes, steps=8, seed=1, **extra,
                     engine_args={"lane_latency": 4, "updater_stages": 3, "softmax_product_reg": True,
-                                 "bank_shift": True, "lane_multiplier": multiplier})
+                                 "bank_shift": True, "dsp": multiplier})
 
 
 @pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra, steps",

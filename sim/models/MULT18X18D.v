@@ -1,4 +1,4 @@
-// A simulation model of the ECP5 MULT18X18D, for the one mode rtl/mac_lane.py instantiates:
+// A simulation model of the ECP5 MULT18X18D, for the one mode rtl/pipelined_multiplier.py instantiates:
 // A and B registered on CLK0, the product in the output register, signed or unsigned operands
 // from SIGNEDA/SIGNEDB, no pipeline register, no shift inputs (SOURCEA = SOURCEB = 0).
 // Written from Lattice's sysDSP user guide (FPGA-TN-02205); Yosys ships no model of the
@@ -43,7 +43,7 @@ module MULT18X18D (
             || REG_PIPELINE_CLK != "NONE" || REG_INPUTC_CLK != "NONE"
             || REG_INPUTA_CE != "CE0" || REG_INPUTB_CE != "CE0" || REG_OUTPUT_CE != "CE0"
             || REG_INPUTA_RST != "RST0" || REG_INPUTB_RST != "RST0" || REG_OUTPUT_RST != "RST0"
-            || MULT_BYPASS != "DISABLED" || SOURCEB_MODE != "B_INPUT" || RESETMODE != "SYNC")
+            || MULT_BYPASS != "DISABLED" || SOURCEB_MODE != "B_SHIFT" || RESETMODE != "SYNC")
             $fatal(1, "MULT18X18D model: unmodelled mode");
     end
 
