@@ -29,6 +29,11 @@ CONTROL_GROUP_LANES = 4
 HEAD_SLICES = 4
 
 
+#: With the deep (ECP5) pipelines the checksum's fold is XORed in partial folds of this many
+#: 32-bit chunks (lanes) first, each registered.
+FOLD_GROUP_CHUNKS = 8
+
+
 #: The MAC lanes' pipelines by latency (cycles from S1 to the accumulator): ``(fetch_reg,
 #: input_regs, product_reg)``, the last two of :class:`~rtl.mac_lane.MACLane`; ``fetch_reg``
 #: registers what arrives at S1 (the word read, ``x``, ``delta``, the op) before the lanes'
@@ -829,7 +834,27 @@ class LayerEngine(wiring.Component):
             # complete from the next cycle on, when the engine's result (DONE) reads it.
             fold_reg = Signal(chunk)
             fold_valid = Signal()
-            m.d.sync += [fold_reg.eq(fold(0)), fold_valid.eq(updater.o.valid)]
+            if fetch_reg and n_chunks > FOLD_GROUP_CHUNKS:
+                # With the deep (ECP5) pipelines, partial folds of FOLD_GROUP_CHUNKS chunks are
+                # registered first: a 64-input XOR across the die per bit was a 12 ns path at 64
+                # lanes. `idle` waits for them, so the CRC still takes the last fold as it rises.
+                partials = []
+                for g in range(0, n_chunks, FOLD_GROUP_CHUNKS):
+                    part = Const(0, chunk)
+                    for j in range(g, min(g + FOLD_GROUP_CHUNKS, n_chunks)):
+                        part = part ^ flat[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
+                    partial = Signal(chunk, name=f"fold_part{g // FOLD_GROUP_CHUNKS}")
+                    m.d.sync += partial.eq(part)
+                    partials.append(partial)
+                partial_valid = Signal(name="fold_part_valid")
+                m.d.sync += [partial_valid.eq(updater.o.valid), fold_valid.eq(partial_valid)]
+                folded = Const(0, chunk)
+                for partial in partials:
+                    folded = folded ^ partial
+                m.d.sync += fold_reg.eq(folded)
+                extra_busy.append(partial_valid)
+            else:
+                m.d.sync += [fold_reg.eq(fold(0)), fold_valid.eq(updater.o.valid)]
             m.d.comb += [checksum.valid.eq(fold_valid), checksum.data.eq(fold_reg)]
         else:
             if B > 1 and (Q * cb) % chunk:

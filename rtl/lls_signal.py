@@ -125,7 +125,9 @@ class LLSLearningSignal(wiring.Component):
         path at 64 lanes on the ULX3S), so every product takes a cycle more (``δ_n`` 3 edges
         after its ``h``, :attr:`compute_cycles` one more per product loop); and with parallel
         square-basis lanes the pass-2 ``g_n`` tree is cut by the stage-1 register after two of
-        its levels (its root, negation and rounding before stage 2). Same results.
+        its levels (its root, negation and rounding before stage 2); and the unit's own softmax
+        has its product register (:class:`~rtl.softmax_error.SoftmaxError` ``product_reg``, a
+        cycle more of its latency). Same results.
     pass1_reg : bool
         For fabric arithmetic (ECP5) too: pass 1 accumulates from registers, not from the
         ``h`` port: ``h_n`` (and with parallel square-basis lanes its basis column) is
@@ -282,8 +284,10 @@ class LLSLearningSignal(wiring.Component):
         if not fits_mult18x18d(signed(self.operand_bits), signed(self.operand_bits)):
             self.dsp = "inferred"      # (LLS-M's widened operand can outgrow it)
         self._normaliser = Normaliser(self.square_bits, norm_index_bits=norm_index_bits, norm_bits=norm_bits)
+        # Its own softmax takes the product register (and the DSP) with the write-back register.
         self._softmax = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
-                                     prob_frac=prob_frac, recip_shift=recip_shift, hold_input=True)
+                                     prob_frac=prob_frac, recip_shift=recip_shift, hold_input=True,
+                                     product_reg=self.writeback_reg, dsp=dsp if self.writeback_reg else "inferred")
         self._basis = BasisGenerator(C, phase_bits, self.hardware_basis, table_index_bits, table_bits,
                                      runtime_square=self.hardware_basis == "sin"
                                      and any(mode[0] == "square" for mode in self.modes))
@@ -634,7 +638,6 @@ class LLSLearningSignal(wiring.Component):
             m.d.comb += rounded.eq(round_shift_var(product, shift2))
         writeback = Signal()
         m.d.comb += writeback.eq(enable & wb_valid)
-        last2 = wb_index == C - 1
         with m.If(writeback):
             with m.Switch(wb_op):
                 with m.Case(_Op.LOGIT):
@@ -651,13 +654,8 @@ class LLSLearningSignal(wiring.Component):
                 with m.Case(_Op.SCALE):
                     write_element(m, "sync", elements(self.scaled_errors), wb_index, sat_delta)
                 with m.Case(_Op.SIGMA):
-                    total = accumulator + wb_product
-                    m.d.sync += accumulator.eq(total)
-                    with m.If(last2):
-                        sigma_rounded = (round_shift(total, self.mode_sigma_shift[0])
-                                         if len(set(self.mode_sigma_shift)) == 1
-                                         else round_shift_var(total, sigma_shift))
-                        m.d.sync += self.sigma.eq(saturate(sigma_rounded, self.delta_bits))
+                    # σ itself is rounded from the finished sum, as the loop ends (below).
+                    m.d.sync += accumulator.eq(accumulator + wb_product)
                 with m.Case(_Op.KAPPA):
                     m.d.sync += self.kappa.eq(sat_delta)
                 with m.Case(_Op.DELTA):
@@ -717,6 +715,13 @@ class LLSLearningSignal(wiring.Component):
             with m.State(op.name + "_WAIT"):
                 with m.If(pipeline_empty):
                     m.next = next_state
+                    if op == _Op.SIGMA:
+                        # From the accumulator register: its adder is not in front of the
+                        # rounding and saturation (one 13.5 ns path at 64 lanes on the ULX3S).
+                        sigma_rounded = (round_shift(accumulator, self.mode_sigma_shift[0])
+                                         if len(set(self.mode_sigma_shift)) == 1
+                                         else round_shift_var(accumulator, sigma_shift))
+                        m.d.sync += self.sigma.eq(saturate(sigma_rounded, self.delta_bits))
 
         with m.FSM(name="sequencer") as fsm:
             with m.State("IDLE"):

@@ -544,6 +544,21 @@ def test_engine_system_ecp5_pipelines(tmp_path, layers, rule, basis, lanes, over
                                  "bank_shift": True, "dsp": multiplier})
 
 
+def test_engine_system_ecp5_wide(tmp_path):
+    """The ECP5 pipelines with more lanes than a partial checksum fold holds (20 lanes of 16
+    bits, 10 chunks of 32: partial folds of 8 and 2 chunks registered before the CRC), the
+    board's MULT18X18D on their model: every intermediate bit-exact, every step's checksum
+    included."""
+    from rtl.layer_engine import CHECKSUM_CHUNK_BITS, FOLD_GROUP_CHUNKS, LayerGeometry
+
+    config = default_config("lls", "square", (13, 21, 5), seed=3)
+    lanes = 20
+    assert lanes * LayerGeometry(config, lanes).checksum_lane_bits // CHECKSUM_CHUNK_BITS > FOLD_GROUP_CHUNKS
+    run_system_test(tmp_path, config, lanes, steps=6, seed=3, infer_every=4,
+                    engine_args={"lane_latency": 4, "updater_stages": 2, "softmax_product_reg": True,
+                                 "dsp": "mult18x18d"})
+
+
 @pytest.mark.parametrize("layers, rule, basis, lanes, overrides, extra, steps",
                          [(*FAST_SYSTEM[0][:3], 8, *FAST_SYSTEM[0][4:], 8), (*FAST_SYSTEM[1], 8),
                           ((300, 7, 5), "drtp", None, 8, {}, {"random_weights": True}, 3)],
