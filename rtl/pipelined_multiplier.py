@@ -100,6 +100,8 @@ class PipelinedMultiplier(wiring.Component):
         # A and B registered on CLK0, the product in the output register, all enabled by CE0;
         # no pipeline register (nextpnr's timing has no mode for it), no cascade, no global
         # set/reset. Operands are extended to 18-bit signed, so the block multiplies signed.
+        # SOURCEB_MODE stays at its default (B_SHIFT, as Yosys's own map): with SOURCEB = 0 the
+        # B port feeds the multiplier, and prjtrellis has no B_INPUT (ecppack fails on it).
         registers = {}
         for reg, clock in (("INPUTA", "CLK0"), ("INPUTB", "CLK0"), ("INPUTC", "NONE"),
                            ("PIPELINE", "NONE"), ("OUTPUT", "CLK0")):
