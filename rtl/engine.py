@@ -130,7 +130,7 @@ class Engine(wiring.Component):
     dsp : {"inferred", "mult18x18d"} or None
         The registered multipliers: the MAC lanes' (:class:`~rtl.layer_engine.LayerEngine`
         ``multiplier``, with lane latency 3 or 4), the softmax's (with its product register) and
-        the LLS units' shared one, as Yosys infers them or each one instantiated ECP5 MULT18X18D
+        the LLS units' shared one, as Yosys infers them or each an instantiated ECP5 MULT18X18D
         holding its registers; ``None``: the MULT18X18D on ECP5, else inferred. Results are the same.
 
     Members

@@ -9,14 +9,15 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .mac_lane import MACLane
-from .pipelined_multiplier import MULTIPLIERS
 from .outer_product_updater import OuterProductUpdater
+from .pipelined_multiplier import MULTIPLIERS
 from .requantiser import Requantiser
 from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40
 
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
            "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
-           "default_multiplier", "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES"]
+           "default_multiplier", "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES",
+           "FOLD_GROUP_CHUNKS"]
 
 
 #: Lanes that share one copy of the lanes' controls (the fetch register's op fields, the last
@@ -30,7 +31,7 @@ HEAD_SLICES = 4
 
 
 #: With the deep (ECP5) pipelines the checksum's fold is XORed in partial folds of this many
-#: 32-bit chunks (lanes) first, each registered.
+#: 32-bit chunks (two 16-bit lanes each) first, each registered.
 FOLD_GROUP_CHUNKS = 8
 
 
@@ -836,7 +837,7 @@ class LayerEngine(wiring.Component):
             fold_valid = Signal()
             if fetch_reg and n_chunks > FOLD_GROUP_CHUNKS:
                 # With the deep (ECP5) pipelines, partial folds of FOLD_GROUP_CHUNKS chunks are
-                # registered first: a 64-input XOR across the die per bit was a 12 ns path at 64
+                # registered first: a 32-input XOR across the die per bit was a 12 ns path at 64
                 # lanes. `idle` waits for them, so the CRC still takes the last fold as it rises.
                 partials = []
                 for g in range(0, n_chunks, FOLD_GROUP_CHUNKS):

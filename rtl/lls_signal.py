@@ -62,7 +62,8 @@ class LLSLearningSignal(wiring.Component):
        (``h.ready`` requires ``~delta.valid | delta.ready``). ``δ = 0`` everywhere when
        ``S = 0``. After the ``N``-th transfer (serial lanes: ``C - 1`` cycles later, when its
        last class is done) the unit is idle (``busy = 0``) and a new ``start`` may come at once;
-       up to 3 ``δ`` of the old step may still be in flight and are delivered first.
+       up to 3 ``δ`` of the old step (one more with ``writeback_reg``, another with
+       ``saturate_reg``) may still be in flight and are delivered first.
 
     **Trace registers.** ``raw_logits`` and ``S`` are cleared by ``start`` and accumulate during
     pass 1; the others are written during compute (``probs``/``errors`` are the softmax unit's
