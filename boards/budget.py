@@ -87,11 +87,12 @@ def engine_memories(config, lanes):
 
 def unit_multipliers(family, config):
     """Multiplier blocks the engine takes besides the lanes' (``rtl/engine.py``): on ECP5 the
-    softmax's product and each LLS unit's shared multiplier are instantiated MULT18X18D (the
-    engine's ``dsp``), on the iCE40 they are logic."""
+    output softmax's product and, per LLS unit, its shared multiplier and its own softmax's
+    product are instantiated MULT18X18D (the engine's ``dsp``); on the iCE40 they are logic.
+    (Yosys may infer more: the 24-lane DRTP OrangeCrab build uses one beyond these.)"""
     if family != "ecp5":
         return 0
-    return 1 + (len(config.layers) - 2 if config.uses_basis else 0)
+    return 1 + (2 * (len(config.layers) - 2) if config.uses_basis else 0)
 
 
 @dataclass

@@ -89,12 +89,14 @@ def test_boards_default_networks_fit():
 
 
 def test_unit_multipliers_count():
-    """ECP5: the softmax's and each LLS unit's MULT18X18D beside the lanes'; the 28-lane
-    OrangeCrab has no room for them. The iCE40's are logic."""
-    assert check_budget(BOARDS["ulx3s"], default_config("lls", None, (64, 128, 64, 10)), 64).multipliers == 64 + 3
+    """ECP5: the output softmax's and each LLS unit's two MULT18X18D (its shared multiplier, its
+    softmax's) beside the lanes' (the 64-lane ULX3S build used 67); the 28-lane OrangeCrab has
+    no room for them. The iCE40's are logic."""
+    assert check_budget(BOARDS["ulx3s"], default_config("lls", None, (64, 128, 10)), 64).multipliers == 67
+    assert check_budget(BOARDS["ulx3s"], default_config("lls", None, (64, 128, 64, 10)), 64).multipliers == 64 + 5
     assert check_budget(BOARDS["icebreaker"], default_config("lls", None, (64, 16, 10)), 8,
                         refuse=False).multipliers == 8
-    with pytest.raises(ValueError, match="28 lanes need 28 multipliers and the units 2; the LFE5U-25F"):
+    with pytest.raises(ValueError, match="28 lanes need 28 multipliers and the units 3; the LFE5U-25F"):
         check_budget(BOARDS["orangecrab"], default_config("lls", None, (64, 32, 10)), 28)
 
 
