@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 
 from .mac_lane import MACLane
 from .outer_product_updater import OuterProductUpdater
-from .pipelined_multiplier import MULTIPLIERS
+from .pipelined_multiplier import MULT18X18D_BITS, MULTIPLIERS
 from .requantiser import Requantiser
 from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40
 
@@ -375,10 +375,10 @@ class LayerEngine(wiring.Component):
         if multiplier not in (None, *MULTIPLIERS):
             self._MustUse__silence = True
             raise ValueError(f"multiplier must be one of {MULTIPLIERS} or None, got {multiplier!r}")
-        if multiplier == "mult18x18d" and (lane_latency not in (None, 3, 4) or config.mult_bits > 18):
+        if multiplier == "mult18x18d" and (lane_latency not in (None, 3, 4) or config.mult_bits > MULT18X18D_BITS):
             self._MustUse__silence = True
             raise ValueError("multiplier='mult18x18d' needs lane latency 3 or 4 (operand and product "
-                             f"registers) and mult_bits <= 18, got lane_latency={lane_latency}, "
+                             f"registers) and mult_bits <= {MULT18X18D_BITS}, got lane_latency={lane_latency}, "
                              f"mult_bits={config.mult_bits}")
         self.multiplier = multiplier
         self.config = config
@@ -456,7 +456,7 @@ class LayerEngine(wiring.Component):
         if self.multiplier is not None:
             return self.multiplier
         _, input_regs, product_reg = LANE_LATENCIES[self.resolved_lane_latency(platform)]
-        return default_multiplier(platform, input_regs and product_reg and self.config.mult_bits <= 18)
+        return default_multiplier(platform, input_regs and product_reg and self.config.mult_bits <= MULT18X18D_BITS)
 
     def group_copies(self, platform):
         """Whether each group of :data:`CONTROL_GROUP_LANES` lanes has copies of its own of the

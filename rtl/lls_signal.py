@@ -441,6 +441,7 @@ class LLSLearningSignal(wiring.Component):
         valid1, valid2 = Signal(), Signal()
         op1, op2 = Signal(_Op), Signal(_Op)
         index1, index2 = Signal(range(C)), Signal(range(C))
+        # Stage 1's operands, when the multiplier is inferred (else the DSP's input registers).
         a1, b1 = Signal(signed(M)), Signal(signed(M))
         product = Signal(signed(2 * M))
         g1 = Signal(signed(g_bits))

@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
 from rtl.mac_lane import MACLane
+from sim.primitive_models import model_verilog
 
 COCOTB_DIR = Path(__file__).resolve().parent / "cocotb"
 
@@ -116,15 +117,12 @@ def test_mac_lane_pipelined_cocotb():
                        "cycles": 3000, "seed": 11, "config": config.to_dict()})
 
 
-MULT18X18D_MODEL = Path(__file__).resolve().parents[1] / "sim" / "models" / "MULT18X18D.v"
-
-
 def mult18x18d_lane_verilog(mult_bits, acc_bits, model=None):
     """The lane with an instantiated MULT18X18D, and the primitive's model beside it."""
     from sim.cocotb_runner import to_verilog
 
     lane = MACLane(mult_bits, acc_bits, input_regs=True, product_reg=True, multiplier="mult18x18d")
-    return to_verilog(lane, "mac_lane") + (model or MULT18X18D_MODEL.read_text())
+    return to_verilog(lane, "mac_lane") + (model or model_verilog("MULT18X18D"))
 
 
 @pytest.mark.parametrize("mult_bits, acc_bits", [(16, 32), (18, 40)])
@@ -145,7 +143,7 @@ def test_mac_lane_mult18x18d_check_can_fail():
     """A primitive whose operands are unsigned (SIGNEDA ignored) fails the same bench."""
     from sim.cocotb_runner import CocotbFailure, run_cocotb
 
-    model = MULT18X18D_MODEL.read_text().replace("signed_a_reg <= SIGNEDA;", "signed_a_reg <= 1'b0;")
+    model = model_verilog("MULT18X18D").replace("signed_a_reg <= SIGNEDA;", "signed_a_reg <= 1'b0;")
     assert "1'b0;" in model
     config = default_config("lls", None, (64, 24, 10))
     with pytest.raises(CocotbFailure, match="1 of 1 cocotb tests failed"):
