@@ -196,13 +196,13 @@ class Engine(wiring.Component):
 
     def signal_unit(self, k, writeback_reg=False, dsp="inferred"):
         """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
-        LLS unit's write-back, saturation and pass-1 registers (``writeback_reg``,
-        ``saturate_reg``, ``pass1_reg`` of :class:`~rtl.lls_signal.LLSLearningSignal`); ``dsp``:
+        LLS unit's write-back, saturation, pass-1 and operand registers (``writeback_reg``,
+        ``saturate_reg``, ``pass1_reg``, ``operand_reg`` of :class:`~rtl.lls_signal.LLSLearningSignal`); ``dsp``:
         its shared multiplier's."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
         return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg,
-                                             saturate_reg=writeback_reg, dsp=dsp)
+                                             saturate_reg=writeback_reg, operand_reg=writeback_reg, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -244,7 +244,8 @@ class Engine(wiring.Component):
         label = Signal(self.label_shape)
         op = lanes.op.payload
         wiring.connect(m, seq.op, lanes.op)
-        m.d.comb += [seq.bank_ready.eq(lanes.bank_ready), seq.draws_ready.eq(lanes.draws_ready)]
+        m.d.comb += [seq.bank_ready.eq(lanes.bank_ready), seq.draws_ready.eq(lanes.draws_ready),
+                     lanes.op_busy.eq(seq.busy)]
 
         # -- commands ---------------------------------------------------------------------------------
         m.submodules.commands = commands = fifo.SyncFIFOBuffered(width=len(self.cmd.payload.as_value()), depth=2)

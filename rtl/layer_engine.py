@@ -8,6 +8,7 @@ from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .fixed import select
 from .mac_lane import MACLane
 from .outer_product_updater import OuterProductUpdater
 from .pipelined_multiplier import MULT18X18D_BITS, MULTIPLIERS
@@ -17,6 +18,8 @@ from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePo
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
            "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
            "default_multiplier", "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES",
+           "WIDE_UPDATER_LANES",
+           "HEAD_GROUP_LANES",
            "FOLD_GROUP_CHUNKS"]
 
 
@@ -28,6 +31,10 @@ CONTROL_GROUP_LANES = 4
 #: With the fetch register, the result bank's head (the neuron the requantisers see) is loaded in
 #: this many slices of bits, each selected by a copy of its own of the next neuron's index.
 HEAD_SLICES = 4
+#: With the fetch register and more lanes than this, the head is loaded from per-group heads of
+#: this many lanes (a power of 2), each loaded a neuron ahead from its group's lanes: two
+#: registered levels of multiplexers instead of one ``P``-way one across the die.
+HEAD_GROUP_LANES = 8
 
 
 #: With the deep (ECP5) pipelines the checksum's fold is XORed in partial folds of this many
@@ -71,13 +78,21 @@ def default_multiplier(platform, registered):
     return "mult18x18d" if fabric_arithmetic(platform) and registered else "inferred"
 
 
-def default_updater_stages(platform):
+#: From this many lanes on, the ECP5 updater has three stages (:func:`default_updater_stages`).
+WIDE_UPDATER_LANES = 64
+
+
+def default_updater_stages(platform, lanes=None):
     """The updater's register stages when none are given: 2 on ECP5 (its rounding adder, shifts,
-    subtraction and saturation were one 13 ns path at 8 lanes), 1 elsewhere. (With two stages the
-    offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns path, now split by the
-    updater's per-lane-group copies; the one 24-lane build with three stages and ``bank_shift``
-    stalled in routing: measured defaults only.)"""
-    return 2 if fabric_arithmetic(platform) else 1
+    subtraction and saturation were one 13 ns path at 8 lanes), 3 there from
+    :data:`WIDE_UPDATER_LANES` lanes on (at 64 lanes on the ULX3S the offset's shift, the
+    subtraction and the saturation into the output word were a 12.8 ns path), 1 elsewhere.
+    (With two stages the offset's fan-out to 24 lanes' shifters was still 2.7 ns of a 10.4 ns
+    path, now split by the updater's per-lane-group copies; the one 24-lane build with three
+    stages and ``bank_shift`` stalled in routing: measured defaults only.)"""
+    if not fabric_arithmetic(platform):
+        return 1
+    return 3 if lanes is not None and lanes >= WIDE_UPDATER_LANES else 2
 
 
 #: Where the weights live: ``"ebr"``, one simple dual-port block RAM per layer (a read and a
@@ -293,7 +308,8 @@ class LayerEngine(wiring.Component):
         platform at elaboration (:func:`default_lane_latency`: 4 on ECP5, else 1).
     updater_stages : int or None
         The :class:`~rtl.outer_product_updater.OuterProductUpdater`'s register stages (1 to 3);
-        ``None``: by the platform (:func:`default_updater_stages`: 2 on ECP5, else 1).
+        ``None``: by the platform and ``P`` (:func:`default_updater_stages`: 2 on ECP5, 3 there
+        from 64 lanes on, else 1).
     bank_shift : bool or None
         Read the result bank out as a shift register (lane 0 always to the requantisers)
         instead of through a ``P``-way multiplexer: more flip-flop inputs, no wide mux in front
@@ -348,7 +364,15 @@ class LayerEngine(wiring.Component):
     read_start, read_layer, read_addr : In
         Host reads, when no ``op`` is taken and ``host_free``: ``read_data`` holds the word
         :attr:`read_latency` cycles after ``read_start`` (1 with ``"ebr"``, which reads
-        ``read_addr`` whenever no op is taken).
+        ``read_addr`` whenever no op is taken; with the fetch register, whenever ``op_busy`` is
+        low, and host reads must wait for that).
+    op_busy : In(1)
+        With ``"ebr"`` and the fetch register (the ECP5 pipelines): high from a cycle before the
+        op source's first op to the transfer of its last (the sequencer's ``busy``, a
+        register). The weight memories' read address is ``op.addr`` while it is high, else
+        ``read_addr``: chosen by a register, not by the transfer (the sequencer's decision in
+        front of every block RAM's address pins was a 12.3 ns path at 64 lanes on the ULX3S).
+        Ignored otherwise.
     read_data : Out(data.ArrayLayout(signed(max(weight_bits)), P))
     host_free : Out(1)
         A host read or write may start: the weight store is not busy with the datapath.
@@ -417,6 +441,7 @@ class LayerEngine(wiring.Component):
             }))),
             "write_fill": In(self.word_shape),
             "read_start": In(1),
+            "op_busy": In(1),
             "read_layer": In(geo.layer_shape),
             "read_addr": In(unsigned(geo.addr_bits)),
             "read_data": Out(self.word_layout),
@@ -438,7 +463,7 @@ class LayerEngine(wiring.Component):
             return self.updater_stages
         if self.resolved_weight_store(platform) == "spram" and self.beats >= 2:
             return 2
-        return default_updater_stages(platform)
+        return default_updater_stages(platform, self.lanes)
 
     def resolved_port_reg(self, platform):
         """Whether the SPRAM store's port is registered on ``platform``: with two beats or more,
@@ -527,8 +552,9 @@ class LayerEngine(wiring.Component):
             word_layers = [Signal(geo.layer_shape, name=f"word_layer{j}", attrs={"keep": 1})
                            for j in range(n_groups)] if fetch_reg else [Signal(geo.layer_shape, name="word_layer")]
             m.d.sync += [c.eq(Mux(issue, op.layer, self.read_layer)) for c in word_layers]
+            address_select = self.op_busy if fetch_reg else issue
             for k in range(L):
-                m.d.comb += reads[k].addr.eq(Mux(issue, op.addr, self.read_addr))
+                m.d.comb += reads[k].addr.eq(Mux(address_select, op.addr, self.read_addr))
 
             # S1: the word that was read, lanes sign-extended to the widest layer.
             word = Signal(self.word_layout)
@@ -838,17 +864,24 @@ class LayerEngine(wiring.Component):
             if fetch_reg and n_chunks > FOLD_GROUP_CHUNKS:
                 # With the deep (ECP5) pipelines, partial folds of FOLD_GROUP_CHUNKS chunks are
                 # registered first: a 32-input XOR across the die per bit was a 12 ns path at 64
-                # lanes. `idle` waits for them, so the CRC still takes the last fold as it rises.
+                # lanes. They fold a copy of the word, registered beside them: the updater's
+                # output sits by the block RAMs it writes, and its route to the fold trees was
+                # 11.7-13.3 ns. `idle` waits for both, so the CRC still takes the last fold as
+                # it rises.
+                word_copy = Signal(len(flat), name="fold_word")
+                copy_valid = Signal(name="fold_word_valid")
+                m.d.sync += [word_copy.eq(flat), copy_valid.eq(updater.o.valid)]
                 partials = []
                 for g in range(0, n_chunks, FOLD_GROUP_CHUNKS):
                     part = Const(0, chunk)
                     for j in range(g, min(g + FOLD_GROUP_CHUNKS, n_chunks)):
-                        part = part ^ flat[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
+                        part = part ^ word_copy[j * chunk:(j + 1) * chunk].rotate_left(j % chunk)
                     partial = Signal(chunk, name=f"fold_part{g // FOLD_GROUP_CHUNKS}")
                     m.d.sync += partial.eq(part)
                     partials.append(partial)
                 partial_valid = Signal(name="fold_part_valid")
-                m.d.sync += [partial_valid.eq(updater.o.valid), fold_valid.eq(partial_valid)]
+                m.d.sync += [partial_valid.eq(copy_valid), fold_valid.eq(partial_valid)]
+                extra_busy.append(copy_valid)
                 folded = Const(0, chunk)
                 for partial in partials:
                     folded = folded ^ partial
@@ -919,6 +952,22 @@ class LayerEngine(wiring.Component):
             for p in range(P):
                 with m.If(captures[p // CONTROL_GROUP_LANES if fetch_reg else 0]):
                     m.d.sync += bank[p].eq(lanes[p].acc)
+        # Two levels (see HEAD_GROUP_LANES): group head g holds bank[G g + upcoming % G] and its
+        # select the lane after that, so that at a send the head takes group head
+        # upcoming // G while every group head takes its next lane.
+        G = HEAD_GROUP_LANES
+        two_level_head = fetch_reg and not bankless and not bank_shift and P > G
+        if two_level_head:
+            assert G & (G - 1) == 0
+            group_heads = [Signal(signed(config.acc_bits), name=f"group_head{g}") for g in range(-(-P // G))]
+            group_selects = [Signal(range(G), name=f"group_head_select{g}", attrs={"keep": 1})
+                             for g in range(len(group_heads))]
+            for g, (group_head, group_select) in enumerate(zip(group_heads, group_selects)):
+                # After a capture the next neuron is 1 (the head takes neuron 0 from lane 0).
+                with m.If(captures[min(G * g + 1, P - 1) // CONTROL_GROUP_LANES]):
+                    m.d.sync += group_select.eq(2 % G)
+                    if G * g + 1 < P:
+                        m.d.sync += group_head.eq(lanes[G * g + 1].acc)
         with m.If(capture):
             m.d.sync += [
                 head.eq(lanes[0].acc),
@@ -935,7 +984,7 @@ class LayerEngine(wiring.Component):
         serial = Signal(range(P))
         requantisers = []
         for k in range(L):
-            req = Requantiser.from_config(config, k)
+            req = Requantiser.from_config(config, k, parallel_clamp=fetch_reg)
             m.submodules[f"requantiser{k}"] = req
             requantisers.append(req)
         out_layer = Signal(geo.layer_shape)
@@ -976,8 +1025,19 @@ class LayerEngine(wiring.Component):
                 slice_bits = -(-config.acc_bits // HEAD_SLICES)
                 for j, low in enumerate(range(0, config.acc_bits, slice_bits)):
                     upcoming = Signal(range(P + 1), name=f"serial_next{j}", init=1, attrs={"keep": 1})
-                    m.d.sync += [upcoming.eq(Mux(serial == bank_last, 1, upcoming + 1)),
-                                 head[low:low + slice_bits].eq(bank[upcoming][low:low + slice_bits])]
+                    m.d.sync += upcoming.eq(Mux(serial == bank_last, 1, upcoming + 1))
+                    if two_level_head:
+                        source = select(m, [h[low:low + slice_bits] for h in group_heads],
+                                        upcoming >> (G.bit_length() - 1), name=f"head_source{j}")
+                    else:
+                        source = bank[upcoming][low:low + slice_bits]
+                    m.d.sync += head[low:low + slice_bits].eq(source)
+                if two_level_head:
+                    for g, (group_head, group_select) in enumerate(zip(group_heads, group_selects)):
+                        lanes_of_group = [bank[p] for p in range(G * g, min(G * (g + 1), P))]
+                        m.d.sync += [group_head.eq(select(m, lanes_of_group, group_select,
+                                                          name=f"group_head_next{g}")),
+                                     group_select.eq(group_select + 1)]
             else:
                 m.d.sync += head.eq(bank[serial + 1])
             with m.If(serial == bank_last):

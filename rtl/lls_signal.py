@@ -55,15 +55,16 @@ class LLSLearningSignal(wiring.Component):
     3. *Pass 2*: exactly ``N`` more transfers on ``h`` (the same activations and their ``f'``, in
        neuron order); ``h.ready`` stays low until the unit is ready for them. ``δ_n`` is in
        the ``delta`` output register 2 clock edges after its ``h`` transfer, so it can be taken
-       at the 3rd edge (``C + 2`` and ``C + 3`` with ``basis_lanes="serial"``) (pipeline:
+       at the 3rd edge (``C + 2`` and ``C + 3`` with ``basis_lanes="serial"``; an edge later each
+       with ``writeback_reg``, ``saturate_reg`` and ``operand_reg``) (pipeline:
        ``g_n`` and the ``h_n κ`` operands;
        the product; the rounding, subtraction and saturation into the output register), one per
        cycle, in order; the whole pipeline stalls while ``delta`` is not taken
        (``h.ready`` requires ``~delta.valid | delta.ready``). ``δ = 0`` everywhere when
        ``S = 0``. After the ``N``-th transfer (serial lanes: ``C - 1`` cycles later, when its
        last class is done) the unit is idle (``busy = 0``) and a new ``start`` may come at once;
-       up to 3 ``δ`` of the old step (one more with ``writeback_reg``, another with
-       ``saturate_reg``) may still be in flight and are delivered first.
+       up to 3 ``δ`` of the old step (one more each with ``writeback_reg``, ``saturate_reg``
+       and ``operand_reg``) may still be in flight and are delivered first.
 
     **Trace registers.** ``raw_logits`` and ``S`` are cleared by ``start`` and accumulate during
     pass 1; the others are written during compute (``probs``/``errors`` are the softmax unit's
@@ -128,20 +129,34 @@ class LLSLearningSignal(wiring.Component):
         square-basis lanes the pass-2 ``g_n`` tree is cut by the stage-1 register after two of
         its levels (its root, negation and rounding before stage 2); and the unit's own softmax
         has its product register (:class:`~rtl.softmax_error.SoftmaxError` ``product_reg``, a
-        cycle more of its latency). Same results.
+        cycle more of its latency) and reads its logits from a rotating ring (``ring``). Same
+        results.
     pass1_reg : bool
         For fabric arithmetic (ECP5) too: pass 1 accumulates from registers, not from the
         ``h`` port: ``h_n`` (and with parallel square-basis lanes its basis column) is
         registered at its transfer, ``r_c`` adds from the register, ``h_n²`` is registered from
         it and ``S`` adds that (the requantiser's output, a multiplier and a 24-bit adder were
-        one 15 ns path at 64 lanes on the ULX3S). The compute phase waits the 2 cycles for them
-        (:attr:`compute_cycles` and :attr:`zero_cycles` 2 more). Same results.
+        one 15 ns path at 64 lanes on the ULX3S). The compute phase waits the 2 cycles for them;
+        and the normaliser has two stages (:class:`~rtl.normaliser.Normaliser` ``stages``), a
+        cycle more (:attr:`compute_cycles` and :attr:`zero_cycles` 3 more in all). Same results.
     saturate_reg : bool
         With ``writeback_reg``: a fourth stage in the shared multiplier pipeline, holding the
         subtraction's saturated result before the write-back's element multiplexers
         (``scaled_errors`` and ``delta`` were 14 ns paths at 64 lanes on the ULX3S), so every
         product takes a cycle more again (``δ_n`` 4 edges after its ``h``; :attr:`compute_cycles`
         one more per product loop). Same results.
+    operand_reg : bool
+        For ECP5 too: a stage 0 in front of the shared multiplier, which registers the issued
+        operands (and what travels with them) in the fabric, so the operand selection (a class
+        read, the variable shift of ``r_c``, the operand multiplexer; ``h_n`` from the port in
+        pass 2) does not end at the DSP block's input register across the die (a 14.2 ns path at
+        64 lanes on the ULX3S). With the ``g_n`` tree cut, its partial nodes are stage 0 and
+        ``g_n`` is registered whole in stage 1. And the local logits' first operands,
+        ``rnd(r_c, pre)``, are registered for every class in a cycle of their own before the
+        loop, which then only selects one (the class multiplexer and the variable shift were
+        still 14 ns into stage 0). Every product takes a cycle more (``δ_n`` one edge later;
+        :attr:`compute_cycles` one more per product loop, and one for the shifts). Same
+        results.
     dsp : {"inferred", "mult18x18d"}
         The shared multiplier's operand and product registers (stages 1 and 2) and the
         multiplier between them as Yosys infers them, or one instantiated ECP5 MULT18X18D
@@ -197,7 +212,8 @@ class LLSLearningSignal(wiring.Component):
                  delta_bits=16, temp_shift=1, norm_index_bits=3, norm_bits=10, norm_guard=8,
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
                  mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=(),
-                 writeback_reg=False, pass1_reg=False, saturate_reg=False, dsp="inferred"):
+                 writeback_reg=False, pass1_reg=False, saturate_reg=False, operand_reg=False,
+                 dsp="inferred"):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
@@ -209,6 +225,7 @@ class LLSLearningSignal(wiring.Component):
         if saturate_reg and not writeback_reg:
             raise ValueError("LLSLearningSignal: saturate_reg needs writeback_reg")
         self.saturate_reg = bool(saturate_reg)
+        self.operand_reg = bool(operand_reg)
         if dsp not in MULTIPLIERS:
             raise ValueError(f"LLSLearningSignal: dsp must be one of {MULTIPLIERS}, got {dsp!r}")
         self.dsp = dsp
@@ -284,11 +301,13 @@ class LLSLearningSignal(wiring.Component):
             self.operand_bits = max(mult_bits, self.emod_bits)
         if not fits_mult18x18d(signed(self.operand_bits), signed(self.operand_bits)):
             self.dsp = "inferred"      # (LLS-M's widened operand can outgrow it)
-        self._normaliser = Normaliser(self.square_bits, norm_index_bits=norm_index_bits, norm_bits=norm_bits)
+        self._normaliser = Normaliser(self.square_bits, norm_index_bits=norm_index_bits, norm_bits=norm_bits,
+                                      stages=2 if self.pass1_reg else 1)
         # Its own softmax takes the product register (and the DSP) with the write-back register.
         self._softmax = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                                      prob_frac=prob_frac, recip_shift=recip_shift, hold_input=True,
-                                     product_reg=self.writeback_reg, dsp=dsp if self.writeback_reg else "inferred")
+                                     product_reg=self.writeback_reg, dsp=dsp if self.writeback_reg else "inferred",
+                                     ring="registers" if self.writeback_reg else None)
         self._basis = BasisGenerator(C, phase_bits, self.hardware_basis, table_index_bits, table_bits,
                                      runtime_square=self.hardware_basis == "sin"
                                      and any(mode[0] == "square" for mode in self.modes))
@@ -298,12 +317,14 @@ class LLSLearningSignal(wiring.Component):
         #: Cycles of the compute phase when nothing stalls and ``S != 0``: from the clock edge of the
         #: last pass-1 transfer to the first cycle in which ``h.ready`` can be high for pass 2
         #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``
-        #: (``+ 4`` with ``writeback_reg``, ``+ 5`` with ``saturate_reg`` too).
-        self.compute_cycles = (5 + sum(i + 3 + self.writeback_reg + self.saturate_reg for i in iterations)
+        #: (one more each with ``writeback_reg``, ``saturate_reg`` and ``operand_reg``).
+        self.compute_cycles = (5 + self.operand_reg
+                               + sum(i + 3 + self.writeback_reg + self.saturate_reg + self.operand_reg
+                                     for i in iterations)
                                + self._softmax.latency
-                               + self.pass1_drain)
+                               + self.pass1_drain + self._normaliser.latency - 1)
         #: The same when ``S = 0`` (normaliser only).
-        self.zero_cycles = 3 + self.pass1_drain
+        self.zero_cycles = 3 + self.pass1_drain + self._normaliser.latency - 1
         members = {
             "label": In(self.label_shape),
             "start": In(1),
@@ -333,7 +354,7 @@ class LLSLearningSignal(wiring.Component):
 
     @classmethod
     def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False, pass1_reg=False,
-                    saturate_reg=False, dsp="inferred"):
+                    saturate_reg=False, operand_reg=False, dsp="inferred"):
         """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
         (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
@@ -354,7 +375,8 @@ class LLSLearningSignal(wiring.Component):
                    mod_frac=config.mod_frac, mod_init=config.mod_init,
                    mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
                    max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes,
-                   writeback_reg=writeback_reg, pass1_reg=pass1_reg, saturate_reg=saturate_reg, dsp=dsp)
+                   writeback_reg=writeback_reg, pass1_reg=pass1_reg, saturate_reg=saturate_reg,
+                   operand_reg=operand_reg, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -456,6 +478,16 @@ class LLSLearningSignal(wiring.Component):
                                 1 << self.e2_bits) + 1)
         issue_shift = Signal(shift_shape)
         shift1, shift2 = Signal(shift_shape), Signal(shift_shape)
+        # What stage 1 takes: the issue, or with operand_reg stage 0's registers holding it.
+        issued = (issue_valid, issue_op, count, issue_shift, issue_f, square_mode, issue_a, issue_b)
+        if self.operand_reg:
+            stage0 = (Signal(name="valid0"), Signal(_Op, name="op0"), Signal(range(C), name="index0"),
+                      Signal(shift_shape, name="shift0"), Signal(name="fprime0"), Signal(name="square0"),
+                      Signal(signed(M), name="a0"), Signal(signed(M), name="b0"))
+            with m.If(enable):
+                m.d.sync += [q.eq(v) for q, v in zip(stage0, issued)]
+            issued = stage0
+        s0_valid, s0_op, s0_index, s0_shift, s0_f, s0_square, s0_a, s0_b = issued
         # With parallel square-basis lanes and writeback_reg, the g_n tree's partial nodes are
         # registered in stage 1 instead of g_n (set below), and g1 is the tree completed from them.
         g_tree_cut = self.writeback_reg and not self.serial and self.hardware_basis == "square"
@@ -477,6 +509,8 @@ class LLSLearningSignal(wiring.Component):
         else:
             wb_valid, wb_op, wb_index, wb_g, wb_fprime, wb_product = valid2, op2, index2, g2, fprime2, product
             pipeline_empty = ~valid1 & ~valid2
+        if self.operand_reg:
+            pipeline_empty = pipeline_empty & ~s0_valid
         # One rounding shifter (the amount travels with the product) and one saturator per width.
         if self.projection:
             delta_value = Mux(wb_op == _Op.DELTA, wb_g - rounded, rounded)
@@ -502,17 +536,21 @@ class LLSLearningSignal(wiring.Component):
             pipeline_empty = pipeline_empty & ~wb_valid
         with m.If(enable):
             m.d.sync += [
-                valid1.eq(issue_valid), op1.eq(issue_op), index1.eq(count), shift1.eq(issue_shift),
+                valid1.eq(s0_valid), op1.eq(s0_op), index1.eq(s0_index), shift1.eq(s0_shift),
                 shift2.eq(shift1),
-                fprime1.eq(issue_f), square1.eq(square_mode),
+                fprime1.eq(s0_f), square1.eq(s0_square),
                 valid2.eq(valid1), op2.eq(op1), index2.eq(index1),
                 g2.eq(g_rounded), fprime2.eq(fprime1),
                 self.delta.valid.eq(wb_valid & (wb_op == _Op.DELTA)),
             ]
             if not g_tree_cut:
-                m.d.sync += g1.eq(issue_g)
+                if self.operand_reg:
+                    g0 = Signal(signed(g_bits), name="g0")
+                    m.d.sync += [g0.eq(issue_g), g1.eq(g0)]
+                else:
+                    m.d.sync += g1.eq(issue_g)
             if self.dsp == "inferred":
-                m.d.sync += [a1.eq(issue_a), b1.eq(issue_b), product.eq(a1 * b1)]
+                m.d.sync += [a1.eq(s0_a), b1.eq(s0_b), product.eq(a1 * b1)]
             if self.writeback_reg:
                 m.d.sync += [valid3.eq(valid2), op3.eq(op2), index3.eq(index2), g3.eq(g2),
                              fprime3.eq(fprime2), product3.eq(product),
@@ -520,7 +558,7 @@ class LLSLearningSignal(wiring.Component):
         if self.dsp != "inferred":
             # The operand and product registers are the DSP block's (stage 1 and stage 2).
             m.submodules.multiplier = multiplier = PipelinedMultiplier(signed(M), signed(M), self.dsp)
-            m.d.comb += [multiplier.a.eq(issue_a), multiplier.b.eq(issue_b), multiplier.en.eq(enable),
+            m.d.comb += [multiplier.a.eq(s0_a), multiplier.b.eq(s0_b), multiplier.en.eq(enable),
                          product.eq(multiplier.p)]
 
         # -- basis lanes: B[c, n] times h_n (pass 1) or eps_c (pass 2) -----------------------------
@@ -569,14 +607,25 @@ class LLSLearningSignal(wiring.Component):
                     level += 1
                 root, sign = terms[0]
                 if g_tree_cut and g_parts:
+                    # The nodes are registered at the issue (stage 0 with operand_reg, else 1).
                     with m.If(enable):
                         m.d.sync += [q.eq(v) for (node, sign_), (node_q, sign_q) in g_parts
                                      for q, v in ((node_q, node), (sign_q, sign_))]
-                    m.d.comb += g1.eq(Mux(sign, -root, root))
+                    if self.operand_reg:
+                        with m.If(enable):
+                            m.d.sync += g1.eq(Mux(sign, -root, root))
+                    else:
+                        m.d.comb += g1.eq(Mux(sign, -root, root))
                 elif g_tree_cut:
                     # Too few classes for a cut (C < 4): g_n is registered whole.
+                    g_whole = Mux(sign, -root, root)
+                    if self.operand_reg:
+                        g0 = Signal(signed(g_bits), name="g0")
+                        with m.If(enable):
+                            m.d.sync += g0.eq(g_whole)
+                        g_whole = g0
                     with m.If(enable):
-                        m.d.sync += g1.eq(Mux(sign, -root, root))
+                        m.d.sync += g1.eq(g_whole)
                 else:
                     m.d.comb += issue_g.eq(Mux(sign, -root, root))
             else:
@@ -679,8 +728,16 @@ class LLSLearningSignal(wiring.Component):
             return select(m, elements(array), count, name=name)
 
         local_read = read(local, "local_read")
+        if self.operand_reg:
+            # rnd(r_c, pre) for every class, registered every cycle: valid from the cycle after
+            # NORM_WAIT sets pre (LOGIT_SHIFT waits for it) until the next pass 1.
+            raw_shifted = Signal(data.ArrayLayout(signed(M), C), name="raw_shifted")
+            m.d.sync += [raw_shifted[c].eq(round_shift_var(self.raw_logits[c], pre)) for c in range(C)]
+            logit_operand = read(raw_shifted, "raw_shifted_read")
+        else:
+            logit_operand = round_shift_var(read(self.raw_logits, "raw_read"), pre)
         operands = {
-            _Op.LOGIT: (round_shift_var(read(self.raw_logits, "raw_read"), pre), self.R),
+            _Op.LOGIT: (logit_operand, self.R),
             _Op.SCALE: (read(errors_in, "error_read"), self.R),
             _Op.SIGMA: (read(self.scaled_errors, "scaled_read"), local_read),
             _Op.KAPPA: (self.sigma, self.R),
@@ -778,7 +835,12 @@ class LLSLearningSignal(wiring.Component):
                     with m.If(result.zero):
                         m.next = "PREP2"
                     with m.Else():
-                        m.next = before[0][0].name
+                        m.next = "LOGIT_SHIFT" if self.operand_reg else before[0][0].name
+
+            if self.operand_reg:
+                with m.State("LOGIT_SHIFT"):
+                    # raw_shifted takes the new pre.
+                    m.next = before[0][0].name
 
             for i, (op, iterations) in enumerate(before):
                 loop(op, iterations, before[i + 1][0].name if i + 1 < len(before) else "SOFTMAX")

@@ -93,10 +93,15 @@ class SoftmaxError(wiring.Component):
         logit's transfer to ``o.valid`` of the last class, classes ``output_period`` apart
         without back-pressure (``hold_input`` does not apply).
     ring : {"registers", "memory"} or None
-        ``streams`` only, an area option: the ring of logits as ``C`` registers (a shift
+        With ``streams``, an area option: the ring of logits as ``C`` registers (a shift
         register), or as a ``C``-word memory read one class ahead (a block RAM where the flow has
         one, the same timing). ``None``: registers on ECP5, else memory (on the iCE40 a register
         fed by a register costs a logic cell each, a block RAM none).
+        Without ``streams``, a timing option: ``"registers"`` copies the logits at the transfer
+        into a ring of ``C`` registers read by rotation (``C · logit_bits`` flip-flops, even with
+        ``hold_input``), so the running maximum and the exponent's distance start from a
+        register, not a ``C``-way multiplexer (a 14 ns path at 64 lanes on the ULX3S); ``None``:
+        the multiplexer. The same cycles.
 
     Members
     -------
@@ -130,6 +135,8 @@ class SoftmaxError(wiring.Component):
             raise ValueError("SoftmaxError: dsp='mult18x18d' holds product_reg's registers: it needs product_reg")
         if ring not in (None, "registers", "memory"):
             raise ValueError(f"SoftmaxError: ring must be 'registers', 'memory' or None, got {ring!r}")
+        if ring == "memory" and not streams:
+            raise ValueError("SoftmaxError: ring='memory' needs streams (without, the ring is registers or none)")
         self._MustUse__silence = False
         self.n_classes = n_classes
         self.logit_bits = logit_bits
@@ -231,6 +238,7 @@ class SoftmaxError(wiring.Component):
                 with m.If(count == C - 1):
                     m.d.sync += [count.eq(0), total.eq(0), state.eq(_State.EXP)]
         else:
+            ring = self.ring == "registers"
             if self.hold_input:
                 # The producer keeps the payload stable until the output transfer: no copy.
                 logits, label = self.i.payload.logits, self.i.payload.label
@@ -240,9 +248,12 @@ class SoftmaxError(wiring.Component):
                 logits = data.View(logits_layout, Signal(logits_layout.size, name="logits"))
                 label = Signal(self.label_shape)
             # -- input ----------------------------------------------------------------------------
-            with m.If(self.i.valid & self.i.ready):
+            load = self.i.valid & self.i.ready
+            with m.If(load):
                 if not self.hold_input:
-                    m.d.sync += [logits.eq(self.i.payload.logits), label.eq(self.i.payload.label)]
+                    m.d.sync += label.eq(self.i.payload.label)
+                    if not ring:
+                        m.d.sync += logits.eq(self.i.payload.logits)
                 m.d.sync += [
                     top.eq(self.i.payload.logits[0]),
                     count.eq(1),
@@ -251,7 +262,18 @@ class SoftmaxError(wiring.Component):
                 ]
 
             # -- max over the classes (the first is taken at the transfer) ----------------------
-            current = select(m, [logits[c] for c in range(C)], count, name="current")
+            if ring:
+                # Stage 0 holds class `count`: loaded a class ahead (MAX starts at class 1), then
+                # rotated once per MAX cycle (back to class 0 for EXP) and once per class in EXP
+                # and PROD.
+                ring_regs = [Signal(signed(self.logit_bits), name=f"logit{c}") for c in range(C)]
+                with m.If(load):
+                    m.d.sync += [ring_regs[c].eq(self.i.payload.logits[(c + 1) % C]) for c in range(C)]
+                with m.Elif(rotate | (state == _State.MAX)):
+                    m.d.sync += [ring_regs[c].eq(ring_regs[(c + 1) % C]) for c in range(C)]
+                current = ring_regs[0]
+            else:
+                current = select(m, [logits[c] for c in range(C)], count, name="current")
             with m.If(state == _State.MAX):
                 with m.If(current > top):
                     m.d.sync += top.eq(current)

@@ -198,16 +198,23 @@ def test_engine_softmax_multipliers_pysim(layers, rule, lanes, multiplier):
 
 
 def test_engine_pipeline_choice():
-    """``None`` chooses by the platform: 4 lane stages, 2 updater stages and the softmax's product
-    register on ECP5, none of them elsewhere; anything else is refused."""
+    """``None`` chooses by the platform: 4 lane stages, 2 updater stages (3 from 64 lanes on) and
+    the softmax's product register on ECP5, none of them elsewhere; anything else is refused."""
     from types import SimpleNamespace
 
-    from rtl.layer_engine import (LANE_LATENCIES, LayerEngine, default_lane_latency, default_updater_stages,
-                                  fabric_arithmetic)
+    from rtl.layer_engine import (LANE_LATENCIES, WIDE_UPDATER_LANES, LayerEngine, default_lane_latency,
+                                  default_updater_stages, fabric_arithmetic)
 
     for platform, want in [(None, (1, 1, False)), (SimpleNamespace(family="ice40"), (1, 1, False)),
                            (SimpleNamespace(family="ecp5"), (4, 2, True))]:
         assert (default_lane_latency(platform), default_updater_stages(platform), fabric_arithmetic(platform)) == want
+    # Three updater stages on ECP5 from WIDE_UPDATER_LANES lanes on (the 64-lane ULX3S build).
+    ecp5 = SimpleNamespace(family="ecp5")
+    assert [default_updater_stages(ecp5, P) for P in (24, WIDE_UPDATER_LANES - 1, WIDE_UPDATER_LANES)] == [2, 2, 3]
+    assert default_updater_stages(SimpleNamespace(family="ice40"), 64) == 1
+    config = default_config("drtp", None, (8, 5, 3))
+    assert LayerEngine(config, WIDE_UPDATER_LANES).resolved_updater_stages(ecp5) == 3
+    assert LayerEngine(config, 24).resolved_updater_stages(ecp5) == 2
     assert set(LANE_LATENCIES) == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="lane_latency"):
         LayerEngine(default_config("drtp", None, (8, 5, 3)), 2, lane_latency=5)

@@ -40,16 +40,25 @@ def run_normaliser(unit, values, *, gap, stall, seed):
 
 @pytest.mark.parametrize("bits, index_bits, norm_bits", [(32, 3, 10), (23, 3, 10), (16, 0, 8), (20, 5, 12)])
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.5, 0.5)], ids=["free", "backpressure"])
-def test_normaliser_matches_golden(bits, index_bits, norm_bits, pressure):
-    unit = Normaliser(bits, norm_index_bits=index_bits, norm_bits=norm_bits)
+@pytest.mark.parametrize("stages", [1, 2])
+def test_normaliser_matches_golden(bits, index_bits, norm_bits, pressure, stages):
+    unit = Normaliser(bits, norm_index_bits=index_bits, norm_bits=norm_bits, stages=stages)
     values = squares(bits, random.Random(bits), 3 * bits + 60)
     run_normaliser(unit, values, gap=pressure[0], stall=pressure[1], seed=bits)
 
 
-def test_one_result_per_cycle():
-    unit = Normaliser(32)
+@pytest.mark.parametrize("stages", [1, 2])
+def test_one_result_per_cycle(stages):
+    """One result per cycle, ``latency`` (= ``stages``) cycles after its transfer."""
+    unit = Normaliser(32, stages=stages)
+    assert unit.latency == stages
     sink = run_normaliser(unit, list(range(1, 40)), gap=0.0, stall=0.0, seed=0)
-    assert sink.cycles == list(range(2, 41))
+    assert sink.cycles == list(range(1 + stages, 40 + stages))
+
+
+def test_stages_refused():
+    with pytest.raises(ValueError, match="stages"):
+        Normaliser(32, stages=3)
 
 
 def test_worked_example():

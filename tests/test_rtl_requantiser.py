@@ -117,9 +117,12 @@ def run_requantiser(rq, accs, *, gap, stall, seed, reference=golden_requantise):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.3, 0.5)], ids=["free", "backpressure"])
-def test_requantiser_matches_golden(cfg, pressure):
+@pytest.mark.parametrize("parallel_clamp", [False, True], ids=["", "parallel_clamp"])
+def test_requantiser_matches_golden(cfg, pressure, parallel_clamp):
+    """Both forms of the clamp (behind the rounding adder, or beside it on the accumulator)."""
     acc_bits, shift, out_bits, activation = cfg
-    rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation)
+    rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation,
+                     parallel_clamp=parallel_clamp)
     rng = random.Random(acc_bits * 100 + shift)
     run_requantiser(rq, corner_accumulators(rq, rng, 400), gap=pressure[0], stall=pressure[1], seed=shift)
 
@@ -153,13 +156,16 @@ def test_requantiser_check_can_fail():
         run_requantiser(rq, [0, 7, 8, 9, -8, -9], gap=0.0, stall=0.0, seed=0, reference=ties_down)
 
 
-@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[1], CONFIGS[2]], ids=config_id)
-def test_requantiser_cocotb(cfg):
+@pytest.mark.parametrize("cfg, parallel_clamp", [(CONFIGS[0], False), (CONFIGS[1], False), (CONFIGS[2], False),
+                                                 (CONFIGS[2], True)],
+                         ids=lambda v: config_id(v) if isinstance(v, tuple) else ("parallel_clamp" if v else ""))
+def test_requantiser_cocotb(cfg, parallel_clamp):
     """The reference simulator: Verilator, with and without random gaps and back-pressure."""
     from sim.cocotb_runner import run_cocotb
 
     acc_bits, shift, out_bits, activation = cfg
-    rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation)
+    rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation,
+                     parallel_clamp=parallel_clamp)
     run_cocotb(rq, block="requantiser", test_module="cocotb_requantiser",
                test_paths=[COCOTB_DIR, COCOTB_DIR.parent],
                params={"acc_bits": acc_bits, "shift": shift, "out_bits": out_bits, "activation": activation,

@@ -22,10 +22,10 @@ FORMATS = [
 
 
 def unit_and_config(C, logit_bits, logit_frac, exp_bits, prob_frac, recip_shift, hold_input=False,
-                    product_reg=False, multiplier="parallel"):
+                    product_reg=False, multiplier="parallel", ring=None):
     unit = SoftmaxError(C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                         prob_frac=prob_frac, recip_shift=recip_shift, hold_input=hold_input,
-                        product_reg=product_reg, multiplier=multiplier)
+                        product_reg=product_reg, multiplier=multiplier, ring=ring)
     config = SimpleNamespace(n_classes=C, logit_bits=logit_bits, logit_frac=logit_frac, exp_bits=exp_bits,
                              prob_frac=prob_frac, recip_shift=recip_shift)
     return unit, config
@@ -57,8 +57,9 @@ def cases_for(config, rng, count):
     return cases
 
 
-def run_softmax(fmt, count, *, gap, stall, seed, reference=None, product_reg=False, multiplier="parallel"):
-    unit, config = unit_and_config(*fmt, product_reg=product_reg, multiplier=multiplier)
+def run_softmax(fmt, count, *, gap, stall, seed, reference=None, product_reg=False, multiplier="parallel",
+                ring=None):
+    unit, config = unit_and_config(*fmt, product_reg=product_reg, multiplier=multiplier, ring=ring)
     table = exp2_table(config.logit_frac, config.exp_bits)
     rng = random.Random(seed)
     cases = cases_for(config, rng, count)
@@ -82,34 +83,38 @@ def test_softmax_matches_golden(fmt, pressure, multiplier):
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"C{f[0]}-lf{f[2]}-eb{f[3]}")
-def test_softmax_product_reg_matches_golden(fmt):
-    """The ECP5 option (a register before the multiplier): the same outputs, with back-pressure."""
-    run_softmax(fmt, 60, gap=0.4, stall=0.5, seed=fmt[0] * 11, product_reg=True)
+@pytest.mark.parametrize("ring", [None, "registers"], ids=["", "ring"])
+def test_softmax_product_reg_matches_golden(fmt, ring):
+    """The ECP5 options (a register before the multiplier; the logits in a rotating ring): the
+    same outputs, with back-pressure."""
+    run_softmax(fmt, 60, gap=0.4, stall=0.5, seed=fmt[0] * 11, product_reg=True, ring=ring)
 
 
-@pytest.mark.parametrize("multiplier, product_reg, latency", [
-    ("parallel", False, 3 * 10 + 28 - 14 + 3),
-    ("parallel", True, 3 * 10 + 28 - 14 + 4),
+@pytest.mark.parametrize("multiplier, product_reg, ring, latency", [
+    ("parallel", False, None, 3 * 10 + 28 - 14 + 3),
+    ("parallel", True, None, 3 * 10 + 28 - 14 + 4),
+    ("parallel", True, "registers", 3 * 10 + 28 - 14 + 4),
     # C = 10 products of exp_bits + 1 = 15 shift-and-add cycles and one load cycle each.
-    ("serial", False, 10 * (14 + 4) + 28 - 14 + 3),
+    ("serial", False, None, 10 * (14 + 4) + 28 - 14 + 3),
 ])
-def test_latency_and_throughput(multiplier, product_reg, latency):
+def test_latency_and_throughput(multiplier, product_reg, ring, latency):
     """Without gaps or stalls: input transfer at edge t, ``o.valid`` from edge ``t + latency``,
     output transfer at edge ``t + latency + 1``, next input at the edge after (period ``latency + 2``)."""
     unit, sink = run_softmax(FORMATS[0], 12, gap=0.0, stall=0.0, seed=3, product_reg=product_reg,
-                             multiplier=multiplier)
+                             multiplier=multiplier, ring=ring)
     assert unit.latency == latency
     periods = [b - a for a, b in zip(sink.cycles, sink.cycles[1:])]
     assert set(periods) == {unit.latency + 2}
     assert sink.cycles[0] == 1 + unit.latency + 1
 
 
-@pytest.mark.parametrize("multiplier", ["parallel", "serial"])
+@pytest.mark.parametrize("multiplier, ring", [("parallel", None), ("serial", None), ("parallel", "registers")])
 @pytest.mark.parametrize("fmt", FORMATS[1:3], ids=lambda f: f"C{f[0]}")
-def test_hold_input(fmt, multiplier):
+def test_hold_input(fmt, multiplier, ring):
     """``hold_input=True`` (no copy of the logits): correct while the producer holds the payload
-    from the input transfer to the output transfer, as the LLS unit and the engine do."""
-    unit, config = unit_and_config(*fmt, hold_input=True, multiplier=multiplier)
+    from the input transfer to the output transfer, as the LLS unit and the engine do (with the
+    ring, which copies them anyway)."""
+    unit, config = unit_and_config(*fmt, hold_input=True, multiplier=multiplier, ring=ring)
     table = exp2_table(config.logit_frac, config.exp_bits)
     cases = cases_for(config, random.Random(config.n_classes), 30)
     rng = random.Random(1)
@@ -173,6 +178,8 @@ def test_multiplier_choice_refused():
         SoftmaxError(4, multiplier="serial", product_reg=True)
     with pytest.raises(ValueError, match="ring"):
         SoftmaxError(4, streams=True, ring="fifo")
+    with pytest.raises(ValueError, match="ring='memory' needs streams"):
+        SoftmaxError(4, ring="memory")
 
 
 @pytest.mark.parametrize("classes, multiplier", [(10, "parallel"), (7, "parallel"), (10, "serial")])
