@@ -494,11 +494,17 @@ class LLSLearningSignal(wiring.Component):
         g_parts = []                # (stage-0 value, stage-1 register) of the cut tree's nodes
         if g_tree_cut:
             g1 = Signal(signed(g_bits), name="g1_tree")
+        g1_value = g1
+        if g_tree_cut and self.operand_reg:
+            # Stage 1 holds the tree's root and its sign; the negation is after it, beside the
+            # rounding (the tree's last levels and the negation were 12.6 ns into stage 1).
+            g1_negate = Signal(name="g1_negate")
+            g1_value = Mux(g1_negate, -g1, g1)
         fracs = set(self.mode_basis_frac)
         if len(fracs) == 1:
-            g_rounded = round_shift(g1, fracs.pop())
+            g_rounded = round_shift(g1_value, fracs.pop())
         else:
-            g_rounded = Mux(square1, g1, round_shift(g1, max(fracs)))
+            g_rounded = Mux(square1, g1_value, round_shift(g1_value, max(fracs)))
         # The write-back's inputs: stage 2, or with writeback_reg a stage 3 holding the rounded product.
         rounded = Signal(signed(2 * M + 1))
         if self.writeback_reg:
@@ -613,7 +619,7 @@ class LLSLearningSignal(wiring.Component):
                                      for q, v in ((node_q, node), (sign_q, sign_))]
                     if self.operand_reg:
                         with m.If(enable):
-                            m.d.sync += g1.eq(Mux(sign, -root, root))
+                            m.d.sync += [g1.eq(root), g1_negate.eq(sign)]
                     else:
                         m.d.comb += g1.eq(Mux(sign, -root, root))
                 elif g_tree_cut:
