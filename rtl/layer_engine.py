@@ -18,9 +18,7 @@ from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePo
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
            "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
            "default_multiplier", "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES",
-           "WIDE_UPDATER_LANES",
-           "HEAD_GROUP_LANES",
-           "FOLD_GROUP_CHUNKS"]
+           "WIDE_UPDATER_LANES", "HEAD_GROUP_LANES", "FOLD_GROUP_CHUNKS"]
 
 
 #: Lanes that share one copy of the lanes' controls (the fetch register's op fields, the last

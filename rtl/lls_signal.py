@@ -151,7 +151,8 @@ class LLSLearningSignal(wiring.Component):
         read, the variable shift of ``r_c``, the operand multiplexer; ``h_n`` from the port in
         pass 2) does not end at the DSP block's input register across the die (a 14.2 ns path at
         64 lanes on the ULX3S). With the ``g_n`` tree cut, its partial nodes are stage 0 and
-        ``g_n`` is registered whole in stage 1. And the local logits' first operands,
+        stage 1 holds the tree's root and its sign (the negation is beside the rounding into
+        stage 2). And the local logits' first operands,
         ``rnd(r_c, pre)``, are registered for every class in a cycle of their own before the
         loop, which then only selects one (the class multiplexer and the variable shift were
         still 14 ns into stage 0). Every product takes a cycle more (``δ_n`` one edge later;
