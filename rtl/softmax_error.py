@@ -243,9 +243,9 @@ class SoftmaxError(wiring.Component):
                 # The producer keeps the payload stable until the output transfer: no copy.
                 logits, label = self.i.payload.logits, self.i.payload.label
             else:
-                # Flat, viewed as classes (YosysHQ/yosys#4349).
+                # Flat, viewed as classes (YosysHQ/yosys#4349); the ring, if any, is the copy.
                 logits_layout = data.ArrayLayout(signed(self.logit_bits), C)
-                logits = data.View(logits_layout, Signal(logits_layout.size, name="logits"))
+                logits = None if ring else data.View(logits_layout, Signal(logits_layout.size, name="logits"))
                 label = Signal(self.label_shape)
             # -- input ----------------------------------------------------------------------------
             load = self.i.valid & self.i.ready
