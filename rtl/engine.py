@@ -93,7 +93,9 @@ class Engine(wiring.Component):
     (``streams``) whose errors, its δ, stream into the last hidden layer's δ memory after that
     layer's words. The sample memory is double-buffered, so the next sample loads while a step
     runs. A response is read from the held request's sources, not copied into a register: no step
-    starts while one waits.
+    starts while one waits. (With the lanes' group copies, on ECP5, the STATUS word is a register
+    loaded from them until the response; a host weight write reaches the lanes a cycle after it
+    is offered, and the learning-signal units start a cycle after the step.)
 
     The learning rule is fixed at elaboration (``config.rule``); with ``config.runtime_modes``
     the LLS basis and its per-mode constants are chosen per step by the ``STATUS``/``LLS_MODE``
@@ -503,6 +505,17 @@ class Engine(wiring.Component):
         # payload stays put meanwhile, a stream's rule: no copy of the word here).
         weight_request = req.write & (req.region == Region.WEIGHTS)
         can_access = (state == _State.IDLE) & ~pending & ~self.response.valid
+        # With the lanes' group copies (ECP5), a host weight write goes to the lanes a cycle after
+        # it is seen, from a register, and is taken then: the engine's state and the request's
+        # decode were 5 LUT levels into the write enables of every weight memory (11.3 ns at 64
+        # lanes on the ULX3S). The request holds still meanwhile (a stream's rule), and no step
+        # starts while it waits.
+        host_write = Signal()
+        offered_write = self.access.valid & can_access & weight_request & ~init.busy
+        if split_delta:
+            m.d.sync += host_write.eq(offered_write & ~host_write)
+        else:
+            m.d.comb += host_write.eq(offered_write)
         with m.If(init.busy):
             wiring.connect(m, init.write, lanes.write)
             if lanes.resolved_weight_store(platform) == "spram":
@@ -512,7 +525,7 @@ class Engine(wiring.Component):
                 m.d.comb += [lanes.write.payload.weights.eq(0), lanes.write_fill.eq(init.write.payload.weights[0])]
         with m.Else():
             m.d.comb += [
-                lanes.write.valid.eq(self.access.valid & can_access & weight_request),
+                lanes.write.valid.eq(host_write),
                 lanes.write.payload.layer.eq(req.layer),
                 lanes.write.payload.addr.eq(req.addr),
                 lanes.write.payload.mask.eq((1 << P) - 1),
@@ -583,10 +596,18 @@ class Engine(wiring.Component):
             m.d.sync += [state.eq(_State.RUN), train.eq(is_train), label.eq(command.label),
                          pass1_done.eq(0)]
             m.d.sync += [h.eq(0) for h in h_avail] + [d.eq(0) for d in delta_words]
+            if not split_delta:
+                for unit in units:
+                    m.d.comb += unit.start.eq(is_train)
+                    # (the units sample the label with start)
+                    m.d.comb += unit.label.eq(command.label)
+        if split_delta:
+            # With the lanes' group copies (ECP5) the units start from train_start too, a cycle
+            # later, with the label from its register: the command decode was 5 LUT levels into
+            # the enables of the LLS unit's basis phases and counters (11.2 ns on the ULX3S). Their
+            # first input comes a forward pass later.
             for unit in units:
-                m.d.comb += unit.start.eq(is_train)
-                # (the units sample the label with start)
-                m.d.comb += unit.label.eq(command.label)
+                m.d.comb += unit.start.eq(train_start)
         with m.If(starting | (state == _State.RUN) | (state == _State.DONE)):
             m.d.sync += cycles.eq(cycles + 1)
 
@@ -617,21 +638,35 @@ class Engine(wiring.Component):
 
         # -- access port ---------------------------------------------------------------------------
         m.d.comb += self.access.ready.eq(can_access & ~init.busy
-                                         & Mux(weight_request, lanes.write.ready, lanes.host_free))
+                                         & Mux(weight_request, host_write & lanes.write.ready, lanes.host_free))
         with m.If(access_fire):
             m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(read_latency - 1)]
         with m.If(self.response.valid & self.response.ready):
             m.d.sync += self.response.valid.eq(0)
         # One word per region, each gated by its own decode and OR-ed: a write's response is 0.
+        # With the lanes' group copies (ECP5) the STATUS word is a register, loaded from `held`
+        # (set a cycle before the response) in every cycle without a response, so READY is
+        # sampled as ready_q is: its 10-way multiplexer was 7 LUT levels into the bridge's shift
+        # register (11.3 ns on the ULX3S).
         ready_q = Signal()
         status = Signal(48)
-        with m.Switch(held.addr):
-            for addr, value in [(Status.CYCLES, cycles), (Status.BUSY, busy_lanes), (Status.STEPS, steps),
-                                (Status.CHECKSUM, lanes.checksum), (Status.PREDICTION, prediction),
-                                (Status.READY, ready_q), (Status.LANES, P), (Status.LR_OFFSET, lr_offset),
-                                (Status.LLS_MODE, lls_mode), (Status.MODES, config.n_modes)]:
-                with m.Case(addr):
-                    m.d.comb += status.eq(value)
+
+        def status_word(domain, ready_value):
+            with m.Switch(held.addr):
+                for addr, value in [(Status.CYCLES, cycles), (Status.BUSY, busy_lanes), (Status.STEPS, steps),
+                                    (Status.CHECKSUM, lanes.checksum), (Status.PREDICTION, prediction),
+                                    (Status.READY, ready_value), (Status.LANES, P), (Status.LR_OFFSET, lr_offset),
+                                    (Status.LLS_MODE, lls_mode), (Status.MODES, config.n_modes)]:
+                    with m.Case(addr):
+                        m.d[domain] += status.eq(value)
+                with m.Default():
+                    m.d[domain] += status.eq(0)
+
+        if split_delta:
+            with m.If(~self.response.valid):
+                status_word("sync", ready)
+        else:
+            status_word("comb", ready_q)
         sources = {Region.WEIGHTS: lanes.read_data, Region.STATUS: status}
         cb = self.class_bits
         if self.trace:

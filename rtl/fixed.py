@@ -14,8 +14,8 @@ enables (writes).
 from amaranth import Cat, Const, Mux, Shape, Signal, signed
 from amaranth.hdl import Value
 
-__all__ = ["round_shift", "round_shift_var", "saturate", "select", "signed_range", "signed_width",
-           "write_element"]
+__all__ = ["round_shift", "round_shift_var", "rounding_half", "saturate", "select", "signed_range",
+           "signed_width", "write_element"]
 
 
 def signed_range(bits):
@@ -45,15 +45,23 @@ def round_shift(value, shift):
     return (value + (1 << (shift - 1))) >> shift
 
 
-def round_shift_var(value, shift):
+def rounding_half(shift):
+    """``(1 << shift) >> 1`` for a variable, unsigned ``shift``: what :func:`round_shift_var` adds."""
+    return (Const(1, 1) << Value.cast(shift)) >> 1
+
+
+def round_shift_var(value, shift, half=None):
     """``rnd(value, shift)`` for a variable, unsigned ``shift`` (a value): ``(value + ((1 << shift) >> 1)) >> shift``.
 
     ``(1 << shift) >> 1`` is ``2**(shift-1)`` for ``shift >= 1`` and 0 for ``shift = 0``, so one
-    adder and one barrel shifter cover every shift amount, including none.
+    adder and one barrel shifter cover every shift amount, including none. ``half``, when given,
+    is that term (:func:`rounding_half` of the same shift) from elsewhere, e.g. a register loaded a
+    cycle ahead: its decode is then not in front of the adder.
     """
     value = Value.cast(value)
     shift = Value.cast(shift)
-    half = (Const(1, 1) << shift) >> 1
+    if half is None:
+        half = rounding_half(shift)
     return (value + half) >> shift
 
 

@@ -9,9 +9,13 @@ from .engine import Command, Region, Status
 from .frame_decoder import frame_layout
 from .frame_encoder import payload_layout, response_layout
 from .host_protocol import BASIS_IDS, COUNTERS, RULE_IDS, ConfigField, Geometry, Opcode, StatusCode
-from .layer_engine import LayerGeometry
+from .layer_engine import LayerGeometry, fabric_arithmetic
 
-__all__ = ["HostBridge", "FrameCounters"]
+__all__ = ["HostBridge", "FrameCounters", "SHIFT_SLICE_BITS"]
+
+#: With registered enables, each slice of this many bits of the bridge's shift register has its own
+#: flip-flop copies of the load and shift enables (:class:`HostBridge`).
+SHIFT_SLICE_BITS = 64
 
 # A response payload after its header is a list of fields, each from an engine STATUS address (or
 # the bridge's own frame counters, one 12-byte field): TRAIN/INFER send the first one or two,
@@ -107,6 +111,14 @@ class HostBridge(wiring.Component):
         The engine this bridge drives (its stream shapes, configuration and lanes).
     max_payload : int, optional
         The decoder's payload buffer (default :func:`~rtl.host_protocol.max_payload`).
+    registered_enables : bool, optional
+        The shift register's load and shift take effect a cycle after they are decided, from
+        flip-flop copies of the decisions, one per :data:`SHIFT_SLICE_BITS` bits (``keep``), and
+        the states that read the register wait a cycle for it (a response is taken the cycle
+        after it is seen). On the 64-lane ULX3S the register is 1024 bits across the die, and
+        its enable, decoded from the state and the encoder's ``ready``, was the worst path
+        (12.9 ns, 4.2 of it the fan-out). ``None``: on ECP5
+        (:func:`~rtl.layer_engine.fabric_arithmetic`); the iCE40 keeps one enable.
 
     Members
     -------
@@ -134,8 +146,9 @@ class HostBridge(wiring.Component):
         Pulses when a frame is answered with an error.
     """
 
-    def __init__(self, engine, max_payload=None):
+    def __init__(self, engine, max_payload=None, *, registered_enables=None):
         config, lanes = engine.config, engine.lanes
+        self.registered_enables = registered_enables
         self.config = config
         self.lanes = lanes
         self.geometry = LayerGeometry(config, lanes)
@@ -206,11 +219,31 @@ class HostBridge(wiring.Component):
         byte_in = Mux(zero_fill, 0, self.read_data)
         shift = Signal()
         load = Signal()                             # the engine's response
-        # One assignment with one priority, so that it maps onto flip-flop enables and a 2:1 mux.
-        with m.If(load):
-            m.d.sync += sr.eq(self.response.payload)
-        with m.Elif(shift):
-            m.d.sync += sr.eq(Cat(sr[8:], byte_in))
+        registered = self.registered_enables
+        if registered is None:
+            registered = fabric_arithmetic(platform)
+        if registered:
+            # Each slice loads or shifts by flip-flop copies of the decisions made the cycle
+            # before (with the byte that came in then): the FSM's decode drives 2 x 16 flip-flops,
+            # not the enables of 1024.
+            byte_q = Signal(8, reset_less=True)
+            m.d.sync += byte_q.eq(byte_in)
+            shifted = Cat(sr[8:], byte_q)
+            for j, low in enumerate(range(0, sr_bits, SHIFT_SLICE_BITS)):
+                part = slice(low, min(low + SHIFT_SLICE_BITS, sr_bits))
+                load_q = Signal(name=f"sr_load{j}", attrs={"keep": 1})
+                shift_q = Signal(name=f"sr_shift{j}", attrs={"keep": 1})
+                m.d.sync += [load_q.eq(load), shift_q.eq(shift)]
+                with m.If(load_q):
+                    m.d.sync += sr[part].eq(self.response.payload[part])
+                with m.Elif(shift_q):
+                    m.d.sync += sr[part].eq(shifted[part])
+        else:
+            # One assignment with one priority, so that it maps onto flip-flop enables and a 2:1 mux.
+            with m.If(load):
+                m.d.sync += sr.eq(self.response.payload)
+            with m.Elif(shift):
+                m.d.sync += sr.eq(Cat(sr[8:], byte_in))
         byte_left = Signal(range(max(word_bytes, 12) + 1), reset_less=True)
 
         # p_count * word_bytes, registered in the COUNT state: a multiplier (a MULT18X18D on
@@ -277,6 +310,7 @@ class HostBridge(wiring.Component):
 
         # A weight word's lanes fit the layer's weight_bits; padding lanes and spare bits are zero.
         word_ok = Signal()
+        lanes_ok = Signal(P + (P * word_bits < 8 * word_bytes))     # (and the spare bits)
         with m.Switch(layer):
             for k in range(L):
                 with m.Case(k):
@@ -291,11 +325,20 @@ class HostBridge(wiring.Component):
                     spare = word[P * word_bits:]
                     if len(spare):
                         checks.append(spare == 0)
-                    m.d.comb += word_ok.eq(Cat(*checks).all())
+                    if registered:
+                        m.d.comb += lanes_ok.eq(Cat(*checks))
+                    else:
+                        m.d.comb += word_ok.eq(Cat(*checks).all())
         # Registered every cycle, read in WRITE_CHECK (after WRITE_WORD, the word unchanged): the
         # 384-bit check in front of the FSM's decision was a 10.5 ns path on the 24-lane 25F.
+        # With registered enables, each lane's check is registered first, then their AND (the
+        # 1024-bit check was 11.2 ns on the 64-lane ULX3S), and WRITE_CHECK waits a cycle more.
         word_ok_reg = Signal()
-        m.d.sync += word_ok_reg.eq(word_ok)
+        if registered:
+            lanes_ok_reg = Signal.like(lanes_ok)
+            m.d.sync += [lanes_ok_reg.eq(lanes_ok), word_ok_reg.eq(lanes_ok_reg.all())]
+        else:
+            m.d.sync += word_ok_reg.eq(word_ok)
 
         sample_bytes = M0
         lr_offsets = len(config.lr_decay)
@@ -348,11 +391,12 @@ class HostBridge(wiring.Component):
                     m.next = "FETCH"
 
             # The first five payload bytes, whatever the command (beyond LEN they are not used):
-            # byte k arrives while ptr is k + 2.
+            # byte k arrives while ptr is k + 2 (with registered enables, it is in the register
+            # two cycles later, not one: a cycle more).
             with m.State("FETCH"):
                 m.d.sync += ptr.eq(ptr + 1)
-                m.d.comb += shift.eq(ptr >= 2)
-                with m.If(ptr == 6):
+                m.d.comb += shift.eq((ptr >= 2) & (ptr <= 6) if registered else ptr >= 2)
+                with m.If(ptr == (7 if registered else 6)):
                     m.next = "COUNT"
 
             with m.State("COUNT"):
@@ -491,11 +535,17 @@ class HostBridge(wiring.Component):
                     m.d.sync += access_valid.eq(0)
                     m.next = "WAIT"
             with m.State("WAIT"):
-                m.d.comb += self.response.ready.eq(1)
+                # (With registered enables the response is taken in TAKE, the cycle after it is
+                # seen: a stream's payload stays put until then, and the load takes effect then.)
+                m.d.comb += self.response.ready.eq(not registered)
                 with m.If(self.response.valid):
                     m.d.comb += load.eq(1)
                     with m.If(~status_region):
                         m.d.sync += byte_left.eq(word_bytes)
+                    m.next = "TAKE" if registered else "EMIT"
+            if registered:
+                with m.State("TAKE"):
+                    m.d.comb += self.response.ready.eq(1)
                     m.next = "EMIT"
             with m.State("EMIT"):
                 item_done = byte_left == 1
@@ -514,6 +564,12 @@ class HostBridge(wiring.Component):
                             m.next = "FIELD"
                         with m.Else():
                             request(write=False)
+                    if registered:
+                        with m.Else():
+                            m.next = "EMIT_SHIFT"
+            if registered:
+                with m.State("EMIT_SHIFT"):         # the shift takes effect
+                    m.next = "EMIT"
 
             # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them; CONFIGURE's value ----
             with m.State("WRITE_ADDR"):
@@ -530,9 +586,14 @@ class HostBridge(wiring.Component):
             with m.State("WRITE_WORD"):
                 m.d.sync += byte_left.eq(word_bytes)
                 with m.If(~committing):
-                    m.next = "WRITE_CHECK"
+                    m.next = "WRITE_SETTLE" if registered else "WRITE_CHECK"
                 with m.Else():
                     request(write=True)
+            if registered:
+                with m.State("WRITE_SETTLE"):       # the last byte's shift takes effect
+                    m.next = "WRITE_LANES_CHECKED"
+                with m.State("WRITE_LANES_CHECKED"):  # the lanes' checks are registered
+                    m.next = "WRITE_CHECK"
             with m.State("WRITE_CHECK"):
                 with m.If(~word_ok_reg):
                     reply(StatusCode.OUT_OF_RANGE)
@@ -575,7 +636,10 @@ class HostBridge(wiring.Component):
             with m.State("PIXEL_DATA"):
                 m.d.comb += shift.eq(1)
                 m.d.sync += ptr.eq(ptr + 1)
-                m.next = "PIXEL"
+                m.next = "PIXEL_SETTLE" if registered else "PIXEL"
+            if registered:
+                with m.State("PIXEL_SETTLE"):       # the shift takes effect
+                    m.next = "PIXEL"
             with m.State("PIXEL"):
                 pixel = sr[-8:]
                 with m.If(~committing):

@@ -25,6 +25,8 @@ class HostInterface(wiring.Component):
         Cycles a frame may stall mid-way before it is dropped (0: never).
     max_payload : int, optional
         Default :func:`~rtl.host_protocol.max_payload`.
+    registered_enables : bool, optional
+        The bridge's (:class:`~rtl.host_bridge.HostBridge`; ``None``: by the platform).
 
     Members
     -------
@@ -42,14 +44,14 @@ class HostInterface(wiring.Component):
         The engine is initialised and idle.
     """
 
-    def __init__(self, config, lanes=8, *, frame_timeout=0, max_payload=None):
+    def __init__(self, config, lanes=8, *, frame_timeout=0, max_payload=None, registered_enables=None):
         self.config = config
         self.lanes = lanes
         self.frame_timeout = frame_timeout
         self.max_payload = max_payload or default_max_payload(config, lanes)
         # The protocol reads weights and counters only: no trace regions.
         self.engine = Engine(config, lanes, trace=False)
-        self.bridge = HostBridge(self.engine, self.max_payload)
+        self.bridge = HostBridge(self.engine, self.max_payload, registered_enables=registered_enables)
         super().__init__({
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),

@@ -14,6 +14,7 @@ from .outer_product_updater import OuterProductUpdater
 from .pipelined_multiplier import MULT18X18D_BITS, MULTIPLIERS
 from .requantiser import Requantiser
 from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40
+from .skid_buffer import SkidBuffer
 
 __all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
            "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
@@ -753,6 +754,12 @@ class LayerEngine(wiring.Component):
             with m.If(late_valid):
                 m.d.sync += [c.eq(late.layer) for c in s2_layers]
             m.d.comb += [updater.group_layer[j].eq(c) for j, c in enumerate(s2_layers)]
+            # And of the learning-rate offset, a cycle behind it: it changes only between steps
+            # (the host's CONFIGURE, while the engine is idle), so at every update they agree.
+            s2_offsets = [Signal.like(self.lr_offset, name=f"s2_offset{j}", attrs={"keep": 1})
+                          for j in range(updater.copies)]
+            m.d.sync += [c.eq(self.lr_offset) for c in s2_offsets]
+            m.d.comb += [updater.group_offset[j].eq(c) for j, c in enumerate(s2_offsets)]
         s2_update = s2_valid & (s2.kind == OpKind.UPDATE)
         if config.rounding == "stochastic":
             from .rounding_draws import RoundingDraws
@@ -980,36 +987,64 @@ class LayerEngine(wiring.Component):
                                                      geo.last_real[k] - 1, P - 1))
 
         serial = Signal(range(P))
-        requantisers = []
-        for k in range(L):
-            req = Requantiser.from_config(config, k, parallel_clamp=fetch_reg)
-            m.submodules[f"requantiser{k}"] = req
-            requantisers.append(req)
+        # With the fetch register the requantisers have two stages (their compares registered
+        # apart from the clamp: 11.4 ns at 64 lanes), and a neuron's index travels through them
+        # as their tag; with one stage, an output leaves before the next neuron is sent, and the
+        # index is a register set at the send.
         out_layer = Signal(geo.layer_shape)
         out_index = Signal(range(geo.max_fan_out))
+        tag_bits = len(out_index) if fetch_reg else 0
+        requantisers = []
+        for k in range(L):
+            req = Requantiser.from_config(config, k, parallel_clamp=fetch_reg, stages=2 if fetch_reg else 1,
+                                          tag_bits=tag_bits)
+            m.submodules[f"requantiser{k}"] = req
+            requantisers.append(req)
         index = Signal(range(geo.max_groups * P))
         m.d.comb += index.eq(bank_group * P + serial)
         sent = Signal()
+        # The requantisers' output: `o`, or with the fetch register through a register slice
+        # (a cycle later), so that their ready (and the bank's send, and the enables of the bank
+        # head's 288 flip-flops behind it) is a register, not the consumers' ready (the engine's
+        # state and the units' readiness: a 12.3 ns path into the group heads at 64 lanes), and
+        # what the consumers see is a register too.
+        out = stream.Signature(self.output_layout).create(path=("requantised",))
         for k, req in enumerate(requantisers):
             # One layer's output at a time keeps o in neuron order across a layer change.
-            others = [r.o.valid for j, r in enumerate(requantisers) if j != k]
+            others = [r.busy for j, r in enumerate(requantisers) if j != k]
             clear = ~Cat(*others).any() if others else Const(1)
             m.d.comb += [
                 req.i.valid.eq(bank_valid & (bank_layer == k) & clear),
                 req.i.payload.eq(bank[0] if bank_shift else head),
             ]
+            if tag_bits:
+                m.d.comb += req.i_tag.eq(index)
             with m.If(req.i.valid & req.i.ready):
                 m.d.comb += sent.eq(1)
-                m.d.sync += [out_layer.eq(k), out_index.eq(index)]
-            m.d.comb += req.o.ready.eq(self.o.ready)
+                m.d.sync += out_layer.eq(k)
+                if not tag_bits:
+                    m.d.sync += out_index.eq(index)
+            m.d.comb += req.o.ready.eq(out.ready)
             with m.If(req.o.valid):
                 m.d.comb += [
-                    self.o.valid.eq(1),
-                    self.o.payload.value.eq(req.o.payload.value),
+                    out.valid.eq(1),
+                    out.payload.value.eq(req.o.payload.value),
                 ]
                 if k < L - 1:
-                    m.d.comb += self.o.payload.fprime.eq(req.o.payload.fprime)
-        m.d.comb += [self.o.payload.layer.eq(out_layer), self.o.payload.index.eq(out_index)]
+                    m.d.comb += out.payload.fprime.eq(req.o.payload.fprime)
+                if tag_bits:
+                    m.d.comb += out.payload.index.eq(req.o_tag)
+        m.d.comb += out.payload.layer.eq(out_layer)
+        if not tag_bits:
+            m.d.comb += out.payload.index.eq(out_index)
+        output_busy = Const(0)
+        if fetch_reg:
+            m.submodules.output_slice = output_slice = SkidBuffer(self.output_layout)
+            wiring.connect(m, out, output_slice.i)
+            wiring.connect(m, output_slice.o, wiring.flipped(self.o))
+            output_busy = output_slice.busy
+        else:
+            wiring.connect(m, out, wiring.flipped(self.o))
         with m.If(sent):
             m.d.sync += serial.eq(serial + 1)
             if bank_shift:
@@ -1048,7 +1083,8 @@ class LayerEngine(wiring.Component):
 
         m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid
                                  & ~Cat(*updater_busy, *extra_busy).any()
-                                 & ~bank_valid & ~reserved & ~Cat(*(r.o.valid for r in requantisers)).any())
+                                 & ~bank_valid & ~reserved & ~Cat(*(r.busy for r in requantisers)).any()
+                                 & ~output_busy)
         return m
 
     # -- the single-port (SPRAM) weight store --------------------------------------------------------

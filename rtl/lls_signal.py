@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .basis_generator import BasisGenerator
-from .fixed import round_shift, round_shift_var, saturate, select, signed_width, write_element
+from .fixed import round_shift, round_shift_var, rounding_half, saturate, select, signed_width, write_element
 from .normaliser import Normaliser
 from .pipelined_multiplier import MULTIPLIERS, PipelinedMultiplier, fits_mult18x18d
 from .softmax_error import SoftmaxError
@@ -155,7 +155,8 @@ class LLSLearningSignal(wiring.Component):
         stage 2). And the local logits' first operands,
         ``rnd(r_c, pre)``, are registered for every class in a cycle of their own before the
         loop, which then only selects one (the class multiplexer and the variable shift were
-        still 14 ns into stage 0). Every product takes a cycle more (``δ_n`` one edge later;
+        still 14 ns into stage 0). With ``writeback_reg`` the product's rounding term is
+        decoded from the shift a stage ahead. Every product takes a cycle more (``δ_n`` one edge later;
         :attr:`compute_cycles` one more per product loop, and one for the shifts). Same
         results.
     dsp : {"inferred", "mult18x18d"}
@@ -559,9 +560,16 @@ class LLSLearningSignal(wiring.Component):
             if self.dsp == "inferred":
                 m.d.sync += [a1.eq(s0_a), b1.eq(s0_b), product.eq(a1 * b1)]
             if self.writeback_reg:
+                half2 = None
+                if self.operand_reg:
+                    # The rounding's half-LSB decoded a stage ahead, beside shift2: the product
+                    # comes from the multiplier's output register straight into the adder (the
+                    # decode, adder and shifter were 12.2 ns at 64 lanes on the ULX3S).
+                    half2 = Signal(len(rounding_half(shift1)), name="half2")
+                    m.d.sync += half2.eq(rounding_half(shift1))
                 m.d.sync += [valid3.eq(valid2), op3.eq(op2), index3.eq(index2), g3.eq(g2),
                              fprime3.eq(fprime2), product3.eq(product),
-                             rounded.eq(round_shift_var(product, shift2))]
+                             rounded.eq(round_shift_var(product, shift2, half2))]
         if self.dsp != "inferred":
             # The operand and product registers are the DSP block's (stage 1 and stage 2).
             m.submodules.multiplier = multiplier = PipelinedMultiplier(signed(M), signed(M), self.dsp)

@@ -68,8 +68,11 @@ class OuterProductUpdater(wiring.Component):
     busy : Out(1)
         A word is inside (between ``i`` and ``o``) or on ``o``.
     group_layer : In(data.ArrayLayout(layer_shape, ceil(P / COPY_LANES)))
-        With ``group_copies``: copies of ``i.payload.layer``, copy ``j`` for lanes
-        ``j * COPY_LANES`` up (``i.payload.layer`` still sets the rounding constant).
+    group_offset : In(data.ArrayLayout(range(max_offset + 1), ceil(P / COPY_LANES)))
+        With ``group_copies``: copies of ``i.payload.layer`` and of ``lr_offset``, copy ``j``
+        for lanes ``j * COPY_LANES`` up; each group's rounding constant is decoded from its own
+        (one constant for all ``P`` lanes was a 64-way fan-out in front of their adders, 11.2 ns
+        on the ULX3S).
     group_valid : Out(ceil(P / COPY_LANES))
         With ``group_copies``: copies of ``o.valid``, one per group of lanes.
     """
@@ -100,6 +103,7 @@ class OuterProductUpdater(wiring.Component):
         self.group_copies = bool(group_copies)
         self.copies = (lanes + self.COPY_LANES - 1) // self.COPY_LANES
         copy_members = {"group_layer": In(data.ArrayLayout(self.layer_shape, self.copies)),
+                        "group_offset": In(data.ArrayLayout(range(max_offset + 1), self.copies)),
                         "group_valid": Out(self.copies)} if self.group_copies else {}
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
@@ -143,6 +147,7 @@ class OuterProductUpdater(wiring.Component):
         layer, offset = [i.layer] * copies, [self.lr_offset] * copies
         if self.group_copies:
             layer = [self.group_layer[j] for j in range(copies)]
+            offset = [self.group_offset[j] for j in range(copies)]
         busy = []
 
         def stage(name):
@@ -166,19 +171,26 @@ class OuterProductUpdater(wiring.Component):
         # With nearest rounding, product bits below 2**(min lr_shift - 1) never reach a result
         # (the rounding constant is a multiple of it, and floor shifts compose): drop them first.
         low = 0 if self.stochastic else max(min(self.lr_shift) - 1, 0)
-        half = Signal(range(((1 << (max(self.lr_shift) + self.max_offset)) >> 1 >> low) + 1))
-        with m.Switch(i.layer):
-            for k, shift in enumerate(self.lr_shift):
-                with m.Case(k):
-                    with m.Switch(self.lr_offset):
-                        for extra in range(self.max_offset + 1):
-                            with m.Case(extra):
-                                # 2**(shift + o - 1), or 0 when shift + o = 0.
-                                m.d.comb += half.eq(((1 << (shift + extra)) >> 1) >> low)
+        half_shape = range(((1 << (max(self.lr_shift) + self.max_offset)) >> 1 >> low) + 1)
+        if self.group_copies:
+            halves = [Signal(half_shape, name=f"half{j}") for j in range(copies)]
+            sources = list(zip(layer, offset))
+        else:
+            halves = [Signal(half_shape, name="half")]
+            sources = [(i.layer, self.lr_offset)]
+        for half, (half_layer, half_offset) in zip(halves, sources):
+            with m.Switch(half_layer):
+                for k, shift in enumerate(self.lr_shift):
+                    with m.Case(k):
+                        with m.Switch(half_offset):
+                            for extra in range(self.max_offset + 1):
+                                with m.Case(extra):
+                                    # 2**(shift + o - 1), or 0 when shift + o = 0.
+                                    m.d.comb += half.eq(((1 << (shift + extra)) >> 1) >> low)
         min_shift = min(self.lr_shift) - low
         lane_values = []
         for p in range(self.lanes):
-            bias = self.draws[p] if self.stochastic else half
+            bias = self.draws[p] if self.stochastic else halves[p // self.COPY_LANES if self.group_copies else 0]
             total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
             m.d.comb += total.eq((i.products[p] >> low) + bias)
             shifted = Signal(signed(len(total) - min_shift), name=f"shifted{p}")

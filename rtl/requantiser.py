@@ -1,6 +1,6 @@
 """Accumulator -> activation: rounding shift, saturation, and the derivative bit."""
 
-from amaranth import Module, Mux, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,7 @@ ACTIVATIONS = ("relu", "hardtanh", None)
 
 
 class Requantiser(wiring.Component):
-    """One pipeline stage from a MAC accumulator to a layer output, as the golden model does it.
+    """A pipeline (one stage, or two) from a MAC accumulator to a layer output, as the golden model does it.
 
     With ``q = (acc + 2**(shift-1)) >> shift`` (:func:`golden.integer.arith.round_shift`: round to
     nearest, ties towards +infinity, the bias already inside ``acc``):
@@ -41,17 +41,29 @@ class Requantiser(wiring.Component):
         rounding adder only as wide as the output's bits, instead of comparing ``q`` behind the
         full-width adder (a 12 ns path at 64 lanes on the ULX3S). The same results; off, the
         compares are narrower (``q``'s bits, not ``acc``'s), which the UP5K's cells need.
+    stages : int
+        1, or 2: the compares and ``q`` are registered before the clamp's multiplexer into ``o``
+        (a cycle more, the same throughput).
+    tag_bits : int
+        The width of ``i_tag`` and ``o_tag``: a tag that travels with each accumulator (0: none).
 
     Members
     -------
     i : In(stream.Signature(signed(acc_bits)))
         Accumulators.
     o : Out(stream.Signature(data.StructLayout({"value": value_shape, "fprime": 1})))
-        Outputs, one cycle later; ``value_shape`` is ``unsigned(out_bits)`` for ``"relu"``,
-        ``signed(out_bits)`` otherwise. No ``fprime`` field for logits.
+        Outputs, ``stages`` cycles later; ``value_shape`` is ``unsigned(out_bits)`` for
+        ``"relu"``, ``signed(out_bits)`` otherwise. No ``fprime`` field for logits.
+    busy : Out(1)
+        An accumulator is inside (an output on ``o``, or with two stages in the first).
+    i_tag : In(tag_bits)
+    o_tag : Out(tag_bits)
+        With ``tag_bits``: ``o_tag`` is the ``i_tag`` that came with ``o``'s accumulator.
     """
 
-    def __init__(self, *, acc_bits, shift, out_bits, activation, parallel_clamp=False):
+    def __init__(self, *, acc_bits, shift, out_bits, activation, parallel_clamp=False, stages=1, tag_bits=0):
+        if stages not in (1, 2):
+            raise ValueError(f"Requantiser stages must be 1 or 2, got {stages!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"Requantiser activation must be one of {ACTIVATIONS}, got {activation!r}")
         if shift < 0 or shift >= acc_bits:
@@ -60,6 +72,8 @@ class Requantiser(wiring.Component):
             raise ValueError(f"Requantiser out_bits must be >= 2, got {out_bits}")
         self.acc_bits = acc_bits
         self.parallel_clamp = bool(parallel_clamp)
+        self.stages = stages
+        self.tag_bits = tag_bits
         self.shift = shift
         self.out_bits = out_bits
         self.activation = activation
@@ -80,18 +94,22 @@ class Requantiser(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(signed(acc_bits))),
             "o": Out(stream.Signature(data.StructLayout(fields))),
+            "busy": Out(1),
+            **({"i_tag": In(tag_bits), "o_tag": Out(tag_bits)} if tag_bits else {}),
         })
 
     @classmethod
-    def from_config(cls, config, layer, *, parallel_clamp=False):
+    def from_config(cls, config, layer, *, parallel_clamp=False, stages=1, tag_bits=0):
         """The requantiser of layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`."""
         if not 0 <= layer < config.n_layers:
             raise ValueError(f"Requantiser.from_config: layer {layer} not in 0..{config.n_layers - 1}")
         if layer == config.n_layers - 1:
             return cls(acc_bits=config.acc_bits, shift=config.act_shift[layer],
-                       out_bits=config.logit_bits, activation=None, parallel_clamp=parallel_clamp)
+                       out_bits=config.logit_bits, activation=None, parallel_clamp=parallel_clamp, stages=stages,
+                       tag_bits=tag_bits)
         return cls(acc_bits=config.acc_bits, shift=config.act_shift[layer],
-                   out_bits=config.act_bits, activation=config.activation, parallel_clamp=parallel_clamp)
+                   out_bits=config.act_bits, activation=config.activation, parallel_clamp=parallel_clamp,
+                   stages=stages, tag_bits=tag_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -112,20 +130,43 @@ class Requantiser(wiring.Component):
             # One more bit: acc + 2**(shift-1) can pass the accumulator's maximum.
             q = (acc + half) >> shift if shift else acc
             over, under = q > self.out_max, q < self.out_min
+        if self.activation is not None:
+            if self.parallel_clamp:
+                fprime = q_at_least(self.fprime_min) & ~over
+            else:
+                fprime = (q >= self.fprime_min) & (q <= self.out_max)
+        else:
+            fprime = 0
+        tag = self.i_tag if self.tag_bits else None
+        take = self.i.valid & self.i.ready
+        advance = ~self.o.valid | self.o.ready          # o is free, or taken now
+        if self.stages == 2:
+            # Stage 1: q, its compares and f' (and the tag).
+            valid1, q1 = Signal(), Signal(len(q), name="q1")
+            over1, under1, fprime1 = Signal(), Signal(), Signal()
+            m.d.comb += [self.i.ready.eq(~valid1 | advance), self.busy.eq(valid1 | self.o.valid)]
+            with m.If(self.i.ready):
+                m.d.sync += [valid1.eq(self.i.valid), q1.eq(q), over1.eq(over), under1.eq(under),
+                             fprime1.eq(fprime)]
+                if tag is not None:
+                    tag1 = Signal(self.tag_bits, name="tag1")
+                    m.d.sync += tag1.eq(tag)
+            q = q1.as_signed() if q.shape().signed else q1
+            take, over, under, fprime = valid1 & advance, over1, under1, fprime1
+            if tag is not None:
+                tag = tag1
+        else:
+            m.d.comb += [self.i.ready.eq(advance), self.busy.eq(self.o.valid)]
         value = Mux(over, self.out_max, Mux(under, self.out_min, q))
-
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(take):
             m.d.sync += [
                 self.o.valid.eq(1),
                 self.o.payload.value.eq(value),
             ]
             if self.activation is not None:
-                if self.parallel_clamp:
-                    fprime = q_at_least(self.fprime_min) & ~over
-                else:
-                    fprime = (q >= self.fprime_min) & (q <= self.out_max)
                 m.d.sync += self.o.payload.fprime.eq(fprime)
+            if tag is not None:
+                m.d.sync += self.o_tag.eq(tag)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 

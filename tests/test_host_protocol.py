@@ -5,6 +5,7 @@ model."""
 
 import random
 
+import pytest
 import torch
 from amaranth.sim import Simulator
 
@@ -90,9 +91,32 @@ class Device:
         assert tag == self.tag
         return status, data
 
+    async def read_weights(self, geo):
+        """Every layer's weight words (lists of lane values), a frame's worth at a time."""
+        out = []
+        for k in range(geo.n_layers):
+            words = []
+            for addr in range(0, geo.words[k], geo.words_per_frame):
+                count = min(geo.words_per_frame, geo.words[k] - addr)
+                status, data = await self.request(*requests.read_weights(k, addr, count))
+                assert status == StatusCode.OK
+                words += [unpack_word(geo, data[i * geo.word_bytes:(i + 1) * geo.word_bytes]) for i in range(count)]
+            out.append(words)
+        return out
 
-def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=None):
-    dut = HostInterface(config, LANES, frame_timeout=timeout, max_payload=max_payload)
+    async def write_weights(self, geo, weights):
+        """Write every layer's words (lists of lane values), a frame's worth at a time."""
+        for k in range(geo.n_layers):
+            words = [pack_word(geo, w) for w in weights[k]]
+            for addr in range(0, len(words), geo.words_per_frame):
+                chunk = words[addr:addr + geo.words_per_frame]
+                assert (await self.request(*requests.write_weights(k, addr, chunk)))[0] == StatusCode.OK
+
+
+def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=None, lanes=LANES,
+               registered_enables=False):
+    dut = HostInterface(config, lanes, frame_timeout=timeout, max_payload=max_payload,
+                        registered_enables=registered_enables)
     received = []
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -113,7 +137,12 @@ def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=N
     sim.run()
 
 
-def test_protocol_unit_commands_and_errors():
+# The bridge as the iCE40 builds it, and with the ECP5's registered shift-register enables.
+ENABLES = pytest.mark.parametrize("registered_enables", [False, True], ids=["enable", "registered"])
+
+
+@ENABLES
+def test_protocol_unit_commands_and_errors(registered_enables):
     geo = Geometry.from_config(CONFIG, LANES)
     lgeo = LayerGeometry(CONFIG, LANES)
     net = IntegerNetwork(CONFIG)
@@ -126,20 +155,7 @@ def test_protocol_unit_commands_and_errors():
         status, data = await dev.request(*requests.identify())
         assert status == StatusCode.OK and Geometry.from_bytes(data) == geo
 
-        async def read_all():
-            out = []
-            for k in range(geo.n_layers):
-                words = []
-                for addr in range(0, geo.words[k], geo.words_per_frame):
-                    count = min(geo.words_per_frame, geo.words[k] - addr)
-                    status, data = await dev.request(*requests.read_weights(k, addr, count))
-                    assert status == StatusCode.OK
-                    words += [unpack_word(geo, data[i * geo.word_bytes:(i + 1) * geo.word_bytes])
-                              for i in range(count)]
-                out.append(words)
-            return out
-
-        assert await read_all() == packed, "initial weights"
+        assert await dev.read_weights(geo) == packed, "initial weights"
 
         # Errors: each with its code, nothing changed.
         bad = bytearray(encode_frame(Opcode.READ_COUNTERS, 7, b""))
@@ -192,7 +208,7 @@ def test_protocol_unit_commands_and_errors():
         # A truncated frame is dropped on the timeout; the next frame is served.
         await dev.send(encode_frame(Opcode.IDENTIFY, 3, b"")[:5], gap=200)
         log["after_truncation"] = await dev.request(*requests.identify())
-        assert await read_all() == packed, "weights after the refused commands"
+        assert await dev.read_weights(geo) == packed, "weights after the refused commands"
 
         # Write and read back (the golden network takes the same weights).
         def padding(k, a, p):
@@ -201,28 +217,24 @@ def test_protocol_unit_commands_and_errors():
         new = [[[0 if padding(k, a, p) else random.Random(k * 1000 + a).randrange(-300, 300)
                  for p in range(geo.lanes)] for a in range(geo.words[k])] for k in range(geo.n_layers)]
         new[1][0][1] = -(1 << (CONFIG.weight_bits[1] - 1))
-        for k in range(geo.n_layers):
-            words = [pack_word(geo, w) for w in new[k]]
-            for addr in range(0, len(words), geo.words_per_frame):
-                chunk = words[addr:addr + geo.words_per_frame]
-                assert (await dev.request(*requests.write_weights(k, addr, chunk)))[0] == StatusCode.OK
+        await dev.write_weights(geo, new)
         # More words than a frame holds.
         assert (await dev.request(*requests.read_weights(0, 0, geo.words_per_frame + 1)))[0] \
             == StatusCode.OUT_OF_RANGE
-        assert await read_all() == new
+        assert await dev.read_weights(geo) == new
         # Back to the initial weights through INITIALISE; then one training step.
         assert (await dev.request(*requests.initialise()))[0] == StatusCode.OK
-        assert await read_all() == packed
+        assert await dev.read_weights(geo) == packed
         status, data = await dev.request(*requests.train(pixels, 2))
         assert status == StatusCode.OK
         log["train"] = (data[0], int.from_bytes(data[1:5], "little"))
-        log["weights"] = await read_all()
+        log["weights"] = await dev.read_weights(geo)
         status, data = await dev.request(*requests.infer(pixels))
         log["infer"] = data[0]
         status, data = await dev.request(*requests.read_counters())
         log["counters"] = parse_counters(data)
 
-    run_device(script)
+    run_device(script, registered_enables=registered_enables)
     assert log["bad_crc"] == (StatusCode.BAD_CRC, 7)
     assert log["too_long"] == (StatusCode.BAD_LENGTH, 9)
     assert log["after_truncation"][0] == StatusCode.OK
@@ -251,7 +263,8 @@ def test_busy_while_the_engine_initialises():
     assert log == [StatusCode.BUSY, StatusCode.OK, StatusCode.OK]
 
 
-def test_configure_sets_the_learning_rate_offset():
+@ENABLES
+def test_configure_sets_the_learning_rate_offset(registered_enables):
     """CONFIGURE LR_OFFSET: the next step is the golden step with that offset (numerics §12)."""
     pixels = torch.randint(0, 256, (16,), generator=torch.Generator().manual_seed(4))
     offset = len(CONFIG.lr_decay)
@@ -263,7 +276,7 @@ def test_configure_sets_the_learning_rate_offset():
         log["train"] = (data[0], int.from_bytes(data[1:5], "little"))
         log["counters"] = parse_counters((await dev.request(*requests.read_counters()))[1])
 
-    run_device(script)
+    run_device(script, registered_enables=registered_enables)
     net = IntegerNetwork(CONFIG)
     net.lr_offset = offset
     trace = net.train_step(pixels, 0, record=True)
@@ -345,7 +358,8 @@ def test_system_top_identifies_over_its_uart_pins():
                       (StatusCode.OK, 42, Geometry.from_config(CONFIG, LANES).to_bytes())]
 
 
-def test_frame_counters_count_exactly():
+@ENABLES
+def test_frame_counters_count_exactly(registered_enables):
     """frames_ok and frames_rejected are exact past a byte's carry (the bridge keeps them as
     byte-serial rings); a READ_COUNTERS counts its own response."""
     log = []
@@ -359,7 +373,7 @@ def test_frame_counters_count_exactly():
             status, data = await dev.request(*requests.read_counters())
             log.append(parse_counters(data))
 
-    run_device(script)
+    run_device(script, registered_enables=registered_enables)
     assert [(c["frames_ok"], c["frames_rejected"], c["frames_dropped"]) for c in log] == [(259, 3, 0), (260, 3, 0)]
 
 
@@ -381,3 +395,43 @@ def test_identity_from_a_rom_beside_a_large_buffer():
     run_device(script, max_payload=512)
     assert log["identify"] == (StatusCode.OK, geo.to_bytes())
     assert log["write"] == StatusCode.OK and log["read"] == (StatusCode.OK, log["words"])
+
+
+def test_registered_enables_across_slices():
+    """The registered enables with a word of 144 bits: three slices of the shift register (64, 64
+    and 16 bits), each with its own copies. Weights read, written and read back; INITIALISE; a
+    training step against the golden model."""
+    from rtl.host_bridge import SHIFT_SLICE_BITS
+
+    lanes = 9
+    geo = Geometry.from_config(CONFIG, lanes)
+    lgeo = LayerGeometry(CONFIG, lanes)
+    assert SHIFT_SLICE_BITS < 8 * geo.word_bytes < 3 * SHIFT_SLICE_BITS
+    net = IntegerNetwork(CONFIG)
+    packed = [w.tolist() for w in pack_weights(lgeo, net.weights, net.biases)]
+    pixels = torch.randint(0, 256, (CONFIG.layers[0],), generator=torch.Generator().manual_seed(5))
+    rng = random.Random(5)
+
+    def padding(k, a, p):
+        return a >= (lgeo.groups[k] - 1) * (lgeo.fan_in[k] + 1) and p >= lgeo.last_real[k]
+
+    new = [[[0 if padding(k, a, p) else rng.randrange(-(1 << (CONFIG.weight_bits[k] - 1)),
+                                                      1 << (CONFIG.weight_bits[k] - 1))
+             for p in range(lanes)] for a in range(geo.words[k])] for k in range(geo.n_layers)]
+    log = {}
+
+    async def script(dev):
+        log["initial"] = await dev.read_weights(geo)
+        await dev.write_weights(geo, new)
+        log["written"] = await dev.read_weights(geo)
+        assert (await dev.request(*requests.initialise()))[0] == StatusCode.OK
+        status, data = await dev.request(*requests.train(pixels, 1))
+        log["train"] = (status, data[0], int.from_bytes(data[1:5], "little"))
+        log["weights"] = await dev.read_weights(geo)
+
+    run_device(script, lanes=lanes, registered_enables=True)
+    assert log["initial"] == packed
+    assert log["written"] == new
+    trace = net.train_step(pixels, 1, record=True)
+    assert log["train"] == (StatusCode.OK, trace.prediction, weight_checksum(lgeo, net.weights, net.biases))
+    assert log["weights"] == [w.tolist() for w in pack_weights(lgeo, net.weights, net.biases)]

@@ -10,11 +10,11 @@ from rtl.host_protocol import StatusCode, encode_frame
 FRAME = encode_frame(1, 7, b"\x01\x02\x03")
 
 
-def run(timeout, gap, at, drop_busy=0):
+def run(timeout, gap, at, drop_busy=0, registered_limit=False):
     """Send ``FRAME`` with ``gap`` idle cycles before byte ``at``, then the frame again; with
     ``drop_busy`` the drop counter is busy that many cycles after the stall begins. Returns the
     offered frames' statuses and the drops."""
-    dut = FrameDecoder(64, timeout)
+    dut = FrameDecoder(64, timeout, registered_limit=registered_limit)
     out = {"frames": [], "drops": 0}
 
     async def bench(ctx):
@@ -50,17 +50,23 @@ def run(timeout, gap, at, drop_busy=0):
     return out["frames"], out["drops"]
 
 
+# The limit compared in front of the FSM (the iCE40's), and kept as a register (the ECP5's).
+LIMIT = pytest.mark.parametrize("registered_limit", [False, True], ids=["compare", "register"])
+
+
+@LIMIT
 @pytest.mark.parametrize("timeout", [1, 2, 3, 7])
 @pytest.mark.parametrize("at", [3, 5, 8])
-def test_decoder_timeout_to_the_cycle(timeout, at):
-    frames, drops = run(timeout, timeout - 1, at)
+def test_decoder_timeout_to_the_cycle(timeout, at, registered_limit):
+    frames, drops = run(timeout, timeout - 1, at, registered_limit=registered_limit)
     assert (frames, drops) == ([StatusCode.OK] * 2, 0), "a stall one cycle short of the timeout"
-    frames, drops = run(timeout, timeout, at)
+    frames, drops = run(timeout, timeout, at, registered_limit=registered_limit)
     # The first frame is dropped; its rest is hunted through as noise, the second is served.
     assert (frames, drops) == ([StatusCode.OK], 1), "a stall of the timeout"
 
 
-def test_decoder_timeout_waits_for_the_drop_counter():
+@LIMIT
+def test_decoder_timeout_waits_for_the_drop_counter(registered_limit):
     # The counter is busy past the limit: the drop waits for it, counted once.
-    frames, drops = run(4, 12, 5, drop_busy=9)
+    frames, drops = run(4, 12, 5, drop_busy=9, registered_limit=registered_limit)
     assert (frames, drops) == ([StatusCode.OK], 1)

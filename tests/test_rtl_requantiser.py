@@ -81,10 +81,12 @@ def run_requantiser(rq, accs, *, gap, stall, seed, reference=golden_requantise):
     received = []
 
     async def source(ctx):
-        for acc in accs:
+        for n, acc in enumerate(accs):
             while rng.random() < gap:
                 await ctx.tick()
             ctx.set(rq.i.payload, acc)
+            if rq.tag_bits:
+                ctx.set(rq.i_tag, n % (1 << rq.tag_bits))
             ctx.set(rq.i.valid, 1)
             await ctx.tick().until(rq.i.ready)
             ctx.set(rq.i.valid, 0)
@@ -95,7 +97,8 @@ def run_requantiser(rq, accs, *, gap, stall, seed, reference=golden_requantise):
             ready = int(rng.random() >= stall)
             ctx.set(rq.o.ready, ready)
             valid, payload = ctx.get(rq.o.valid), ctx.get(rq.o.payload)
-            item = (payload.value, payload.fprime if rq.activation is not None else None)
+            item = (payload.value, payload.fprime if rq.activation is not None else None,
+                    ctx.get(rq.o_tag) if rq.tag_bits else None)
             if valid:
                 if held is not None:
                     assert item == held, "payload changed while valid and not taken"
@@ -109,20 +112,25 @@ def run_requantiser(rq, accs, *, gap, stall, seed, reference=golden_requantise):
     sim.add_testbench(source, background=True)
     sim.add_testbench(sink)
     sim.run()
-    for i, ((value, fprime), acc) in enumerate(zip(received, accs)):
+    for i, ((value, fprime, tag), acc) in enumerate(zip(received, accs)):
         assert value == values[i], f"acc {acc}: value {value}, want {values[i]}"
+        if rq.tag_bits:
+            assert tag == i % (1 << rq.tag_bits), f"output {i}: tag {tag}"
         if fprimes is not None:
             assert fprime == fprimes[i], f"acc {acc}: fprime {fprime}, want {fprimes[i]}"
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.3, 0.5)], ids=["free", "backpressure"])
-@pytest.mark.parametrize("parallel_clamp", [False, True], ids=["", "parallel_clamp"])
-def test_requantiser_matches_golden(cfg, pressure, parallel_clamp):
-    """Both forms of the clamp (behind the rounding adder, or beside it on the accumulator)."""
+@pytest.mark.parametrize("parallel_clamp, stages", [(False, 1), (True, 1), (True, 2)],
+                         ids=["", "parallel_clamp", "parallel_clamp-2stages"])
+def test_requantiser_matches_golden(cfg, pressure, parallel_clamp, stages):
+    """Both forms of the clamp (behind the rounding adder, or beside it on the accumulator), and
+    the compares registered apart from the clamp's multiplexer (two stages, with a tag that
+    travels beside)."""
     acc_bits, shift, out_bits, activation = cfg
     rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation,
-                     parallel_clamp=parallel_clamp)
+                     parallel_clamp=parallel_clamp, stages=stages, tag_bits=5 if stages == 2 else 0)
     rng = random.Random(acc_bits * 100 + shift)
     run_requantiser(rq, corner_accumulators(rq, rng, 400), gap=pressure[0], stall=pressure[1], seed=shift)
 

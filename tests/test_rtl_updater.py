@@ -52,16 +52,18 @@ def random_cases(rng, lanes, weight_bits, lr_shift, count, max_offset=0):
     return cases
 
 
-@pytest.mark.parametrize("stages", [1, 2, 3])
+@pytest.mark.parametrize("stages, group_copies", [(1, False), (2, False), (3, False), (2, True), (3, True)],
+                         ids=["1", "2", "3", "2-copies", "3-copies"])
 @pytest.mark.parametrize("lanes, weight_bits, lr_shift, max_offset", [
     (8, (16, 16), (16, 13), 3),
     (3, (14, 16, 12), (0, 1, 28), 3),
     (5, (16,), (20,), 0),
 ])
-def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages):
-    """One word per cycle, every cycle's output checked ``stages`` cycles after its input."""
+def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages, group_copies):
+    """One word per cycle, every cycle's output checked ``stages`` cycles after its input; with
+    ``group_copies`` the layer and offset copies (here equal to ``i``'s) steer each group."""
     dut = OuterProductUpdater(lanes=lanes, weight_bits=weight_bits, lr_shift=lr_shift, product_bits=ACC,
-                              addr_bits=8, max_offset=max_offset, stages=stages)
+                              addr_bits=8, max_offset=max_offset, stages=stages, group_copies=group_copies)
     cases = random_cases(random.Random(lanes), lanes, weight_bits, lr_shift, 400, max_offset)
 
     async def bench(ctx):
@@ -70,8 +72,13 @@ def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages
             if n < len(cases):
                 k, offset, weights, products = cases[n]
                 ctx.set(dut.i.valid, 1)
-                ctx.set(dut.lr_offset, offset)
+                # (With the copies, lr_offset itself is not used: another value shows it.)
+                ctx.set(dut.lr_offset, (offset + group_copies) % (max_offset + 1))
                 ctx.set(i.layer, k)
+                if group_copies:
+                    for j in range(dut.copies):
+                        ctx.set(dut.group_layer[j], k)
+                        ctx.set(dut.group_offset[j], offset)
                 ctx.set(i.addr, n & 0xFF)
                 for p in range(lanes):
                     ctx.set(i.weights[p], weights[p])
