@@ -511,11 +511,10 @@ class Engine(wiring.Component):
         # lanes on the ULX3S). The request holds still meanwhile (a stream's rule), and no step
         # starts while it waits.
         host_write = Signal()
-        offered_write = self.access.valid & can_access & weight_request & ~init.busy
         if split_delta:
-            m.d.sync += host_write.eq(offered_write & ~host_write)
+            m.d.sync += host_write.eq(self.access.valid & can_access & weight_request & ~init.busy & ~host_write)
         else:
-            m.d.comb += host_write.eq(offered_write)
+            m.d.comb += host_write.eq(self.access.valid & can_access & weight_request)
         with m.If(init.busy):
             wiring.connect(m, init.write, lanes.write)
             if lanes.resolved_weight_store(platform) == "spram":
@@ -638,7 +637,8 @@ class Engine(wiring.Component):
 
         # -- access port ---------------------------------------------------------------------------
         m.d.comb += self.access.ready.eq(can_access & ~init.busy
-                                         & Mux(weight_request, host_write & lanes.write.ready, lanes.host_free))
+                                         & Mux(weight_request, (host_write if split_delta else 1) & lanes.write.ready,
+                                               lanes.host_free))
         with m.If(access_fire):
             m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(read_latency - 1)]
         with m.If(self.response.valid & self.response.ready):
