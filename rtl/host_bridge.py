@@ -309,8 +309,8 @@ class HostBridge(wiring.Component):
                     m.d.comb += in_last_group.eq(waddr >= (geo.groups[k] - 1) * (geo.fan_in[k] + 1))
 
         # A weight word's lanes fit the layer's weight_bits; padding lanes and spare bits are zero.
-        word_ok = Signal()
-        lanes_ok = Signal(P + (P * word_bits < 8 * word_bytes))     # (and the spare bits)
+        # (With registered enables, each lane's check and the spare bits' separately.)
+        checked = Signal(P + (P * word_bits < 8 * word_bytes)) if registered else Signal(name="word_ok")
         with m.Switch(layer):
             for k in range(L):
                 with m.Case(k):
@@ -325,20 +325,17 @@ class HostBridge(wiring.Component):
                     spare = word[P * word_bits:]
                     if len(spare):
                         checks.append(spare == 0)
-                    if registered:
-                        m.d.comb += lanes_ok.eq(Cat(*checks))
-                    else:
-                        m.d.comb += word_ok.eq(Cat(*checks).all())
+                    m.d.comb += checked.eq(Cat(*checks) if registered else Cat(*checks).all())
         # Registered every cycle, read in WRITE_CHECK (after WRITE_WORD, the word unchanged): the
         # 384-bit check in front of the FSM's decision was a 10.5 ns path on the 24-lane 25F.
         # With registered enables, each lane's check is registered first, then their AND (the
         # 1024-bit check was 11.2 ns on the 64-lane ULX3S), and WRITE_CHECK waits a cycle more.
         word_ok_reg = Signal()
         if registered:
-            lanes_ok_reg = Signal.like(lanes_ok)
-            m.d.sync += [lanes_ok_reg.eq(lanes_ok), word_ok_reg.eq(lanes_ok_reg.all())]
+            lanes_ok_reg = Signal.like(checked, name="lanes_ok_reg")
+            m.d.sync += [lanes_ok_reg.eq(checked), word_ok_reg.eq(lanes_ok_reg.all())]
         else:
-            m.d.sync += word_ok_reg.eq(word_ok)
+            m.d.sync += word_ok_reg.eq(checked)
 
         sample_bytes = M0
         lr_offsets = len(config.lr_decay)
