@@ -1,6 +1,6 @@
 """The board top: PLL and reset, UART pins and LEDs around the system (engine + host protocol)."""
 
-from amaranth import ClockDomain, Elaboratable, Module
+from amaranth import ClockDomain, Elaboratable, Module, Signal
 from amaranth.build import ResourceError
 from amaranth.lib import io
 
@@ -26,7 +26,8 @@ class BoardTop(Elaboratable):
     - the oscillator into a PLL making ``sync`` at ``target_mhz`` (:class:`~boards.pll.ClockReset`);
     - reset while the PLL is unlocked or button 0 is pressed;
     - the system (``SystemTop(config, lanes, clk_freq=...)``) on the board's UART;
-    - its four state LEDs on the first LEDs of the board (the OrangeCrab's RGB LED shows three).
+    - its four state LEDs, registered, on the first LEDs of the board (the OrangeCrab's RGB LED
+      shows three).
     """
 
     def __init__(self, board, config, lanes, target_mhz=None, system=None):
@@ -70,5 +71,9 @@ class BoardTop(Elaboratable):
         if not leds:
             rgb = platform.request("rgb_led", 0, dir="-")
             leds = [rgb.g, rgb.b, rgb.r]
-        m.d.comb += [buffer(f"led_buffer{i}", "o", led).o.eq(system.leds[i]) for i, led in enumerate(leds)]
+        # From a register: the LED states are decoded from the system's state (a path of ~10 ns
+        # to the pins on the ULX3S); a cycle later, no glitches.
+        leds_q = Signal(len(system.leds), name="leds_q")
+        m.d.sync += leds_q.eq(system.leds)
+        m.d.comb += [buffer(f"led_buffer{i}", "o", led).o.eq(leds_q[i]) for i, led in enumerate(leds)]
         return m

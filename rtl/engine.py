@@ -198,13 +198,14 @@ class Engine(wiring.Component):
 
     def signal_unit(self, k, writeback_reg=False, dsp="inferred"):
         """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
-        LLS unit's write-back, saturation, pass-1 and operand registers (``writeback_reg``,
-        ``saturate_reg``, ``pass1_reg``, ``operand_reg`` of :class:`~rtl.lls_signal.LLSLearningSignal`); ``dsp``:
-        its shared multiplier's."""
+        LLS unit's write-back, saturation, pass-1, operand and rounding registers (``writeback_reg``,
+        ``saturate_reg``, ``pass1_reg``, ``operand_reg``, ``round_reg`` of
+        :class:`~rtl.lls_signal.LLSLearningSignal`); ``dsp``: its shared multiplier's."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
         return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg,
-                                             saturate_reg=writeback_reg, operand_reg=writeback_reg, dsp=dsp)
+                                             saturate_reg=writeback_reg, operand_reg=writeback_reg,
+                                             round_reg=writeback_reg, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -406,9 +407,19 @@ class Engine(wiring.Component):
                 for k in range(L):
                     with m.Case(k):
                         m.d.sync += h_avail[k].eq(h_avail[k] + 1)
-            with m.If(out.layer == L - 1):
-                with m.If((out.index == 0) | (out.value > best)):
-                    m.d.sync += [best.eq(out.value), prediction.eq(out.index)]
+            if not split_delta:
+                with m.If(out.layer == L - 1):
+                    with m.If((out.index == 0) | (out.value > best)):
+                        m.d.sync += [best.eq(out.value), prediction.eq(out.index)]
+        if split_delta:
+            # The argmax a cycle later, from a register of the logit: the units' readiness (in
+            # `out_fire`) and the compare were one 10.1 ns path into `best` on the ULX3S. DONE
+            # still sees the last logit's: it comes a cycle after `h_avail`, which counts it.
+            logit_valid = Signal()
+            logit = Signal(lanes.output_layout, name="logit")
+            m.d.sync += [logit_valid.eq(out_fire & (out.layer == L - 1)), logit.eq(out)]
+            with m.If(logit_valid & ((logit.index == 0) | (logit.value > best))):
+                m.d.sync += [best.eq(logit.value), prediction.eq(logit.index)]
 
         # -- hidden learning signals -------------------------------------------------------------------
         unit_busy = Const(0)
@@ -454,7 +465,7 @@ class Engine(wiring.Component):
                 write.addr.eq(delta_words[k]),
                 write.en.eq(Mux(unit.delta.valid, 1 << n_lane, 0)),
             ]
-            m.d.comb += [write.data[p].eq(unit.delta.payload) for p in range(P)]
+            m.d.comb += _write_every_lane(write, unit.delta.payload)
             with m.If(unit.delta.valid):
                 m.d.sync += [n_lane.eq(n_lane + 1), n_index.eq(n_index + 1)]
                 with m.If((n_lane == P - 1) | (n_index == geo.fan_out[k] - 1)):
@@ -482,7 +493,7 @@ class Engine(wiring.Component):
         m.d.comb += softmax.o.ready.eq(~hidden_writing)
         with m.If(softmax.o.valid & ~hidden_writing):
             m.d.comb += [out_write.addr.eq(out_base + delta_words[last]), out_write.en.eq(1 << out_lane)]
-            m.d.comb += [out_write.data[p].eq(softmax.o.payload.error) for p in range(P)]
+            m.d.comb += _write_every_lane(out_write, softmax.o.payload.error)
         with m.If(error_fire):
             m.d.sync += [out_lane.eq(out_lane + 1), out_class.eq(out_class + 1)]
             with m.If((out_lane == P - 1) | (out_class == C - 1)):
@@ -511,25 +522,47 @@ class Engine(wiring.Component):
         # lanes on the ULX3S). The request holds still meanwhile (a stream's rule), and no step
         # starts while it waits.
         host_write = Signal()
+        host_word = req.data[:len(lanes.write.payload.weights.as_value())]
         if split_delta:
-            m.d.sync += host_write.eq(self.access.valid & can_access & weight_request & ~init.busy & ~host_write)
+            write_condition = self.access.valid & can_access & weight_request & ~init.busy & ~host_write
+            m.d.sync += host_write.eq(write_condition)
+            # The write port's source is chosen by host_write (a register; the initialiser is
+            # idle while it is high), and each group of lanes takes its word's bits by a copy of
+            # its own (`keep`): the initialiser's busy was one net into the data multiplexers of
+            # every lane (1664 loads at 64 lanes, 10.1 ns on the ULX3S).
+            lane_bits = lanes.word_shape.width
+            words = lanes.write.payload.weights.as_value()
+            init_word = init.write.payload.weights.as_value()
+            for j, first in enumerate(range(0, P, CONTROL_GROUP_LANES)):
+                host_copy = Signal(name=f"host_write{j}", attrs={"keep": 1})
+                m.d.sync += host_copy.eq(write_condition)
+                bits = slice(first * lane_bits, min(first + CONTROL_GROUP_LANES, P) * lane_bits)
+                m.d.comb += words[bits].eq(Mux(host_copy, host_word[bits], init_word[bits]))
+            m.d.comb += [
+                lanes.write.valid.eq(host_write | init.write.valid),
+                init.write.ready.eq(lanes.write.ready & ~host_write),
+                lanes.write.payload.layer.eq(Mux(host_write, req.layer, init.write.payload.layer)),
+                lanes.write.payload.addr.eq(Mux(host_write, req.addr, init.write.payload.addr)),
+                lanes.write.payload.mask.eq(Mux(host_write, (1 << P) - 1, init.write.payload.mask)),
+            ]
         else:
             m.d.comb += host_write.eq(self.access.valid & can_access & weight_request)
-        with m.If(init.busy):
-            wiring.connect(m, init.write, lanes.write)
-            if lanes.resolved_weight_store(platform) == "spram":
-                # Every lane of an initialiser write holds one value (or 0): it goes in as the
-                # fill, so the store's write data selects between the updater and the host's word
-                # only (no 128-bit multiplexer in front of it).
-                m.d.comb += [lanes.write.payload.weights.eq(0), lanes.write_fill.eq(init.write.payload.weights[0])]
-        with m.Else():
-            m.d.comb += [
-                lanes.write.valid.eq(host_write),
-                lanes.write.payload.layer.eq(req.layer),
-                lanes.write.payload.addr.eq(req.addr),
-                lanes.write.payload.mask.eq((1 << P) - 1),
-                lanes.write.payload.weights.eq(req.data[:len(lanes.write.payload.weights.as_value())]),
-            ]
+            with m.If(init.busy):
+                wiring.connect(m, init.write, lanes.write)
+                if lanes.resolved_weight_store(platform) == "spram":
+                    # Every lane of an initialiser write holds one value (or 0): it goes in as
+                    # the fill, so the store's write data selects between the updater and the
+                    # host's word only (no 128-bit multiplexer in front of it).
+                    m.d.comb += [lanes.write.payload.weights.eq(0),
+                                 lanes.write_fill.eq(init.write.payload.weights[0])]
+            with m.Else():
+                m.d.comb += [
+                    lanes.write.valid.eq(host_write),
+                    lanes.write.payload.layer.eq(req.layer),
+                    lanes.write.payload.addr.eq(req.addr),
+                    lanes.write.payload.mask.eq((1 << P) - 1),
+                    lanes.write.payload.weights.eq(host_word),
+                ]
         # A read starts in the first cycle of its request's pending (the address is held from then).
         read_latency = lanes.read_latency(platform)
         read_wait = Signal(range(read_latency))
@@ -719,17 +752,22 @@ class Engine(wiring.Component):
 def _grouped_delta_memory(m, name, config, lanes, depth):
     """A δ memory of ``depth`` words of ``lanes`` lanes as one memory per group of
     :data:`~rtl.layer_engine.CONTROL_GROUP_LANES` lanes, each read without a register at an
-    address registered per group: ``(write, read)``, with the members of a write port
-    (granularity 1) and of a read port (``addr``, ``en``, ``data``) that behave alike.
+    address registered per group: ``(write, read)``. ``write`` has ``addr``, ``en`` (one bit per
+    lane) and ``value``, written to every enabled lane (both writers write one δ at a time); the
+    read port's members (``addr``, ``en``, ``data``) behave as a read port's.
 
     The read port's data register took ``en`` (the issue decision's) to all ``P x delta_bits``
     flip-flops (1024 at 64 lanes on the ULX3S); here ``en`` loads only the groups' address
     registers. The word read is the same while it is used: no δ word is written between its
     read at a group's first update word and the group's last (nor while the host reads it).
+    A write takes effect a cycle after it is offered, from registers of each group's own
+    (``keep``): the choice between the writers' values was one net into the write data of every
+    lane (11.0 ns at 64 lanes on the ULX3S). It is still in before the word is read: the reads
+    follow the writers' counters, which count at the offer, through a registered address.
     """
     layout = data.ArrayLayout(signed(config.delta_bits), lanes)
     write = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_w_addr"), en=Signal(lanes, name=f"{name}_w_en"),
-                            data=Signal(layout, name=f"{name}_w_data"))
+                            value=Signal(signed(config.delta_bits), name=f"{name}_w_value"))
     read = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_r_addr"), en=Signal(name=f"{name}_r_en"),
                            data=Signal(layout, name=f"{name}_r_data"))
     for j, first in enumerate(range(0, lanes, CONTROL_GROUP_LANES)):
@@ -742,10 +780,22 @@ def _grouped_delta_memory(m, name, config, lanes, depth):
         addr = Signal(range(depth), name=f"{name}_r_addr{j}", attrs={"keep": 1})
         with m.If(read.en):
             m.d.sync += addr.eq(read.addr)
-        m.d.comb += [w.addr.eq(write.addr), w.en.eq(write.en[first:group.stop]), r.addr.eq(addr)]
-        m.d.comb += [w.data[q].eq(write.data[p]) for q, p in enumerate(group)]
+        w_addr = Signal(range(depth), name=f"{name}_w_addr{j}", attrs={"keep": 1})
+        w_en = Signal(len(group), name=f"{name}_w_en{j}", attrs={"keep": 1})
+        w_value = Signal(signed(config.delta_bits), name=f"{name}_w_value{j}", attrs={"keep": 1})
+        m.d.sync += [w_addr.eq(write.addr), w_en.eq(write.en[first:group.stop]), w_value.eq(write.value)]
+        m.d.comb += [w.addr.eq(w_addr), w.en.eq(w_en), r.addr.eq(addr)]
+        m.d.comb += [w.data[q].eq(w_value) for q in range(len(group))]
         m.d.comb += [read.data[p].eq(r.data[q]) for q, p in enumerate(group)]
     return write, read
+
+
+def _write_every_lane(write, value):
+    """The statements that put ``value`` in every lane of a δ write (a memory's write port, or
+    :func:`_grouped_delta_memory`'s ``write``, which takes it once)."""
+    if hasattr(write, "value"):
+        return [write.value.eq(value)]
+    return [write.data[p].eq(value) for p in range(len(write.data))]
 
 
 def _field(value, bits):

@@ -381,6 +381,12 @@ class HostBridge(wiring.Component):
                                   | (p_addr[span_bits:] != 0) | (span > words)),
         ]
 
+        if registered:
+            # FETCH's shifts from a flag set the cycle before (high only in FETCH, which runs to
+            # ptr 7): the compare of ptr was 4 LUT levels in front of the decision's copies.
+            fetch_shift = Signal()
+            m.d.sync += fetch_shift.eq(0)
+            m.d.comb += shift.eq(fetch_shift)
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.sync += [ptr.eq(0), committing.eq(0), zero_fill.eq(0)]
@@ -392,7 +398,10 @@ class HostBridge(wiring.Component):
             # two cycles later, not one: a cycle more).
             with m.State("FETCH"):
                 m.d.sync += ptr.eq(ptr + 1)
-                m.d.comb += shift.eq((ptr >= 2) & (ptr <= 6) if registered else ptr >= 2)
+                if registered:
+                    m.d.sync += fetch_shift.eq((ptr >= 1) & (ptr <= 5))   # ptr + 1 in 2..6
+                else:
+                    m.d.comb += shift.eq(ptr >= 2)
                 with m.If(ptr == (7 if registered else 6)):
                     m.next = "COUNT"
 

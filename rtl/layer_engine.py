@@ -369,8 +369,9 @@ class LayerEngine(wiring.Component):
         With ``"ebr"`` and the fetch register (the ECP5 pipelines): high from a cycle before the
         op source's first op to the transfer of its last (the sequencer's ``busy``, a
         register). The weight memories' read address is ``op.addr`` while it is high, else
-        ``read_addr``: chosen by a register, not by the transfer (the sequencer's decision in
-        front of every block RAM's address pins was a 12.3 ns path at 64 lanes on the ULX3S).
+        ``read_addr`` (and the word's layer ``op.layer``, else ``read_layer``): chosen by a
+        register, not by the transfer (the sequencer's decision in front of every block RAM's
+        address pins was a 12.3 ns path at 64 lanes on the ULX3S).
         Ignored otherwise.
     read_data : Out(data.ArrayLayout(signed(max(weight_bits)), P))
         The word at ``read_addr``, :meth:`read_latency` cycles after ``read_start``.
@@ -549,11 +550,13 @@ class LayerEngine(wiring.Component):
             # S0: the datapath's address, or the host's when nothing is issued.
             # The layer selects every lane's bits of the word: with the fetch register, a copy
             # per group of lanes (`keep`), or one flip-flop drove P x weight_bits multiplexers
-            # (1024 at 64 lanes).
+            # (1024 at 64 lanes). With it the layer and the address are chosen by the
+            # sequencer's `busy` (a register; host reads come only while it is low), not by its
+            # issue decision (5 LUT levels).
             word_layers = [Signal(geo.layer_shape, name=f"word_layer{j}", attrs={"keep": 1})
                            for j in range(n_groups)] if fetch_reg else [Signal(geo.layer_shape, name="word_layer")]
-            m.d.sync += [c.eq(Mux(issue, op.layer, self.read_layer)) for c in word_layers]
             address_select = self.op_busy if fetch_reg else issue
+            m.d.sync += [c.eq(Mux(address_select, op.layer, self.read_layer)) for c in word_layers]
             for k in range(L):
                 m.d.comb += reads[k].addr.eq(Mux(address_select, op.addr, self.read_addr))
 
@@ -1007,28 +1010,70 @@ class LayerEngine(wiring.Component):
             requantisers.append(req)
         index = Signal(range(geo.max_groups * P))
         m.d.comb += index.eq(bank_group * P + serial)
+        # The bank's send. With the fetch register the head reaches the requantisers through a
+        # register slice, so that the send is two registers ANDed (`bank_valid`, the slice's
+        # ready), not the requantisers' readiness; and each group of the flip-flops it enables
+        # (a slice of the head, a group head) has copies of its own of both (`keep`): one
+        # decision enabled 288 flip-flops across the die (10.3 ns at 64 lanes on the ULX3S).
+        feed_layout = data.StructLayout({"layer": geo.layer_shape, "index": range(geo.max_fan_out),
+                                         "value": signed(config.acc_bits)})
+        slice_bits = -(-config.acc_bits // HEAD_SLICES)
+        head_slices = list(range(0, config.acc_bits, slice_bits)) if fetch_reg and not bank_shift else []
         sent = Signal()
+        sends = []
+        send_busy = Const(0)
+        if fetch_reg:
+            n_sends = len(head_slices) + (len(group_heads) if two_level_head else 0)
+            m.submodules.send_slice = send_slice = SkidBuffer(feed_layout, ready_copies=n_sends)
+            m.d.comb += [
+                send_slice.i.valid.eq(bank_valid),
+                send_slice.i.payload.layer.eq(bank_layer),
+                send_slice.i.payload.index.eq(index),
+                send_slice.i.payload.value.eq(bank[0] if bank_shift else head),
+                sent.eq(bank_valid & send_slice.i.ready),
+            ]
+            valid_copies = [Signal(name=f"bank_valid{j}", attrs={"keep": 1}) for j in range(n_sends)]
+            sends = [Signal(name=f"send{j}") for j in range(n_sends)]
+            m.d.comb += [send.eq(valid & send_slice.ready_copies[j])
+                         for j, (send, valid) in enumerate(zip(sends, valid_copies))]
+            with m.If(capture):
+                m.d.sync += [valid.eq(1) for valid in valid_copies]
+            for send, valid in zip(sends, valid_copies):
+                with m.If(send & (serial == bank_last)):
+                    m.d.sync += valid.eq(0)
+            feed = send_slice.o
+            send_busy = send_slice.busy
+        else:
+            feed = stream.Signature(feed_layout).create(path=("bank_head",))
+            m.d.comb += [
+                feed.valid.eq(bank_valid),
+                feed.payload.layer.eq(bank_layer),
+                feed.payload.index.eq(index),
+                feed.payload.value.eq(bank[0] if bank_shift else head),
+                sent.eq(feed.valid & feed.ready),
+            ]
         # The requantisers' output: `o`, or with the fetch register through a register slice
-        # (a cycle later), so that their ready (and the bank's send, and the enables of the bank
-        # head's 288 flip-flops behind it) is a register, not the consumers' ready (the engine's
-        # state and the units' readiness: a 12.3 ns path into the group heads at 64 lanes), and
-        # what the consumers see is a register too.
+        # (a cycle later), so that their ready is a register, not the consumers' ready (the
+        # engine's state and the units' readiness: a 12.3 ns path into the group heads at 64
+        # lanes), and what the consumers see is a register too.
         out = stream.Signature(self.output_layout).create(path=("requantised",))
         for k, req in enumerate(requantisers):
             # One layer's output at a time keeps o in neuron order across a layer change.
             others = [r.busy for j, r in enumerate(requantisers) if j != k]
             clear = ~Cat(*others).any() if others else Const(1)
+            to_this = (feed.payload.layer == k) & clear
             m.d.comb += [
-                req.i.valid.eq(bank_valid & (bank_layer == k) & clear),
-                req.i.payload.eq(bank[0] if bank_shift else head),
+                req.i.valid.eq(feed.valid & to_this),
+                req.i.payload.eq(feed.payload.value),
             ]
+            with m.If(to_this):
+                m.d.comb += feed.ready.eq(req.i.ready)
             if tag_bits:
-                m.d.comb += req.i_tag.eq(index)
+                m.d.comb += req.i_tag.eq(feed.payload.index)
             with m.If(req.i.valid & req.i.ready):
-                m.d.comb += sent.eq(1)
                 m.d.sync += out_layer.eq(k)
                 if not tag_bits:
-                    m.d.sync += out_index.eq(index)
+                    m.d.sync += out_index.eq(feed.payload.index)
             m.d.comb += req.o.ready.eq(out.ready)
             with m.If(req.o.valid):
                 m.d.comb += [
@@ -1050,19 +1095,13 @@ class LayerEngine(wiring.Component):
             output_busy = output_slice.busy
         else:
             wiring.connect(m, out, wiring.flipped(self.o))
-        with m.If(sent):
-            m.d.sync += serial.eq(serial + 1)
-            if bank_shift:
-                # The next neuron moves to lane 0 (a capture never meets a send: the bank is
-                # reserved until its last neuron has left).
-                m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
-            elif fetch_reg:
-                # The next neuron's index from registers of its own, one per HEAD_SLICES slice of
-                # the head (`keep`): serial + 1 drove the selects of the 32-bit P-way multiplexer,
-                # 550 loads at 64 lanes. Each counts like serial + 1 (1 after a group's last).
-                slice_bits = -(-config.acc_bits // HEAD_SLICES)
-                for j, low in enumerate(range(0, config.acc_bits, slice_bits)):
-                    upcoming = Signal(range(P + 1), name=f"serial_next{j}", init=1, attrs={"keep": 1})
+        if fetch_reg:
+            # The next neuron's index from registers of its own, one per HEAD_SLICES slice of the
+            # head (`keep`): serial + 1 drove the selects of the 32-bit P-way multiplexer, 550
+            # loads at 64 lanes. Each counts like serial + 1 (1 after a group's last).
+            for j, low in enumerate(head_slices):
+                upcoming = Signal(range(P + 1), name=f"serial_next{j}", init=1, attrs={"keep": 1})
+                with m.If(sends[j]):
                     m.d.sync += upcoming.eq(Mux(serial == bank_last, 1, upcoming + 1))
                     if two_level_head:
                         source = select(m, [h[low:low + slice_bits] for h in group_heads],
@@ -1070,13 +1109,20 @@ class LayerEngine(wiring.Component):
                     else:
                         source = bank[upcoming][low:low + slice_bits]
                     m.d.sync += head[low:low + slice_bits].eq(source)
-                if two_level_head:
-                    for g, (group_head, group_select) in enumerate(zip(group_heads, group_selects)):
+            if two_level_head:
+                for g, (group_head, group_select) in enumerate(zip(group_heads, group_selects)):
+                    with m.If(sends[len(head_slices) + g]):
                         lanes_of_group = [bank[p] for p in range(G * g, min(G * (g + 1), P))]
                         m.d.sync += [group_head.eq(select(m, lanes_of_group, group_select,
                                                           name=f"group_head_next{g}")),
                                      group_select.eq(group_select + 1)]
-            else:
+        with m.If(sent):
+            m.d.sync += serial.eq(serial + 1)
+            if bank_shift:
+                # The next neuron moves to lane 0 (a capture never meets a send: the bank is
+                # reserved until its last neuron has left).
+                m.d.sync += bank.eq(bank.as_value()[config.acc_bits:])
+            elif not fetch_reg:
                 m.d.sync += head.eq(bank[serial + 1])
             with m.If(serial == bank_last):
                 m.d.sync += [serial.eq(0), bank_valid.eq(0), reserved.eq(0)]
@@ -1089,7 +1135,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.idle.eq(~s1_valid & ~Cat(*lane_valids).any() & ~s2_valid
                                  & ~Cat(*updater_busy, *extra_busy).any()
                                  & ~bank_valid & ~reserved & ~Cat(*(r.busy for r in requantisers)).any()
-                                 & ~output_busy)
+                                 & ~send_busy & ~output_busy)
         return m
 
     # -- the single-port (SPRAM) weight store --------------------------------------------------------

@@ -56,15 +56,15 @@ class LLSLearningSignal(wiring.Component):
        neuron order); ``h.ready`` stays low until the unit is ready for them. ``δ_n`` is in
        the ``delta`` output register 2 clock edges after its ``h`` transfer, so it can be taken
        at the 3rd edge (``C + 2`` and ``C + 3`` with ``basis_lanes="serial"``; an edge later each
-       with ``writeback_reg``, ``saturate_reg`` and ``operand_reg``) (pipeline:
+       with ``writeback_reg``, ``saturate_reg``, ``operand_reg`` and ``round_reg``) (pipeline:
        ``g_n`` and the ``h_n κ`` operands;
        the product; the rounding, subtraction and saturation into the output register), one per
        cycle, in order; the whole pipeline stalls while ``delta`` is not taken
        (``h.ready`` requires ``~delta.valid | delta.ready``). ``δ = 0`` everywhere when
        ``S = 0``. After the ``N``-th transfer (serial lanes: ``C - 1`` cycles later, when its
        last class is done) the unit is idle (``busy = 0``) and a new ``start`` may come at once;
-       up to 3 ``δ`` of the old step (one more each with ``writeback_reg``, ``saturate_reg``
-       and ``operand_reg``) may still be in flight and are delivered first.
+       up to 3 ``δ`` of the old step (one more each with ``writeback_reg``, ``saturate_reg``,
+       ``operand_reg`` and ``round_reg``) may still be in flight and are delivered first.
 
     **Trace registers.** ``raw_logits`` and ``S`` are cleared by ``start`` and accumulate during
     pass 1; the others are written during compute (``probs``/``errors`` are the softmax unit's
@@ -153,12 +153,17 @@ class LLSLearningSignal(wiring.Component):
         64 lanes on the ULX3S). With the ``g_n`` tree cut, its partial nodes are stage 0 and
         stage 1 holds the tree's root and its sign (the negation is beside the rounding into
         stage 2). And the local logits' first operands,
-        ``rnd(r_c, pre)``, are registered for every class in a cycle of their own before the
-        loop, which then only selects one (the class multiplexer and the variable shift were
+        ``rnd(r_c, pre)``, are registered for every class (each shifted by a copy of its own of
+        ``pre``) in a cycle of their own before the loop, which then only selects one (the class multiplexer and the variable shift were
         still 14 ns into stage 0). With ``writeback_reg`` the product's rounding term is
         decoded from the shift a stage ahead. Every product takes a cycle more (``δ_n`` one edge later;
         :attr:`compute_cycles` one more per product loop, and one for the shifts). Same
         results.
+    round_reg : bool
+        With ``writeback_reg``: the product's rounding in two stages, its adder (the product plus
+        the rounding term) registered before its variable shifter, so every product takes a cycle
+        more again (``δ_n`` one edge later; :attr:`compute_cycles` one more per product loop).
+        Same results.
     dsp : {"inferred", "mult18x18d"}
         The shared multiplier's operand and product registers (stages 1 and 2) and the
         multiplier between them as Yosys infers them, or one instantiated ECP5 MULT18X18D
@@ -215,7 +220,7 @@ class LLSLearningSignal(wiring.Component):
                  delta_shift=7, projection=True, modulation=False, mod_bits=16, mod_frac=12,
                  mod_init=4096, mod_lr_shift=20, basis_lanes="parallel", max_lr_offset=0, runtime_modes=(),
                  writeback_reg=False, pass1_reg=False, saturate_reg=False, operand_reg=False,
-                 dsp="inferred"):
+                 round_reg=False, dsp="inferred"):
         if n_classes < 2 or n_neurons < 1:
             raise ValueError(f"LLSLearningSignal needs C >= 2 and N >= 1, got {n_classes}, {n_neurons}")
         if basis_lanes not in ("parallel", "serial"):
@@ -228,6 +233,9 @@ class LLSLearningSignal(wiring.Component):
             raise ValueError("LLSLearningSignal: saturate_reg needs writeback_reg")
         self.saturate_reg = bool(saturate_reg)
         self.operand_reg = bool(operand_reg)
+        if round_reg and not writeback_reg:
+            raise ValueError("LLSLearningSignal: round_reg needs writeback_reg")
+        self.round_reg = bool(round_reg)
         if dsp not in MULTIPLIERS:
             raise ValueError(f"LLSLearningSignal: dsp must be one of {MULTIPLIERS}, got {dsp!r}")
         self.dsp = dsp
@@ -319,10 +327,10 @@ class LLSLearningSignal(wiring.Component):
         #: Cycles of the compute phase when nothing stalls and ``S != 0``: from the clock edge of the
         #: last pass-1 transfer to the first cycle in which ``h.ready`` can be high for pass 2
         #: (square basis; one more for the sine basis). Each product loop is ``iterations + 3``
-        #: (one more each with ``writeback_reg``, ``saturate_reg`` and ``operand_reg``).
+        #: (one more each with ``writeback_reg``, ``saturate_reg``, ``operand_reg`` and ``round_reg``).
         self.compute_cycles = (5 + self.operand_reg
                                + sum(i + 3 + self.writeback_reg + self.saturate_reg + self.operand_reg
-                                     for i in iterations)
+                                     + self.round_reg for i in iterations)
                                + self._softmax.latency
                                + self.pass1_drain + self._normaliser.latency - 1)
         #: The same when ``S = 0`` (normaliser only).
@@ -356,7 +364,7 @@ class LLSLearningSignal(wiring.Component):
 
     @classmethod
     def from_config(cls, config, layer, basis_lanes="parallel", writeback_reg=False, pass1_reg=False,
-                    saturate_reg=False, operand_reg=False, dsp="inferred"):
+                    saturate_reg=False, operand_reg=False, round_reg=False, dsp="inferred"):
         """The unit of LLS hidden layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`
         (with its ``runtime_modes``; ``lr_offset`` up to ``len(lr_decay)``)."""
         if not config.uses_basis:
@@ -378,7 +386,7 @@ class LLSLearningSignal(wiring.Component):
                    mod_lr_shift=config.mod_lr_shift, basis_lanes=basis_lanes,
                    max_lr_offset=len(config.lr_decay), runtime_modes=config.runtime_modes,
                    writeback_reg=writeback_reg, pass1_reg=pass1_reg, saturate_reg=saturate_reg,
-                   operand_reg=operand_reg, dsp=dsp)
+                   operand_reg=operand_reg, round_reg=round_reg, dsp=dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -514,6 +522,12 @@ class LLSLearningSignal(wiring.Component):
             g3, fprime3, product3 = Signal(signed(g_bits)), Signal(), Signal(signed(2 * M))
             wb_valid, wb_op, wb_index, wb_g, wb_fprime, wb_product = valid3, op3, index3, g3, fprime3, product3
             pipeline_empty = ~valid1 & ~valid2 & ~valid3
+            if self.round_reg:
+                # Stage 2b: the product plus its rounding term, and what travels with it.
+                stage2b = (Signal(name="valid2b"), Signal(_Op, name="op2b"), Signal(range(C), name="index2b"),
+                           Signal(signed(g_bits), name="g2b"), Signal(name="fprime2b"),
+                           Signal(signed(2 * M), name="product2b"), Signal(shift_shape, name="shift2b"))
+                pipeline_empty = pipeline_empty & ~stage2b[0]
         else:
             wb_valid, wb_op, wb_index, wb_g, wb_fprime, wb_product = valid2, op2, index2, g2, fprime2, product
             pipeline_empty = ~valid1 & ~valid2
@@ -567,9 +581,20 @@ class LLSLearningSignal(wiring.Component):
                     # decode, adder and shifter were 12.2 ns at 64 lanes on the ULX3S).
                     half2 = Signal(len(rounding_half(shift1)), name="half2")
                     m.d.sync += half2.eq(rounding_half(shift1))
-                m.d.sync += [valid3.eq(valid2), op3.eq(op2), index3.eq(index2), g3.eq(g2),
-                             fprime3.eq(fprime2), product3.eq(product),
-                             rounded.eq(round_shift_var(product, shift2, half2))]
+                stage2 = (valid2, op2, index2, g2, fprime2, product)
+                if self.round_reg:
+                    # The adder and the shifter in stages of their own (10.3 ns at 64 lanes on
+                    # the ULX3S, the product from the DSP block's output register).
+                    if half2 is None:
+                        half2 = rounding_half(shift2)
+                    sum2b = Signal((product + half2).shape(), name="sum2b")
+                    m.d.sync += [q.eq(v) for q, v in zip((*stage2b, sum2b), (*stage2, shift2, product + half2))]
+                    *stage2, shift2b = stage2b
+                    rounded_value = sum2b >> shift2b
+                else:
+                    rounded_value = round_shift_var(product, shift2, half2)
+                m.d.sync += [q.eq(v) for q, v in zip((valid3, op3, index3, g3, fprime3, product3), stage2)]
+                m.d.sync += rounded.eq(rounded_value)
         if self.dsp != "inferred":
             # The operand and product registers are the DSP block's (stage 1 and stage 2).
             m.submodules.multiplier = multiplier = PipelinedMultiplier(signed(M), signed(M), self.dsp)
@@ -743,11 +768,15 @@ class LLSLearningSignal(wiring.Component):
             return select(m, elements(array), count, name=name)
 
         local_read = read(local, "local_read")
+        pre_copies = []
         if self.operand_reg:
             # rnd(r_c, pre) for every class, registered every cycle: valid from the cycle after
             # NORM_WAIT sets pre (LOGIT_SHIFT waits for it) until the next pass 1.
+            # Each class shifts by a copy of its own of pre (`keep`): one register steered all C
+            # shifters (10.6 ns at 64 lanes on the ULX3S, 7.7 of it routing).
+            pre_copies = [Signal.like(pre, name=f"pre_class{c}", attrs={"keep": 1}) for c in range(C)]
             raw_shifted = Signal(data.ArrayLayout(signed(M), C), name="raw_shifted")
-            m.d.sync += [raw_shifted[c].eq(round_shift_var(self.raw_logits[c], pre)) for c in range(C)]
+            m.d.sync += [raw_shifted[c].eq(round_shift_var(self.raw_logits[c], pre_copies[c])) for c in range(C)]
             logit_operand = read(raw_shifted, "raw_shifted_read")
         else:
             logit_operand = round_shift_var(read(self.raw_logits, "raw_read"), pre)
@@ -843,7 +872,7 @@ class LLSLearningSignal(wiring.Component):
                         self.e2.eq(e2),
                         self.R.eq(result.rsqrt),
                         self.zero.eq(result.zero),
-                        pre.eq(Mux(e2 > guard, e2 - guard, 0)),
+                        *(r.eq(Mux(e2 > guard, e2 - guard, 0)) for r in [pre, *pre_copies]),
                         post.eq(post_base + Mux(e2 > guard, guard, e2)),
                         scale_shift.eq(self.norm_bits - self.delta_shift + e2),
                     ]

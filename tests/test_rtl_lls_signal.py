@@ -278,21 +278,23 @@ def test_worked_example(registers):
     config = default_config("lls", "square", (4, 6, 3))
     steps = [(1, [9, 0, 255, 18, 2, 0], [1, 0, 0, 1, 1, 0])]
     unit = LLSLearningSignal.from_config(config, 0, writeback_reg=registers, pass1_reg=registers,
-                                         saturate_reg=registers, operand_reg=registers)
+                                         saturate_reg=registers, operand_reg=registers, round_reg=registers)
     unit, sink = run_lls(config, steps, unit=unit)
     assert sink.items == [15, 0, 0, -153, 3, 0]
 
 
 @pytest.mark.parametrize("name", ["square-c10", "sin-c7-hardtanh", "llsm-square"])
-@pytest.mark.parametrize("writeback_reg, pass1_reg, saturate_reg, operand_reg",
-                         [(False, False, False, False), (True, False, False, False), (True, True, False, False),
-                          (True, True, True, False), (True, True, True, True)],
+@pytest.mark.parametrize("writeback_reg, pass1_reg, saturate_reg, operand_reg, round_reg",
+                         [(False, False, False, False, False), (True, False, False, False, False),
+                          (True, True, False, False, False), (True, True, True, False, False),
+                          (True, True, True, True, False), (True, False, False, False, True),
+                          (True, True, True, True, True)],
                          ids=["", "writeback_reg", "writeback_reg-pass1_reg", "writeback_reg-pass1_reg-saturate_reg",
-                              "all"])
-def test_throughput(name, writeback_reg, pass1_reg, saturate_reg, operand_reg):
+                              "all-but-round_reg", "writeback_reg-round_reg", "all"])
+def test_throughput(name, writeback_reg, pass1_reg, saturate_reg, operand_reg, round_reg):
     """Pass 1 and pass 2 at one transfer per cycle, δ 3 cycles after its h (a cycle more each
-    with ``writeback_reg``, ``saturate_reg`` and ``operand_reg``), compute in compute_cycles (2
-    more with ``pass1_reg``)."""
+    with ``writeback_reg``, ``saturate_reg``, ``operand_reg`` and ``round_reg``), compute in
+    compute_cycles (2 more with ``pass1_reg``)."""
     config = make_config(name)
     N = config.layers[1]
     steps = make_steps(config, 0, random.Random(6), 3)[1:]  # non-zero h
@@ -307,7 +309,7 @@ def test_throughput(name, writeback_reg, pass1_reg, saturate_reg, operand_reg):
                 transfers.append(cycle)
 
     unit = LLSLearningSignal.from_config(config, 0, writeback_reg=writeback_reg, pass1_reg=pass1_reg,
-                                         saturate_reg=saturate_reg, operand_reg=operand_reg)
+                                         saturate_reg=saturate_reg, operand_reg=operand_reg, round_reg=round_reg)
     assert unit.pass1_drain == 2 * pass1_reg
     _, sink = run_lls(config, steps, unit=unit, watch=watch)
     basis_delay = 1 if config.basis == "sin" else 0
@@ -317,7 +319,8 @@ def test_throughput(name, writeback_reg, pass1_reg, saturate_reg, operand_reg):
         assert pass1 == list(range(pass1[0], pass1[0] + N))
         assert pass2 == list(range(pass2[0], pass2[0] + N))
         assert pass2[0] - pass1[-1] == unit.compute_cycles + 1 + basis_delay
-        assert sink.cycles[N * s:N * (s + 1)] == [c + 3 + writeback_reg + saturate_reg + operand_reg for c in pass2]
+        assert sink.cycles[N * s:N * (s + 1)] == [c + 3 + writeback_reg + saturate_reg + operand_reg + round_reg
+                                                  for c in pass2]
 
 
 @pytest.mark.parametrize("name, basis_lanes, pressure", [
@@ -327,20 +330,21 @@ def test_throughput(name, writeback_reg, pass1_reg, saturate_reg, operand_reg):
     ("llsm-square", "parallel", (0.3, 0.4)),
     ("sin-c7-hardtanh", "serial", (0.3, 0.4)),
 ])
-@pytest.mark.parametrize("pass1_reg, saturate_reg, operand_reg", [(False, False, False), (True, True, False),
-                                                                  (True, True, True)],
-                         ids=["", "pass1-saturate", "pass1-saturate-operand"])
-def test_writeback_reg(name, basis_lanes, pressure, pass1_reg, saturate_reg, operand_reg):
+@pytest.mark.parametrize("pass1_reg, saturate_reg, operand_reg, round_reg",
+                         [(False, False, False, False), (True, True, False, False), (True, True, True, False),
+                          (False, False, False, True), (True, True, True, True)],
+                         ids=["", "pass1-saturate", "pass1-saturate-operand", "round", "pass1-saturate-operand-round"])
+def test_writeback_reg(name, basis_lanes, pressure, pass1_reg, saturate_reg, operand_reg, round_reg):
     """``writeback_reg`` (ECP5): the rounding registered before the write-back and the square
     basis's g tree cut after two levels; with ``pass1_reg`` pass 1 accumulates from registers
     too, with ``saturate_reg`` the saturated results are registered before the write-back, with
-    ``operand_reg`` the operands before the multiplier. The same results, under gaps and
-    back-pressure."""
+    ``operand_reg`` the operands before the multiplier, with ``round_reg`` the rounding's sum
+    before its shifter. The same results, under gaps and back-pressure."""
     config = make_config(name)
     seed = sum(map(ord, name)) + 7 + pass1_reg
     steps = make_steps(config, 0, random.Random(seed), 12)
     unit = LLSLearningSignal.from_config(config, 0, basis_lanes=basis_lanes, writeback_reg=True, pass1_reg=pass1_reg,
-                                         saturate_reg=saturate_reg, operand_reg=operand_reg)
+                                         saturate_reg=saturate_reg, operand_reg=operand_reg, round_reg=round_reg)
     run_lls(config, steps, gap=pressure[0], stall=pressure[1], seed=seed, unit=unit)
 
 
@@ -394,3 +398,10 @@ def test_llsm_cocotb(tmp_path):
     steps = make_steps(config, 0, random.Random(10), 14)
     run_bench(unit, block="lls_signal_llsm-sin-fast", module="cocotb_lls_signal", run_name="golden",
               directory=tmp_path, vectors=cocotb_vectors(config, unit, steps))
+
+
+@pytest.mark.parametrize("option", ["saturate_reg", "round_reg"])
+def test_stage_options_need_writeback_reg(option):
+    config = make_config("square-c10")
+    with pytest.raises(ValueError, match=f"{option} needs writeback_reg"):
+        LLSLearningSignal.from_config(config, 0, **{option: True})

@@ -13,10 +13,11 @@ from rtl.skid_buffer import SkidBuffer
 LAYOUT = data.StructLayout({"value": 12, "tag": 3})
 
 
-def run(values, source_rate, sink_rate, seed):
+def run(values, source_rate, sink_rate, seed, ready_copies=0):
     """``(received, log)``: the payloads ``o`` took, and per cycle ``(i.valid, i.ready, busy,
-    o.valid, o.ready)`` as sampled before the edge."""
-    dut = SkidBuffer(LAYOUT)
+    o.valid, o.ready)`` as sampled before the edge. With ``ready_copies``, every copy equals
+    ``i.ready`` in every cycle."""
+    dut = SkidBuffer(LAYOUT, ready_copies=ready_copies)
     rng = random.Random(seed)
     received, log = [], []
 
@@ -34,8 +35,11 @@ def run(values, source_rate, sink_rate, seed):
         while len(received) < len(values):
             ready = rng.random() < sink_rate
             ctx.set(dut.o.ready, ready)
-            *_, i_valid, i_ready, busy, o_valid, o_ready, payload = await ctx.tick().sample(
-                dut.i.valid, dut.i.ready, dut.busy, dut.o.valid, dut.o.ready, dut.o.payload)
+            copies = dut.ready_copies if ready_copies else dut.i.ready
+            *_, i_valid, i_ready, busy, o_valid, o_ready, payload, copy = await ctx.tick().sample(
+                dut.i.valid, dut.i.ready, dut.busy, dut.o.valid, dut.o.ready, dut.o.payload, copies)
+            if ready_copies:
+                assert copy == (i_ready << ready_copies) - i_ready, (copy, i_ready)
             log.append((i_valid, i_ready, busy, o_valid, o_ready))
             if o_valid and o_ready:
                 received.append({"value": payload.value, "tag": payload.tag})
@@ -49,10 +53,12 @@ def run(values, source_rate, sink_rate, seed):
     return received, log
 
 
+@pytest.mark.parametrize("ready_copies", [0, 3])
 @pytest.mark.parametrize("source_rate, sink_rate", [(1.0, 1.0), (1.0, 0.5), (0.5, 1.0), (0.7, 0.3), (0.3, 0.7)])
-def test_every_payload_once_in_order(source_rate, sink_rate):
+def test_every_payload_once_in_order(source_rate, sink_rate, ready_copies):
     values = [{"value": random.Random(n).randrange(1 << 12), "tag": n % 8} for n in range(300)]
-    received, log = run(values, source_rate, sink_rate, seed=int(10 * source_rate + 100 * sink_rate))
+    received, log = run(values, source_rate, sink_rate, seed=int(10 * source_rate + 100 * sink_rate),
+                        ready_copies=ready_copies)
     assert received == values
     for (i_valid, i_ready, busy, o_valid, o_ready), after in zip(log, log[1:]):
         # Registers: i.ready falls only after a cycle with i refused by the sink, o.valid only
@@ -75,3 +81,8 @@ def test_full_throughput_a_cycle_later():
     transfers = [k for k, (i_valid, i_ready, busy, o_valid, o_ready) in enumerate(log) if o_valid and o_ready]
     assert transfers == list(range(1, 1 + len(values)))
     assert all(entry[1] for entry in log)
+
+
+def test_ready_copies_refused():
+    with pytest.raises(ValueError, match="ready_copies"):
+        SkidBuffer(LAYOUT, ready_copies=-1)
