@@ -152,11 +152,11 @@ class LLSLearningSignal(wiring.Component):
         pass 2) does not end at the DSP block's input register across the die (a 14.2 ns path at
         64 lanes on the ULX3S). With the ``g_n`` tree cut, its partial nodes are stage 0 and
         stage 1 holds the tree's root and its sign (the negation is beside the rounding into
-        stage 2). And the local logits' first operands,
-        ``rnd(r_c, pre)``, are registered for every class (each shifted by a copy of its own of
-        ``pre``) in a cycle of their own before the loop, which then only selects one (the class multiplexer and the variable shift were
-        still 14 ns into stage 0). With ``writeback_reg`` the product's rounding term is
-        decoded from the shift a stage ahead. Every product takes a cycle more (``δ_n`` one edge later;
+        stage 2). And the local logits' first operands, ``rnd(r_c, pre)``, are registered for
+        every class (each shifted by a copy of its own of ``pre``) in a cycle of their own before
+        the loop, which then only selects one (the class multiplexer and the variable shift were
+        still 14 ns into stage 0). With ``writeback_reg`` the product's rounding term is decoded
+        from the shift a stage ahead. Every product takes a cycle more (``δ_n`` one edge later;
         :attr:`compute_cycles` one more per product loop, and one for the shifts). Same
         results.
     round_reg : bool
