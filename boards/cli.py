@@ -29,6 +29,9 @@ def register(subparsers):
     parser.add_argument("--router", choices=("router1", "router2"),
                         help="nextpnr's router (default: the board's, boards/platforms.py: router2 on the "
                              "iCEBreaker, router1 on the ECP5 boards)")
+    parser.add_argument("--placer", choices=("heap", "static", "sa"),
+                        help="nextpnr's placer (default: the board's, boards/platforms.py: static on the "
+                             "ULX3S, heap elsewhere)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="stop synthesis and place-and-route after this long (default: no limit; "
                              "nextpnr's routers can stall for good on a nearly full device)")
@@ -68,6 +71,7 @@ def run(args):
     try:
         report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
                        seed=args.seed, program=args.program, force=args.force, router=args.router,
+                       placer=args.placer,
                        timeout=args.timeout)
     except SynthesisError as error:
         print(f"synchrony synth: error: {error}", file=sys.stderr)

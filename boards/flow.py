@@ -247,7 +247,7 @@ def _stop_group(process, grace=10):
 
 
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
-          system=None, force=False, router=None, timeout=None, log=print):
+          system=None, force=False, router=None, placer=None, timeout=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
 
     ``timeout`` (seconds, or ``None``: no limit) bounds synthesis and place-and-route together:
@@ -284,6 +284,8 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     nextpnr_opts = ["--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed)]
     router = router or board.router
     nextpnr_opts += ["--router", router]
+    placer = placer or board.placer
+    nextpnr_opts += ["--placer", placer]
     # Extra nextpnr options to experiment with (e.g. "--opt-timing"), recorded in the report.
     extra_pnr = os.environ.get("SYNCHRONY_NEXTPNR_OPTS", "").split()
     nextpnr_opts += extra_pnr
@@ -358,6 +360,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "seconds": round(seconds, 1),
         "seed": seed,
         "router": router,
+        "placer": placer,
         "synth_opts": extra_synth,
         "nextpnr_opts": extra_pnr,
         "budget": budget.to_dict(),

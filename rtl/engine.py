@@ -219,7 +219,9 @@ class Engine(wiring.Component):
         # the sequencer's comparisons can pass a register first.
         spram_beats = lanes.beats if lanes.resolved_weight_store(platform) == "spram" else 1
         m.submodules.sequencer = seq = Sequencer(geo, registered_can=spram_beats >= 2)
-        m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout)
+        # With the lanes' group copies (ECP5) the initialiser's start and writes pass registers.
+        m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout,
+                                                     registered=lanes.group_copies(platform))
         product_reg = self.softmax_product_reg
         if product_reg is None:
             product_reg = fabric_arithmetic(platform)
@@ -370,8 +372,17 @@ class Engine(wiring.Component):
             delta_reads.append(read)
             # Read at a group's first update word; the port holds the word for the whole group.
             readers = [k] + ([last] if k == shared and last != k else [])
-            group_start = (issue & (op.kind == OpKind.UPDATE) & (op.word == 0)
+            group_start = ((op.kind == OpKind.UPDATE) & (op.word == 0)
                            & Cat(*(op.layer == j for j in readers)).any())
+            if split_delta:
+                # The groups' address registers load while the sequencer's next op (registers)
+                # is a first update word, issued or not: its issue decision was 8 LUT levels
+                # into their enables across the die. The read is combinational from those
+                # registers, so it follows a δ written while the op waits; the next load comes
+                # a cycle after the group's last word is issued, after that word's S1.
+                group_start &= running
+            else:
+                group_start &= issue
             op_addr, held_addr = op.group, held.addr
             if k == shared:
                 op_addr = op.group + Mux(op.layer == last, out_base, 0)

@@ -39,7 +39,10 @@ class FrameDecoder(wiring.Component):
     registered_limit : bool, optional
         Keep ``idle == timeout - 1`` as a register beside the stall counter, not a compare in
         front of the FSM (its 21 bits were an 11.7 ns path into the next state on the ULX3S).
-        The same behaviour, a flip-flop more. ``None``: on ECP5
+        The same behaviour, a flip-flop more. The length's checks and the payload's end are
+        registered too: the CRC holds each byte for eight cycles, so a compare made the cycle
+        before the byte is taken sees it (the length's compare and the CRC's ready were one
+        10.9 ns path into the next state on the ULX3S). ``None``: on ECP5
         (:func:`~rtl.layer_engine.fabric_arithmetic`).
 
     Members
@@ -97,7 +100,9 @@ class FrameDecoder(wiring.Component):
         # (No resets: each is set before the frame is offered.)
         code = Signal(8, reset_less=True)
         tag = Signal(8, reset_less=True)
-        length = Signal(range(self.max_payload + 1), reset_less=True)
+        # At least a byte wide: LEN0's byte is kept whole (a buffer under 128 bytes would take a
+        # length of 128 for 0).
+        length = Signal(range(max(self.max_payload, 255) + 1), reset_less=True)
         status = Signal(range(StatusCode.BAD_LENGTH + 1), reset_less=True)
         m.d.comb += [self.frame.payload.code.eq(code), self.frame.payload.tag.eq(tag),
                      self.frame.payload.length.eq(length), self.frame.payload.status.eq(status)]
@@ -111,10 +116,10 @@ class FrameDecoder(wiring.Component):
         checked = Signal()     # ... a byte the CRC covers: it takes the byte (eight cycles)
         timed_out = Signal()
         hold = Signal()
+        registered = self.registered_limit
+        if registered is None:
+            registered = fabric_arithmetic(platform)
         if self.timeout:
-            registered = self.registered_limit
-            if registered is None:
-                registered = fabric_arithmetic(platform)
             if registered:
                 # idle == timeout - 1, kept beside the counter (set as it counts up to it).
                 at_limit = Signal(init=self.timeout == 1)
@@ -134,6 +139,17 @@ class FrameDecoder(wiring.Component):
                     m.d.comb += [timed_out.eq(1), self.dropped.eq(1)]
             with m.Else():
                 m.d.sync += [idle.eq(idle + 1), count_up]
+
+        # The length (LEN1's byte) and the payload's end, checked: at once, or (registered) from
+        # the byte and the count of the cycle before, the same while the CRC holds the byte.
+        full = Signal(16)
+        m.d.comb += full.eq(Cat(length[:8], byte))
+        checks = [full > self.max_payload, full == 0, count_next == length]
+        if registered:
+            too_long, empty, payload_end = (Signal(name=name) for name in ("too_long", "empty", "payload_end"))
+            m.d.sync += [too_long.eq(checks[0]), empty.eq(checks[1]), payload_end.eq(checks[2])]
+        else:
+            too_long, empty, payload_end = checks
 
         def drop_if_timed_out():
             with m.If(timed_out):
@@ -173,13 +189,11 @@ class FrameDecoder(wiring.Component):
             with m.State("LEN1"):
                 m.d.comb += [expecting.eq(1), checked.eq(1)]
                 with m.If(fire):
-                    full = Signal(16)
-                    m.d.comb += full.eq(Cat(length[:8], byte))
                     m.d.sync += [length.eq(full), count.eq(0)]
-                    with m.If(full > self.max_payload):
+                    with m.If(too_long):
                         m.d.sync += status.eq(StatusCode.BAD_LENGTH)
                         m.next = "OFFER"
-                    with m.Elif(full == 0):
+                    with m.Elif(empty):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
@@ -188,7 +202,7 @@ class FrameDecoder(wiring.Component):
                 m.d.comb += [expecting.eq(1), checked.eq(1), write.en.eq(fire)]
                 with m.If(fire):
                     m.d.sync += count.eq(count_next)
-                    with m.If(count_next == length):
+                    with m.If(payload_end):
                         m.next = "CRC0"
                 drop_if_timed_out()
             with m.State("CRC0"):

@@ -9,6 +9,8 @@ from .frame_decoder import FrameDecoder
 from .frame_encoder import FrameEncoder
 from .host_bridge import HostBridge
 from .host_protocol import max_payload as default_max_payload
+from .layer_engine import fabric_arithmetic
+from .skid_buffer import SkidBuffer
 
 __all__ = ["HostInterface"]
 
@@ -26,7 +28,10 @@ class HostInterface(wiring.Component):
     max_payload : int, optional
         Default :func:`~rtl.host_protocol.max_payload`.
     registered_enables : bool, optional
-        The bridge's (:class:`~rtl.host_bridge.HostBridge`; ``None``: by the platform).
+        The bridge's (:class:`~rtl.host_bridge.HostBridge`; ``None``: by the platform). With
+        them, the response bytes also pass a register slice (:class:`~rtl.skid_buffer.SkidBuffer`)
+        into the encoder: the encoder's ``ready`` was 5 LUT levels into the copies of the
+        bridge's shift decision, across the die at 64 lanes.
 
     Members
     -------
@@ -73,14 +78,24 @@ class HostInterface(wiring.Component):
                      bridge.dropped.eq(decoder.dropped),
                      decoder.drop_ready.eq(bridge.drop_ready), bridge.engine_ready.eq(engine.ready)]
         wiring.connect(m, bridge.header, encoder.header)
-        wiring.connect(m, bridge.payload, encoder.payload)
+        registered = self.bridge.registered_enables
+        if registered is None:
+            registered = fabric_arithmetic(platform)
+        payload_busy = 0
+        if registered:
+            m.submodules.payload_slice = payload_slice = SkidBuffer(bridge.payload.payload.shape())
+            wiring.connect(m, bridge.payload, payload_slice.i)
+            wiring.connect(m, payload_slice.o, encoder.payload)
+            payload_busy = payload_slice.busy
+        else:
+            wiring.connect(m, bridge.payload, encoder.payload)
         wiring.connect(m, encoder.o, wiring.flipped(self.o))
         for name in ("pixels", "cmd", "access"):
             wiring.connect(m, getattr(bridge, name), getattr(engine, name))
         for name in ("result", "response"):
             wiring.connect(m, getattr(engine, name), getattr(bridge, name))
         m.d.comb += [
-            self.busy.eq(decoder.busy | bridge.busy | encoder.busy),
+            self.busy.eq(decoder.busy | bridge.busy | payload_busy | encoder.busy),
             self.receiving.eq(decoder.receiving),
             self.error.eq(bridge.rejected | decoder.dropped),
             self.ready.eq(engine.ready),

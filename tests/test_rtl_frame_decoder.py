@@ -70,3 +70,46 @@ def test_decoder_timeout_waits_for_the_drop_counter(registered_limit):
     # The counter is busy past the limit: the drop waits for it, counted once.
     frames, drops = run(4, 12, 5, drop_busy=9, registered_limit=registered_limit)
     assert (frames, drops) == ([StatusCode.OK], 1)
+
+
+def offered(stream_bytes, registered_limit):
+    """The ``(status, length)`` of every frame offered while ``stream_bytes`` go in back to back."""
+    dut = FrameDecoder(64, 0, registered_limit=registered_limit)
+    frames = []
+
+    async def bench(ctx):
+        ctx.set(dut.frame.ready, 1)
+        for byte in stream_bytes:
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, byte)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        for _ in range(40):
+            await ctx.tick()
+
+    async def watch(ctx):
+        async for _, _, valid, status, length in ctx.tick().sample(
+                dut.frame.valid, dut.frame.payload.status, dut.frame.payload.length):
+            if valid:
+                frames.append((status, length))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(watch)
+    sim.run()
+    return frames
+
+
+@LIMIT
+@pytest.mark.parametrize("length", [0, 1, 63, 64, 65, 128, 256, 300])
+def test_decoder_checks_the_length(length, registered_limit):
+    # A frame of `length` zero bytes, then FRAME: a length past the 64-byte buffer is refused at
+    # once (its length not kept) and its payload hunted through; either way the next frame
+    # arrives intact.
+    frames = offered(encode_frame(1, 7, bytes(length)) + FRAME, registered_limit)
+    assert frames[1:] == [(StatusCode.OK, 3)]
+    if length <= 64:
+        assert frames[0] == (StatusCode.OK, length)
+    else:
+        assert frames[0][0] == StatusCode.BAD_LENGTH
