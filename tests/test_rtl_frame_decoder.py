@@ -1,5 +1,6 @@
 """The frame decoder's timeout, to the cycle: a stall one cycle short of it keeps the frame, a stall
-of ``timeout`` cycles drops it, and a drop waits for its counter."""
+of ``timeout`` cycles drops it, and a drop waits for its counter; and its length checks (a length
+past the buffer refused at once), each with the checks compared and registered."""
 
 import pytest
 from amaranth.sim import Simulator
@@ -10,17 +11,17 @@ from rtl.host_protocol import StatusCode, encode_frame
 FRAME = encode_frame(1, 7, b"\x01\x02\x03")
 
 
-def run(timeout, gap, at, drop_busy=0, registered_limit=False):
-    """Send ``FRAME`` with ``gap`` idle cycles before byte ``at``, then the frame again; with
+def run(timeout, gap=0, at=None, drop_busy=0, registered_limit=False, stream=FRAME + FRAME):
+    """Send ``stream`` back to back, with ``gap`` idle cycles before byte ``at``; with
     ``drop_busy`` the drop counter is busy that many cycles after the stall begins. Returns the
-    offered frames' statuses and the drops."""
+    offered frames' ``(status, length)`` and the drops."""
     dut = FrameDecoder(64, timeout, registered_limit=registered_limit)
     out = {"frames": [], "drops": 0}
 
     async def bench(ctx):
         ctx.set(dut.frame.ready, 1)
         ctx.set(dut.drop_ready, 1)
-        for k, byte in enumerate(FRAME + FRAME):
+        for k, byte in enumerate(stream):
             if k == at:
                 ctx.set(dut.drop_ready, 0 if drop_busy else 1)
                 for cycle in range(gap):
@@ -36,10 +37,10 @@ def run(timeout, gap, at, drop_busy=0, registered_limit=False):
             await ctx.tick()
 
     async def watch(ctx):
-        async for _, _, valid, status, dropped in ctx.tick().sample(
-                dut.frame.valid, dut.frame.payload.status, dut.dropped):
+        async for _, _, valid, status, length, dropped in ctx.tick().sample(
+                dut.frame.valid, dut.frame.payload.status, dut.frame.payload.length, dut.dropped):
             if valid:
-                out["frames"].append(status)
+                out["frames"].append((status, length))
             out["drops"] += dropped
 
     sim = Simulator(dut)
@@ -59,46 +60,17 @@ LIMIT = pytest.mark.parametrize("registered_limit", [False, True], ids=["compare
 @pytest.mark.parametrize("at", [3, 5, 8])
 def test_decoder_timeout_to_the_cycle(timeout, at, registered_limit):
     frames, drops = run(timeout, timeout - 1, at, registered_limit=registered_limit)
-    assert (frames, drops) == ([StatusCode.OK] * 2, 0), "a stall one cycle short of the timeout"
+    assert (frames, drops) == ([(StatusCode.OK, 3)] * 2, 0), "a stall one cycle short of the timeout"
     frames, drops = run(timeout, timeout, at, registered_limit=registered_limit)
     # The first frame is dropped; its rest is hunted through as noise, the second is served.
-    assert (frames, drops) == ([StatusCode.OK], 1), "a stall of the timeout"
+    assert (frames, drops) == ([(StatusCode.OK, 3)], 1), "a stall of the timeout"
 
 
 @LIMIT
 def test_decoder_timeout_waits_for_the_drop_counter(registered_limit):
     # The counter is busy past the limit: the drop waits for it, counted once.
     frames, drops = run(4, 12, 5, drop_busy=9, registered_limit=registered_limit)
-    assert (frames, drops) == ([StatusCode.OK], 1)
-
-
-def offered(stream_bytes, registered_limit):
-    """The ``(status, length)`` of every frame offered while ``stream_bytes`` go in back to back."""
-    dut = FrameDecoder(64, 0, registered_limit=registered_limit)
-    frames = []
-
-    async def bench(ctx):
-        ctx.set(dut.frame.ready, 1)
-        for byte in stream_bytes:
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, byte)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
-        for _ in range(40):
-            await ctx.tick()
-
-    async def watch(ctx):
-        async for _, _, valid, status, length in ctx.tick().sample(
-                dut.frame.valid, dut.frame.payload.status, dut.frame.payload.length):
-            if valid:
-                frames.append((status, length))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.add_process(watch)
-    sim.run()
-    return frames
+    assert (frames, drops) == ([(StatusCode.OK, 3)], 1)
 
 
 @LIMIT
@@ -107,7 +79,7 @@ def test_decoder_checks_the_length(length, registered_limit):
     # A frame of `length` zero bytes, then FRAME: a length past the 64-byte buffer is refused at
     # once (its length not kept) and its payload hunted through; either way the next frame
     # arrives intact.
-    frames = offered(encode_frame(1, 7, bytes(length)) + FRAME, registered_limit)
+    frames, _ = run(0, registered_limit=registered_limit, stream=encode_frame(1, 7, bytes(length)) + FRAME)
     assert frames[1:] == [(StatusCode.OK, 3)]
     if length <= 64:
         assert frames[0] == (StatusCode.OK, length)
