@@ -58,6 +58,9 @@ BOARDS = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
         device="iCE40UP5K-SG48", clk="clk12", clk_mhz=12, target_mhz=48, lanes=8, rule="drtp",
         lut=5280, dsp=8, ram=30, ram_bits=4096, ram_configs=ICE40_EBR, spram=4, spram_bits=256 * 1024,
+        # ABC9 maps with the UP5K's own delays (Yosys's default is the HX's): 25.65 and 26.48 MHz
+        # against 24.16 (placement seeds 1 and 3, session 12).
+        synth_opts=("-device", "u"),
         # At 96 % of the logic cells router1 did not converge (5300 arcs overused after 59 k
         # iterations); router2 routed the same placement in minutes.
         router="router2"),
