@@ -74,8 +74,9 @@ def run_pysim(config, lanes, dataset, order):
     from amaranth.sim import Simulator
 
     from golden.integer.network import IntegerNetwork
-    from rtl.engine import Command, Engine, Region, Status
+    from rtl.engine import Engine, Region, Status
     from rtl.layer_engine import weight_checksum
+    from sim.engine_ports import EnginePorts
 
     start = time.perf_counter()
     dut = Engine(config, lanes)
@@ -85,40 +86,16 @@ def run_pysim(config, lanes, dataset, order):
     ys = dataset.train_y[list(order)].tolist()
     results, counters = [], {}
 
-    async def access(ctx, region, addr):
-        ctx.set(dut.access.payload.region, region)
-        ctx.set(dut.access.payload.layer, 0)
-        ctx.set(dut.access.payload.addr, int(addr))
-        ctx.set(dut.access.payload.write, 0)
-        ctx.set(dut.access.valid, 1)
-        await ctx.tick().until(dut.access.ready)
-        ctx.set(dut.access.valid, 0)
-        ctx.set(dut.response.ready, 1)
-        value, = await ctx.tick().sample(dut.response.payload).until(dut.response.valid)
-        ctx.set(dut.response.ready, 0)
-        return value
+    ports = EnginePorts(dut)
 
     async def bench(ctx):
         await ctx.tick().until(dut.ready)
         counters["start"] = time.perf_counter()
         for i in range(len(ys)):
-            for px in xs[i].tolist():
-                ctx.set(dut.pixels.payload, px)
-                ctx.set(dut.pixels.valid, 1)
-                await ctx.tick().until(dut.pixels.ready)
-            ctx.set(dut.pixels.valid, 0)
-            ctx.set(dut.cmd.payload.op, Command.TRAIN)
-            ctx.set(dut.cmd.payload.label, ys[i])
-            ctx.set(dut.cmd.valid, 1)
-            await ctx.tick().until(dut.cmd.ready)
-            ctx.set(dut.cmd.valid, 0)
-            ctx.set(dut.result.ready, 1)
-            results.append(await ctx.tick().sample(
-                dut.result.payload.prediction, dut.result.payload.checksum).until(dut.result.valid))
-            ctx.set(dut.result.ready, 0)
+            results.append(await ports.step(ctx, xs[i].tolist(), ys[i]))
         counters["end"] = time.perf_counter()
-        counters["cycles"] = await access(ctx, Region.STATUS, Status.CYCLES)
-        counters["busy"] = await access(ctx, Region.STATUS, Status.BUSY)
+        counters["cycles"] = await ports.access(ctx, Region.STATUS, addr=Status.CYCLES)
+        counters["busy"] = await ports.access(ctx, Region.STATUS, addr=Status.BUSY)
 
     sim.add_testbench(bench)
     elaborated = time.perf_counter()

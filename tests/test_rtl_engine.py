@@ -19,9 +19,10 @@ from amaranth.sim import Simulator
 
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
-from rtl.engine import Command, Engine, Region, Status
+from rtl.engine import Engine, Region, Status
 from rtl.layer_engine import CONTROL_GROUP_LANES, LayerGeometry, pack_weights, weight_checksum
 from sim.cocotb_runner import CocotbFailure
+from sim.engine_ports import EnginePorts
 from sim.engine_sim import golden_in_mode, run_engine
 
 
@@ -51,20 +52,8 @@ def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None,
     ys = torch.randint(0, config.n_classes, (steps,), generator=gen).tolist()
     word_bits = dut.layer_engine.word_shape.width
     records = {"steps": []}
-
-    async def access(ctx, region, layer=0, addr=0, write=0, data=0):
-        ctx.set(dut.access.payload.region, region)
-        ctx.set(dut.access.payload.layer, layer)
-        ctx.set(dut.access.payload.addr, int(addr))
-        ctx.set(dut.access.payload.write, write)
-        ctx.set(dut.access.payload.data, data)
-        ctx.set(dut.access.valid, 1)
-        await ctx.tick().until(dut.access.ready)
-        ctx.set(dut.access.valid, 0)
-        ctx.set(dut.response.ready, 1)
-        value, = await ctx.tick().sample(dut.response.payload).until(dut.response.valid)
-        ctx.set(dut.response.ready, 0)
-        return value
+    ports = EnginePorts(dut)
+    access = ports.access
 
     async def weights(ctx):
         return [[_lanes(await access(ctx, Region.WEIGHTS, k, a), word_bits, lanes) for a in range(geo.words[k])]
@@ -84,20 +73,7 @@ def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None,
                 await access(ctx, Region.STATUS, 0, Status.LLS_MODE, write=1, data=mode)
                 assert await access(ctx, Region.STATUS, 0, Status.LLS_MODE) == mode
                 net = golden_in_mode(net, config, mode)
-            for px in xs[i].tolist():
-                ctx.set(dut.pixels.payload, px)
-                ctx.set(dut.pixels.valid, 1)
-                await ctx.tick().until(dut.pixels.ready)
-            ctx.set(dut.pixels.valid, 0)
-            ctx.set(dut.cmd.payload.op, Command.INFER if infer else Command.TRAIN)
-            ctx.set(dut.cmd.payload.label, ys[i])
-            ctx.set(dut.cmd.valid, 1)
-            await ctx.tick().until(dut.cmd.ready)
-            ctx.set(dut.cmd.valid, 0)
-            ctx.set(dut.result.ready, 1)
-            prediction, checksum = await ctx.tick().sample(
-                dut.result.payload.prediction, dut.result.payload.checksum).until(dut.result.valid)
-            ctx.set(dut.result.ready, 0)
+            prediction, checksum = await ports.step(ctx, xs[i].tolist(), ys[i], infer)
             if infer:
                 want = int(net.infer(xs[i].unsqueeze(0))[0])
                 records["steps"].append({"prediction": (prediction, want)})
