@@ -33,7 +33,8 @@ def register(subparsers):
                         help="nextpnr's placer (default: the board's, boards/platforms.py: static on the "
                              "ULX3S, heap elsewhere)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="stop synthesis and place-and-route after this long (default: no limit; "
+                        help="stop synthesis and place-and-route after this long (default: the board's, "
+                             "boards/platforms.py: 1800 on the iCEBreaker, no limit on the ECP5 boards; "
                              "nextpnr's routers can stall for good on a nearly full device)")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")

@@ -250,8 +250,8 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
           system=None, force=False, router=None, placer=None, timeout=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
 
-    ``timeout`` (seconds, or ``None``: no limit) bounds synthesis and place-and-route together:
-    nextpnr's routers can stall for good on a nearly full device.
+    ``timeout`` (seconds; ``None``: the board's, :attr:`Board.timeout`) bounds synthesis and
+    place-and-route together: nextpnr's routers can stall for good on a nearly full device.
 
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
     and :class:`SynthesisError` when the flow does not complete (or times out).
@@ -259,6 +259,9 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     if timeout is not None and not timeout > 0:
         raise ValueError(f"the timeout must be a positive number of seconds, got {timeout:g}")
     board = get_board(board_name)
+    board_timeout = timeout is None and board.timeout is not None
+    if board_timeout:
+        timeout = board.timeout
     lanes = lanes or board.lanes
     target_mhz = target_mhz or board.target_mhz
     budget = check_budget(board, config, lanes, refuse=not force)
@@ -325,7 +328,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     products = LocalBuildProducts(plan.extract(str(build_dir)))
     code = _run_script(build_dir, f"{plan.script}.sh", timeout)
     if code is None:
-        raise SynthesisError(f"the build took longer than its {timeout:g} s timeout and was stopped; "
+        which = f"the {board.name}'s default {timeout:g} s timeout" if board_timeout else f"its {timeout:g} s timeout"
+        hint = (" (nextpnr's router can stall for good on a nearly full device: try another --seed, "
+                "or a longer --timeout)" if board_timeout else "")
+        raise SynthesisError(f"the build took longer than {which} and was stopped{hint}; "
                              f"the tools' last words:\n" + _tail(build_dir))
     if code != 0:
         raise SynthesisError(f"the build failed ({plan.script}.sh exited {code}); the tools' last words:\n"

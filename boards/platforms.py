@@ -34,6 +34,9 @@ class Board:
     router: str = "router1"  #: nextpnr's router by default (``--router`` overrides)
     placer: str = "heap"     #: nextpnr's placer by default (``--placer`` overrides)
     synth_opts: tuple = ()   #: extra ``synth_<family>`` options
+    #: Seconds synthesis and place-and-route may take by default (``--timeout`` overrides;
+    #: ``None``: no limit).
+    timeout: float = None
     notes: str = ""
 
     def make_platform(self):
@@ -63,7 +66,10 @@ BOARDS = {
         synth_opts=("-device", "u"),
         # At 96 % of the logic cells router1 did not converge (5300 arcs overused after 59 k
         # iterations); router2 routed the same placement in minutes.
-        router="router2"),
+        router="router2",
+        # Builds take 1-2 minutes (12.5 beside another build), but router2 can stall for good
+        # at a couple of overused wires (session 12: placement seed 2, and the static placer).
+        timeout=1800),
     "orangecrab": Board(
         name="orangecrab", platform="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform",
         family="ecp5", device="LFE5U-25F-8MG285", clk="clk", clk_mhz=48, target_mhz=100, lanes=24,

@@ -2,6 +2,7 @@
 by ``make test``, run by ``make synth-test`` (``pytest --synth -m synth``), a step of ``.ci/run``.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -90,6 +91,16 @@ def test_flow_timeout_stops_the_tools(tmp_path):
               log=lambda *_: None)
     assert _processes_in(tmp_path) == []
     assert not (tmp_path / "icebreaker" / "report.json").exists()
+
+
+def test_flow_board_default_timeout(tmp_path, monkeypatch):
+    """Without a timeout of its own a build is bounded by its board's (the iCEBreaker's router2
+    can stall for good), and the error says whose it was and what to try."""
+    monkeypatch.setitem(BOARDS, "icebreaker", dataclasses.replace(BOARDS["icebreaker"], timeout=3))
+    config = board_config(BOARDS["icebreaker"], (64, 32, 10))
+    with pytest.raises(SynthesisError, match=r"longer than the icebreaker's default 3 s timeout .*another --seed"):
+        build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, log=lambda *_: None)
+    assert _processes_in(tmp_path) == []
 
 
 def test_flow_stopped_stops_the_tools(tmp_path):
