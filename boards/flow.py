@@ -328,10 +328,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     products = LocalBuildProducts(plan.extract(str(build_dir)))
     code = _run_script(build_dir, f"{plan.script}.sh", timeout)
     if code is None:
-        which = f"the {board.name}'s default {timeout:g} s timeout" if board_timeout else f"its {timeout:g} s timeout"
+        which = f"the {board.name}'s default {timeout:g} s" if board_timeout else f"its {timeout:g} s"
         hint = (" (nextpnr's router can stall for good on a nearly full device: try another --seed, "
                 "or a longer --timeout)" if board_timeout else "")
-        raise SynthesisError(f"the build took longer than {which} and was stopped{hint}; "
+        raise SynthesisError(f"the build took longer than {which} timeout and was stopped{hint}; "
                              f"the tools' last words:\n" + _tail(build_dir))
     if code != 0:
         raise SynthesisError(f"the build failed ({plan.script}.sh exited {code}); the tools' last words:\n"

@@ -61,14 +61,14 @@ BOARDS = {
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
         device="iCE40UP5K-SG48", clk="clk12", clk_mhz=12, target_mhz=48, lanes=8, rule="drtp",
         lut=5280, dsp=8, ram=30, ram_bits=4096, ram_configs=ICE40_EBR, spram=4, spram_bits=256 * 1024,
-        # ABC9 maps with the UP5K's own delays (Yosys's default is the HX's): 25.65 and 26.48 MHz
-        # against 24.16 (placement seeds 1 and 3, session 12).
+        # ABC9 maps with the UP5K's own delays (Yosys's default is the HX's): 25.15-26.48 MHz
+        # against 24.16-25.34 over four placement seeds (session 12).
         synth_opts=("-device", "u"),
         # At 96 % of the logic cells router1 did not converge (5300 arcs overused after 59 k
         # iterations); router2 routed the same placement in minutes.
         router="router2",
-        # Builds take 1-2 minutes (12.5 beside another build), but router2 can stall for good
-        # at a couple of overused wires (session 12: placement seed 2, and the static placer).
+        # Builds take 1-2 minutes (784-80-10 once 12.5 beside another build), but router2 can
+        # stall for good at a couple of overused wires (session 12: seed 2, the static placer).
         timeout=1800),
     "orangecrab": Board(
         name="orangecrab", platform="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform",

@@ -98,7 +98,8 @@ def test_flow_board_default_timeout(tmp_path, monkeypatch):
     can stall for good), and the error says whose it was and what to try."""
     monkeypatch.setitem(BOARDS, "icebreaker", dataclasses.replace(BOARDS["icebreaker"], timeout=3))
     config = board_config(BOARDS["icebreaker"], (64, 32, 10))
-    with pytest.raises(SynthesisError, match=r"longer than the icebreaker's default 3 s timeout .*another --seed"):
+    with pytest.raises(SynthesisError,
+                       match=r"longer than the icebreaker's default 3 s timeout .*another --seed"):
         build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, log=lambda *_: None)
     assert _processes_in(tmp_path) == []
 
