@@ -75,7 +75,7 @@ def run_pysim(config, lanes, dataset, order):
 
     from golden.integer.network import IntegerNetwork
     from rtl.engine import Engine, Region, Status
-    from rtl.layer_engine import weight_checksum
+    from rtl.layer_geometry import weight_checksum
     from sim.engine_ports import EnginePorts
 
     start = time.perf_counter()

@@ -19,7 +19,7 @@ import torch
 from golden.accounting import account
 from golden.integer.train import default_config as engine_config
 from golden.netspec import NetSpec
-from rtl.layer_engine import LayerGeometry
+from rtl.layer_geometry import LayerGeometry
 
 from . import boards
 from .budget import NETWORKS, RULES

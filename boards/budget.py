@@ -8,7 +8,7 @@ Yosys tiles a memory: the cheapest ``ceil(width / w) * ceil(depth / d)``.
 
 from dataclasses import dataclass, field
 
-from rtl.layer_engine import LayerGeometry
+from rtl.layer_geometry import LayerGeometry
 from rtl.single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH
 
 __all__ = ["Budget", "MemoryNeed", "blocks_for", "engine_memories", "check_budget", "logic_estimate",

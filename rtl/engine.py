@@ -9,7 +9,8 @@ from amaranth.utils import ceil_log2
 
 from .drtp_projection import DRTPProjection
 from .fixed import write_element
-from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, OpKind, default_multiplier, fabric_arithmetic
+from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, default_multiplier, fabric_arithmetic
+from .layer_geometry import OpKind
 from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
 from .softmax_error import SoftmaxError
@@ -145,7 +146,7 @@ class Engine(wiring.Component):
     result : Out(stream.Signature(StructLayout({"prediction", "checksum", "train"})))
         One per ``TRAIN``/``INFER``: the prediction (first maximal logit, before the update) and,
         for training, the checksum of every weight word the step wrote, in write order
-        (:func:`~rtl.layer_engine.weight_checksum`: CRC-32 of each word's 32-bit fold).
+        (:func:`~rtl.layer_geometry.weight_checksum`: CRC-32 of each word's 32-bit fold).
     access : In(stream.Signature(StructLayout({"region": Region, "layer", "addr", "write", "data"})))
         Reads (and weight writes) of the memories and registers of :class:`Region`, served when
         the engine is idle; one response each.

@@ -7,11 +7,13 @@ from amaranth.lib.wiring import In, Out
 
 from .engine import Command, Region, Status
 from .frame_decoder import frame_layout
+from .frame_counters import FrameCounters
 from .frame_encoder import payload_layout, response_layout
 from .host_protocol import BASIS_IDS, COUNTERS, RULE_IDS, ConfigField, Geometry, Opcode, StatusCode
-from .layer_engine import LayerGeometry, fabric_arithmetic
+from .layer_engine import fabric_arithmetic
+from .layer_geometry import LayerGeometry
 
-__all__ = ["HostBridge", "FrameCounters", "SHIFT_SLICE_BITS"]
+__all__ = ["HostBridge", "SHIFT_SLICE_BITS"]
 
 #: With registered enables, each slice of this many bits of the bridge's shift register has its own
 #: flip-flop copies of the load and shift enables (:class:`HostBridge`).
@@ -26,66 +28,6 @@ _FIELD_SOURCES = {
     "checksum": Status.CHECKSUM, "prediction": Status.PREDICTION, "ready": Status.READY,
     "lr_offset": Status.LR_OFFSET, "lls_mode": Status.LLS_MODE,
 }
-
-
-class FrameCounters(wiring.Component):
-    """The protocol's frame counters (``frames_ok``, ``frames_rejected``, ``frames_dropped``: 32
-    bits each) as one ring of twelve bytes. A pass turns it once (twelve cycles) through one 8-bit
-    adder, adding one to every counter with an increment waiting; reading the counters is turning
-    it once too, a byte at a time, least significant first. An 8-bit adder, not three 32-bit
-    adders and a 12:1 byte multiplexer.
-
-    The ring is a twelve-byte memory (a block RAM: on the iCE40 a flip-flop fed by a flip-flop
-    costs a logic cell) with a head pointer, read one byte ahead; after a reset a clearing pass
-    zeroes it (twelve cycles, not ``idle``), as a reset cleared the flip-flops it was before.
-
-    Members
-    -------
-    inc : In(3)
-        Count one (bit ``k``: counter ``k``); only while ``inc_ready[k]``: one increment per counter
-        waits while a pass is in progress or the ring is being read.
-    inc_ready : Out(3)
-    turn : In(1)
-        Advance the ring one byte (only while ``idle``; twelve turns restore it).
-    byte : Out(8)
-        The ring's next byte (when ``idle`` and unturned: ``frames_ok``'s least significant).
-    idle : Out(1)
-        No increment in progress or waiting.
-    """
-
-    def __init__(self):
-        super().__init__({"inc": In(3), "inc_ready": Out(3), "turn": In(1), "byte": Out(8), "idle": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.ring = ring = Memory(shape=8, depth=12, init=[])
-        write, read = ring.write_port(), ring.read_port()
-        head = Signal(range(12))        # the ring's byte 0
-        pending = Signal(3)
-        adding = Signal(3)              # the counters this pass increments
-        busy = Signal(init=1)           # (after reset: the clearing pass)
-        clearing = Signal(init=1)
-        step = Signal(4)                # the byte the pass is at: counter step[2:], byte step[:2]
-        carry = Signal()
-        carry_in = Signal()
-        total = Signal(9)
-        turning = busy | self.turn
-        head_next = Mux(head == 11, 0, head + 1)
-        m.d.comb += [carry_in.eq(adding.bit_select(step[2:], 1) & ((step[:2] == 0) | carry)),
-                     total.eq(read.data + carry_in), self.byte.eq(read.data),
-                     read.addr.eq(Mux(turning, head_next, head)),
-                     write.addr.eq(head), write.data.eq(Mux(clearing, 0, total[:8])), write.en.eq(busy),
-                     self.idle.eq(~busy & (pending == 0)), self.inc_ready.eq(~pending)]
-        with m.If(turning):
-            m.d.sync += head.eq(head_next)
-        with m.If(busy):
-            m.d.sync += [carry.eq(total[8]), step.eq(step + 1)]
-            with m.If(step == 11):
-                m.d.sync += [busy.eq(0), clearing.eq(0), step.eq(0)]
-        with m.Elif(~self.turn & (pending != 0)):
-            m.d.sync += [busy.eq(1), adding.eq(pending)]
-        m.d.sync += pending.eq(Mux(~busy & ~self.turn, 0, pending) | self.inc)
-        return m
 
 
 class HostBridge(wiring.Component):
@@ -553,12 +495,16 @@ class HostBridge(wiring.Component):
                 with m.State("TAKE"):
                     m.d.comb += self.response.ready.eq(1)
                     m.next = "EMIT"
+            # The frame counters' bytes: FIELD saw the counters idle, and no pass starts until the
+            # twelfth byte is taken.
+            frames_field = status_region & (field == len(fields) - 1)
             with m.State("EMIT"):
                 item_done = byte_left == 1
                 last_item = Mux(status_region, field == last_field, words_left == 1)
                 m.d.comb += [self.payload.valid.eq(1), self.payload.payload.last.eq(item_done & last_item)]
-                with m.If(status_region & (field == len(fields) - 1)):
-                    m.d.comb += [self.payload.payload.data.eq(counters.byte), counters.turn.eq(self.payload.ready)]
+                with m.If(frames_field):
+                    m.d.comb += [self.payload.payload.data.eq(counters.byte), counters.hold.eq(1),
+                                 counters.turn.eq(self.payload.ready)]
                 with m.If(self.payload.ready):
                     m.d.comb += shift.eq(1)
                     m.d.sync += byte_left.eq(byte_left - 1)
@@ -575,6 +521,7 @@ class HostBridge(wiring.Component):
                             m.next = "EMIT_SHIFT"
             if registered:
                 with m.State("EMIT_SHIFT"):         # the shift takes effect
+                    m.d.comb += counters.hold.eq(frames_field)
                     m.next = "EMIT"
 
             # -- WRITE_WEIGHTS: pass 0 checks every word, pass 1 writes them; CONFIGURE's value ----

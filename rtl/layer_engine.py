@@ -1,24 +1,22 @@
 """The MAC-lane datapath: P lanes shared by every layer's forward pass and weight update."""
 
-import zlib
-
-import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import crc, data, enum, memory, stream, wiring
+from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .fixed import select
+from .layer_geometry import CHECKSUM_CHUNK_BITS, LayerGeometry, OpKind, op_layout
 from .mac_lane import MACLane
 from .outer_product_updater import OuterProductUpdater
 from .pipelined_multiplier import MULT18X18D_BITS, MULTIPLIERS
 from .requantiser import Requantiser
 from .single_port_ram import SPRAM_DEPTH, SPRAM_LANE_BITS, SPRAM_WIDTH, SinglePortRAM, is_ice40
 from .skid_buffer import SkidBuffer
+from .spram_schedule import SPRAMSchedule
 
-__all__ = ["OpKind", "LayerGeometry", "LayerEngine", "op_layout", "pack_weights", "fold_word", "weight_checksum",
-           "CHECKSUM_CHUNK_BITS", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
-           "default_multiplier", "default_updater_stages", "default_weight_store", "SPRAMSchedule", "CONTROL_GROUP_LANES",
+__all__ = ["LayerEngine", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
+           "default_multiplier", "default_updater_stages", "default_weight_store", "CONTROL_GROUP_LANES",
            "WIDE_UPDATER_LANES", "HEAD_GROUP_LANES", "FOLD_GROUP_CHUNKS"]
 
 
@@ -107,163 +105,6 @@ def default_weight_store(platform):
     return "spram" if is_ice40(platform) else "ebr"
 
 
-class SPRAMSchedule:
-    """The issue rules of the single-port weight store, for ``beats`` beats a word and an
-    updater of ``updater_stages`` stages (the lanes' latency is 1).
-
-    An op issued at cycle ``t`` reads its word's beats at ``t .. t+B-1``; the lanes see the
-    whole word at S1 ``= t+B`` and the update products and old word are held from S2
-    ``= t+B+1``. The updater, one beat (4 lanes) wide, takes beat ``j`` at ``t+B+1+d0+j`` and
-    its output is written at ``t+3B+j``: ``d0 = 2B-1-stages`` places the writes in the two
-    free beats of the next update op's ``2B``-cycle slot. So an op may not issue
-
-    - while a read's beats are going (``1 .. B-1`` cycles after any op),
-    - ``1 .. 2B-1`` cycles after an update op: the updater may still be reading that op's
-      products (until ``B+d0-1``), which the next op's multiply would change, and an update
-      word every ``2B`` cycles at most lets the CRC take a word's fold in ``2B`` pieces,
-    - ``2B+1 .. 4B-1`` cycles after an update op: its reads would meet that op's writes;
-
-    back-to-back update ops are ``2B`` apart, forward ops ``B``.
-
-    With ``port_reg`` (a registered port, :class:`~rtl.single_port_ram.SinglePortRAM`
-    ``registered``) every read and write happens a cycle after it is asked for; the rules are
-    the same, in the cycles they are asked for: S1 and S2 come a cycle later (``t+B+1``,
-    ``t+B+2``) and ``d0 = 2B-2-stages``, so the writes are asked for at ``t+3B+j`` still.
-    """
-
-    def __init__(self, beats, updater_stages, port_reg=False):
-        B = beats
-        self.beats = B
-        self.port_reg = bool(port_reg)
-        self.updater_delay = 2 * B - 1 - self.port_reg - updater_stages   # d0
-        if not 0 <= self.updater_delay <= B:
-            raise ValueError(f"SPRAM weights with {B} beats a word need {B - 1 - self.port_reg} <= updater_stages"
-                             f" <= {2 * B - 1 - self.port_reg}, got {updater_stages}")
-        self.write_delay = 3 * B                              # issue -> first write beat
-        self.blocked_after_update = tuple(range(1, 2 * B)) + tuple(range(2 * B + 1, 4 * B))
-        self.history = 4 * B - 1
-
-
-class OpKind(enum.Enum, shape=1):
-    """What the lanes do with one weight word."""
-    FORWARD = 0
-    UPDATE = 1
-
-
-class LayerGeometry:
-    """Sizes and memory map of an :class:`~golden.integer.config.EngineConfig` on ``lanes`` lanes.
-
-    Layer ``k``'s ``N_k`` outputs are split into ``G_k = ceil(N_k / P)`` groups of ``P`` lanes
-    (the last one padded). Its weight memory holds ``G_k * (M_k + 1)`` words of ``P`` weights:
-    word ``g * (M_k + 1)`` holds the biases ``b[gP + p]`` and word ``g * (M_k + 1) + 1 + m``
-    holds ``W[gP + p, m]``, lane ``p`` in bits ``p * weight_bits[k]``. Padding lanes hold 0.
-    A forward pass and an update both read the words in address order.
-    """
-
-    def __init__(self, config, lanes):
-        if lanes < 1:
-            raise ValueError(f"need at least one MAC lane, got {lanes}")
-        self.config = config
-        self.lanes = P = lanes
-        self.n_layers = L = config.n_layers
-        self.fan_in = tuple(config.layers[k] for k in range(L))
-        self.fan_out = tuple(config.layers[k + 1] for k in range(L))
-        self.groups = tuple((n + P - 1) // P for n in self.fan_out)
-        self.words = tuple(g * (m + 1) for g, m in zip(self.groups, self.fan_in))
-        # Lanes holding a real neuron in each layer's last group.
-        self.last_real = tuple(n - (g - 1) * P for n, g in zip(self.fan_out, self.groups))
-        self.addr_bits = max(ceil_log2(w) for w in self.words) or 1
-        self.layer_shape = unsigned(ceil_log2(L) or 1)
-        self.max_groups = max(self.groups)
-        self.max_fan_in = max(self.fan_in)
-        self.max_fan_out = max(self.fan_out)
-        # The checksum sees every lane sign-extended to whole bytes.
-        self.checksum_lane_bits = 8 * ((max(config.weight_bits) + 7) // 8)
-
-    def real_lanes(self, k, g):
-        return self.last_real[k] if g == self.groups[k] - 1 else self.lanes
-
-    @property
-    def busy_per_step(self):
-        """Lane-cycles of useful work in one training step: every weight and bias, twice."""
-        return 2 * sum((m + 1) * n for m, n in zip(self.fan_in, self.fan_out))
-
-    @property
-    def issue_cycles_per_step(self):
-        """Cycles of one training step's word issues (forward + update): the lower bound."""
-        return 2 * sum(self.words)
-
-
-def op_layout(geometry):
-    """One word operation: issued by the sequencer, one per cycle at most."""
-    return data.StructLayout({
-        "kind": OpKind,
-        "layer": geometry.layer_shape,
-        "group": range(geometry.max_groups),
-        "word": range(geometry.max_fan_in + 1),
-        "addr": unsigned(geometry.addr_bits),
-        # The group's last word: a forward pass hands its sums to the requantiser after it.
-        "last": 1,
-    })
-
-
-def pack_weights(geometry, weights, biases):
-    """The weight memories' contents: per layer an ``int64`` array ``(words, P)``.
-
-    ``weights[k]`` is ``(N_k, M_k)``, ``biases[k]`` is ``(N_k,)`` (tensors or arrays).
-    """
-    P = geometry.lanes
-    out = []
-    for k in range(geometry.n_layers):
-        M, N, G = geometry.fan_in[k], geometry.fan_out[k], geometry.groups[k]
-        w = np.zeros((G * P, M + 1), dtype=np.int64)
-        w[:N, 0] = np.asarray(biases[k], dtype=np.int64)
-        w[:N, 1:] = np.asarray(weights[k], dtype=np.int64)
-        # (G, P, M+1) -> (G, M+1, P) -> words in address order.
-        out.append(w.reshape(G, P, M + 1).transpose(0, 2, 1).reshape(G * (M + 1), P))
-    return out
-
-
-CHECKSUM_CHUNK_BITS = 32  #: the checksum folds every written word to this width before its CRC
-
-
-def fold_word(chunks):
-    """The fold of one word's ``32``-bit chunks (chunk 0 = the low bits): ``XOR_j rotl(c_j, j)``.
-
-    Works on Python ints and on ``uint64`` NumPy arrays alike (element-wise).
-    """
-    mask = (1 << CHECKSUM_CHUNK_BITS) - 1
-    folded = 0
-    for j, c in enumerate(chunks):
-        r = j % CHECKSUM_CHUNK_BITS
-        folded = folded ^ ((((c << r) & mask) | (c >> (CHECKSUM_CHUNK_BITS - r))) if r else c)
-    return folded
-
-
-def weight_checksum(geometry, weights, biases):
-    """The weight checksum of :class:`LayerEngine`: CRC-32 of every written word's 32-bit fold.
-
-    Each word is its ``P`` lanes sign-extended to ``checksum_lane_bits``, lane 0 in the low bits,
-    zero-padded to a multiple of 32 bits and cut into 32-bit chunks ``c_j``; the word's fold is
-    ``XOR_j rotl(c_j, j)`` (:func:`fold_word`; the rotation keeps the same bit of two lanes from
-    cancelling). The checksum is the CRC-32 (zlib / ISO-HDLC) of the folds, in update order, each
-    taken as 4 little-endian bytes: the engine's CRC takes one fold per cycle with reflected input,
-    which is the same as this byte stream. A 32-bit CRC input instead of the whole word keeps the
-    CRC's XOR trees small at any ``P`` (a 128-bit input cost 970 LUT4 on the iCE40, and ``P = 64``
-    would be a 1024-bit CRC).
-    """
-    dtype = {8: "<i1", 16: "<i2", 24: None, 32: "<i4"}[geometry.checksum_lane_bits]
-    value = 0
-    for words in pack_weights(geometry, weights, biases):
-        raw = np.frombuffer(words.astype(dtype).tobytes(), dtype=np.uint8).reshape(len(words), -1)
-        pad = -raw.shape[1] % (CHECKSUM_CHUNK_BITS // 8)
-        raw = np.pad(raw, ((0, 0), (0, pad)))
-        chunks = raw.view("<u4").astype(np.uint64)
-        folds = fold_word([chunks[:, j] for j in range(chunks.shape[1])])
-        value = zlib.crc32(np.asarray(folds, dtype="<u4").tobytes(), value)
-    return value
-
-
 class LayerEngine(wiring.Component):
     """``P`` MAC lanes, the weight memories, the outer-product updater and the requantisers.
 
@@ -318,7 +159,7 @@ class LayerEngine(wiring.Component):
         ``"ebr"`` or ``"spram"`` (:data:`WEIGHT_STORES`); ``None``: by the platform
         (:func:`default_weight_store`). With ``"spram"`` a word is read in ``B = ceil(P / 4)``
         beats, so S1 comes ``B`` cycles after S0 (``x`` and ``delta`` held until then),
-        ``op.ready`` spaces the ops by the rules of :class:`SPRAMSchedule`, the
+        ``op.ready`` spaces the ops by the rules of :class:`~rtl.spram_schedule.SPRAMSchedule`, the
         updater is one beat (4 lanes) wide and takes a word's beats one per cycle, and host reads
         (``read_start``) take ``B`` cycles. Needs lane latency 1 and at most 16-bit weights.
     multiplier : str or None
@@ -351,7 +192,8 @@ class LayerEngine(wiring.Component):
     checksum_start : In(1)
         Restart the weight CRC.
     checksum : Out(32)
-        CRC-32 of the folds of the words written since ``checksum_start`` (:func:`weight_checksum`).
+        CRC-32 of the folds of the words written since ``checksum_start``
+        (:func:`~rtl.layer_geometry.weight_checksum`).
     write : In(stream.Signature(StructLayout({"layer", "addr", "mask", "weights"})))
         Host and initialiser writes: lanes with ``mask`` set are written. With ``"ebr"`` ready
         when the updater is not writing; with ``"spram"`` the word is written in ``B`` beats and
@@ -1209,7 +1051,7 @@ class LayerEngine(wiring.Component):
 
     def _spram_writes(self, m, schedule, issue, updater, updater_busy):
         """The store's port: the updater's beats, else a host write's beat, else the read.
-        Returns two signals: the store has work in flight, and :class:`SPRAMSchedule` lets an
+        Returns two signals: the store has work in flight, and :class:`~rtl.spram_schedule.SPRAMSchedule` lets an
         op be taken."""
         B, config, store = self.beats, self.config, self._store
         # history[i]: an update op was taken i + 1 cycles ago.

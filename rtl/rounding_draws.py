@@ -4,7 +4,7 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layer_engine import LayerGeometry
+from .layer_geometry import LayerGeometry
 from .lfsr import galois_step
 
 __all__ = ["RoundingDraws"]

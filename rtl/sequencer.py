@@ -4,7 +4,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layer_engine import LayerGeometry, OpKind, op_layout
+from .layer_geometry import LayerGeometry, OpKind, op_layout
 
 __all__ = ["Sequencer"]
 
@@ -13,7 +13,7 @@ class Sequencer(wiring.Component):
     """Issues the word operations of one step: ``fwd 0 .. fwd L-1`` then ``upd 0 .. upd L-1``.
 
     The phases follow each other with no gap; inside a layer the words go in address order
-    (:class:`~rtl.layer_engine.LayerGeometry`). A word is held back only while what it reads is
+    (:class:`~rtl.layer_geometry.LayerGeometry`). A word is held back only while what it reads is
     not there yet:
 
     - forward, layer ``k >= 1``, word ``1 + m``: ``x_m = h_{k-1}[m]`` must be written
@@ -45,7 +45,7 @@ class Sequencer(wiring.Component):
         Begin a step (taken when idle); ``train = 0`` is an inference.
     op : Out(stream.Signature(op_layout(geometry)))
         The next word operation, taken with ``op.ready`` (the layer engine's weight store may
-        space them: :class:`~rtl.layer_engine.SPRAMSchedule`).
+        space them: :class:`~rtl.spram_schedule.SPRAMSchedule`).
     h_avail : In(data.ArrayLayout(range(max_fan_out + 1), L))
         Per layer, outputs written to its activation buffer in this step.
     delta_words : In(data.ArrayLayout(range(max_groups + 1), L))

@@ -4,7 +4,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layer_engine import LayerGeometry
+from .layer_geometry import LayerGeometry
 from .lfsr import galois_advance
 from .skid_buffer import SkidBuffer
 

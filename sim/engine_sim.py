@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.integer.config import EngineConfig
 from rtl.engine import Command, Engine, Region, SignalField, Status
-from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
+from rtl.layer_geometry import LayerGeometry, pack_weights, weight_checksum
 
 from .cocotb_runner import PARAMS_ENV, REPO_ROOT, run_cocotb, to_verilog
 from .primitive_models import model_verilog

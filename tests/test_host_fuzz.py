@@ -13,7 +13,7 @@ import pytest
 
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
-from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
+from rtl.layer_geometry import LayerGeometry, pack_weights, weight_checksum
 from sim.board_sim import run_board
 from sim.cocotb_runner import REPO_ROOT
 

@@ -15,7 +15,7 @@ from golden.integer.train import default_config
 from rtl.host_interface import HostInterface
 from rtl.host_protocol import (BASIS_IDS, CRC, ConfigField, FrameParser, Geometry, Opcode, StatusCode, encode_frame,
                                frame_crc)
-from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
+from rtl.layer_geometry import LayerGeometry, pack_weights, weight_checksum
 
 # 6 hidden neurons on 4 lanes: layer 0's last group has two padding lanes; layer 1's weights
 # are narrower than the word's lanes.
@@ -435,3 +435,36 @@ def test_registered_enables_across_slices():
     trace = net.train_step(pixels, 1, record=True)
     assert log["train"] == (StatusCode.OK, trace.prediction, weight_checksum(lgeo, net.weights, net.biases))
     assert log["weights"] == [w.tolist() for w in pack_weights(lgeo, net.weights, net.biases)]
+
+
+@ENABLES
+def test_frame_counters_read_while_a_frame_is_dropped(registered_enables):
+    """A frame dropped (timed out) while READ_COUNTERS's response is sending the frame counters
+    waits for the read: that read shows the counters as they were, and the next one counts the
+    drop where it belongs (a pass over the ring started mid-read would add to a byte the read had
+    turned to, not to frames_dropped's first). The partial frame follows the request by 1, 12,
+    23, ... cycles, so its timeout lands before, inside and after the counters' bytes."""
+    timeout = 64
+    reads = []
+
+    async def script(dev):
+        ctx = dev.ctx
+        for delay in range(1, 500, 11):
+            opcode, payload = requests.read_counters()
+            dev.tag = (dev.tag + 1) & 0xFF
+            await dev.send(encode_frame(opcode, dev.tag, payload))
+            await ctx.tick().repeat(delay)
+            await dev.send(encode_frame(opcode, 0, payload)[:4])            # stalls mid-frame
+            got = await dev.frames(20000)
+            await ctx.tick().repeat(2 * timeout)                           # dropped by now
+            assert len(got) == 1 and got[0][:2] == (StatusCode.OK, dev.tag), (delay, got)
+            reads.append(parse_counters(got[0][2]))
+        status, data = await dev.request(*requests.read_counters())
+        reads.append(parse_counters(data))
+
+    run_device(script, timeout=timeout, registered_enables=registered_enables)
+    rounds = len(reads) - 1
+    for i, counters in enumerate(reads):
+        # READ_COUNTERS counts its own response; round i's drop may come before its read or after.
+        assert counters["frames_ok"] == i + 1 and counters["frames_rejected"] == 0, (i, counters)
+        assert counters["frames_dropped"] in ((i, i + 1) if i < rounds else (rounds,)), (i, counters)

@@ -19,7 +19,7 @@ from golden.cli import main
 from golden.datasets import load_dataset
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config, flatten, lr_offset, lr_segments
-from rtl.layer_engine import LayerGeometry, pack_weights, weight_checksum
+from rtl.layer_geometry import LayerGeometry, pack_weights, weight_checksum
 from sim.board_sim import run_board
 
 LANES = 8

@@ -20,7 +20,8 @@ from amaranth.sim import Simulator
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
 from rtl.engine import Engine, Region, Status
-from rtl.layer_engine import CONTROL_GROUP_LANES, LayerGeometry, pack_weights, weight_checksum
+from rtl.layer_engine import CONTROL_GROUP_LANES
+from rtl.layer_geometry import LayerGeometry, pack_weights, weight_checksum
 from sim.cocotb_runner import CocotbFailure
 from sim.engine_ports import EnginePorts
 from sim.engine_sim import golden_in_mode, run_engine
@@ -362,7 +363,7 @@ def test_spram_schedule_never_collides(beats, updater_stages, port_reg):
     after it is asked for, and so do S1, S2 and the updater's reads: the same checks hold."""
     import itertools
 
-    from rtl.layer_engine import SPRAMSchedule
+    from rtl.spram_schedule import SPRAMSchedule
 
     B = beats
     if not B - 1 - port_reg <= updater_stages <= 2 * B - 1 - port_reg:
@@ -537,7 +538,8 @@ def test_engine_system_ecp5_wide(tmp_path):
     bits, 10 chunks of 32: partial folds of 8 and 2 chunks registered before the CRC), the
     board's MULT18X18D on their model: every intermediate bit-exact, every step's checksum
     included."""
-    from rtl.layer_engine import CHECKSUM_CHUNK_BITS, FOLD_GROUP_CHUNKS, LayerGeometry
+    from rtl.layer_engine import FOLD_GROUP_CHUNKS
+    from rtl.layer_geometry import CHECKSUM_CHUNK_BITS, LayerGeometry
 
     config = default_config("lls", "square", (13, 21, 5), seed=3)
     lanes = 20

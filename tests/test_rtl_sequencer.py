@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.integer.train import default_config
-from rtl.layer_engine import LayerGeometry, OpKind
+from rtl.layer_geometry import LayerGeometry, OpKind
 from rtl.sequencer import Sequencer
 
 

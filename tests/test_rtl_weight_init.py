@@ -1,6 +1,6 @@
 """rtl.weight_init.WeightInitialiser in the Amaranth simulator: its masked writes, applied to
 memories that start full of junk, leave exactly :func:`golden.integer.network.initial_weights`
-(packed by :func:`rtl.layer_engine.pack_weights`), with and without the register slice, under
+(packed by :func:`rtl.layer_geometry.pack_weights`), with and without the register slice, under
 random backpressure on ``write``."""
 
 import random
@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from golden.integer.network import initial_weights
 from golden.integer.train import default_config
-from rtl.layer_engine import LayerGeometry, pack_weights
+from rtl.layer_geometry import LayerGeometry, pack_weights
 from rtl.weight_init import WeightInitialiser
 
 CONFIGS = {

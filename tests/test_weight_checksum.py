@@ -1,4 +1,4 @@
-"""The weight checksum's definition (``rtl.layer_engine.weight_checksum``), against a byte-by-byte
+"""The weight checksum's definition (``rtl.layer_geometry.weight_checksum``), against a byte-by-byte
 reference written from its docstring; the engine tests compare the RTL's checksum with it."""
 
 import zlib
@@ -9,7 +9,7 @@ import torch
 
 from golden.integer.network import IntegerNetwork
 from golden.integer.train import default_config
-from rtl.layer_engine import LayerGeometry, fold_word, pack_weights, weight_checksum
+from rtl.layer_geometry import LayerGeometry, fold_word, pack_weights, weight_checksum
 
 
 def reference_checksum(geometry, weights, biases):

@@ -24,7 +24,7 @@ import torch
 
 from golden.integer.network import initial_weights
 from rtl.engine import Command, Region, Status
-from rtl.layer_engine import pack_weights
+from rtl.layer_geometry import pack_weights
 from sim.engine_sim import EngineTB, GoldenChecker, config_from_params, dataset_from_params, params, result_path
 
 

@@ -23,7 +23,7 @@ import cocotb
 from boards.host import pack_word, parse_counters, requests, unpack_word
 from golden.integer.config import EngineConfig
 from rtl.host_protocol import (SYNC, ConfigField, FrameParser, Geometry, Opcode, StatusCode, encode_frame)
-from rtl.layer_engine import LayerGeometry
+from rtl.layer_geometry import LayerGeometry
 from sim.board_sim import ByteTB, params, serve_tcp
 
 
