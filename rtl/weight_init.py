@@ -146,11 +146,18 @@ class WeightInitialiser(wiring.Component):
                         last_row.eq(row == geo.fan_out[k] - 1),
                     ]
 
-        # One adder: the next input's word is addr + 1; after a group's last row, the next
-        # group's first input is addr + 2 (past its bias word); other rows restart at row_start.
+        # The next input's word is addr + 1; after a group's last row, the next group's first
+        # input is addr + 2 (past its bias word); other rows restart at row_start.
         next_group = lane == P - 1
+        past_bias = filling & last_col & next_group
         step = Signal(geo.addr_bits)
-        m.d.comb += step.eq(addr + Mux(filling & last_col & next_group, 2, 1))
+        if self.registered:
+            # Both sums, then the choice: the column and lane compares stay off the carry chain
+            # (one adder after them was the ULX3S's critical path, 10.37 ns, session 12). addr + 2
+            # is addr[1:] + 1 above addr[0], or Yosys's opt_share folds the two adders back into one.
+            m.d.comb += step.eq(Mux(past_bias, Cat(addr[0], addr[1:] + 1), addr + 1))
+        else:
+            m.d.comb += step.eq(addr + Mux(past_bias, 2, 1))     # one adder (the UP5K is full)
         with m.If(gen.valid & gen.ready):
             m.d.sync += addr.eq(step)
             with m.If(clearing):
