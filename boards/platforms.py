@@ -36,7 +36,7 @@ class Board:
     synth_opts: tuple = ()   #: extra ``synth_<family>`` options
     #: Seconds synthesis and place-and-route may take by default (``--timeout`` overrides;
     #: ``None``: no limit).
-    timeout: float = None
+    timeout: float | None = None
     notes: str = ""
 
     def make_platform(self):

@@ -777,7 +777,8 @@ class LLSLearningSignal(wiring.Component):
             pre_copies = [Signal.like(pre, name=f"pre_class{c}", attrs={"keep": 1}) for c in range(C)]
             # And of its rounding term, loaded with it: the term's decode was in front of the
             # adder and the shifter (10.15 ns on the ULX3S, session 12).
-            half_copies = [Signal(len(rounding_half(pre)), name=f"pre_half{c}", attrs={"keep": 1}) for c in range(C)]
+            half_copies = [Signal(len(rounding_half(pre)), name=f"pre_half{c}", attrs={"keep": 1})
+                           for c in range(C)]
             raw_shifted = Signal(data.ArrayLayout(signed(M), C), name="raw_shifted")
             m.d.sync += [raw_shifted[c].eq(round_shift_var(self.raw_logits[c], pre_copies[c], half_copies[c]))
                          for c in range(C)]
@@ -878,6 +879,7 @@ class LLSLearningSignal(wiring.Component):
                         self.R.eq(result.rsqrt),
                         self.zero.eq(result.zero),
                         *(r.eq(new_pre) for r in [pre, *pre_copies]),
+                        # (pre's own bits: the shifter takes an unsigned amount.)
                         *(h.eq(rounding_half(new_pre.as_unsigned()[:len(pre)])) for h in half_copies),
                         post.eq(post_base + Mux(e2 > guard, guard, e2)),
                         scale_shift.eq(self.norm_bits - self.delta_shift + e2),
