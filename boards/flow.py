@@ -126,7 +126,7 @@ def critical_path(report):
     split into logic and routing, its start and end, and the named nets it runs through (the
     ones Yosys did not generate, ``$...``), or ``None`` when nextpnr gave none."""
     paths = [p for p in report.get("critical_paths", []) if p.get("path")
-             and p.get("from", "").startswith("pos") and p.get("to", "").startswith("pos")]
+             and p.get("from", "").startswith("pos") and p.get("to") == p.get("from")]
     if not paths:
         return None
     steps = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
@@ -148,6 +148,29 @@ def critical_path(report):
             "from": where(steps[0]["from"]), "to": where(steps[-1]["to"]), "through": through}
 
 
+def clock_crossings(report, clocks):
+    """The longest path between each pair of clocks in nextpnr's ``--report`` JSON, against its
+    budget: what crosses between the engine's and the protocol's domains is a
+    :class:`~rtl.stream_crossing.StreamCrossing`'s payload, which must settle within
+    ``stages - 1`` periods of the destination clock (nextpnr does not time these paths)."""
+    from rtl.stream_crossing import DEFAULT_STAGES as stages
+
+    targets = {c["name"]: c["target_mhz"] for c in clocks}
+    out = []
+    for path in report.get("critical_paths", []):
+        start, end = path.get("from", ""), path.get("to", "")
+        if not (start.startswith("posedge ") and end.startswith("posedge ")) or start == end:
+            continue
+        destination = end.split(" ", 1)[1]
+        if destination not in targets:
+            continue
+        budget = (stages - 1) * 1e3 / targets[destination]
+        ns = sum(step["delay"] for step in path.get("path", []))
+        out.append({"from": start.split(" ", 1)[1], "to": destination, "ns": round(ns, 2),
+                    "budget_ns": round(budget, 2), "pass": ns < budget})
+    return out
+
+
 def format_table(report):
     lines = [f"{'resource':<10} {'used':>8} {'total':>8} {'%':>6}"]
     for key, value in report["resources"].items():
@@ -157,6 +180,9 @@ def format_table(report):
     for clock in report["clocks"]:
         lines.append(f"{clock['name'][:40]:<40} {clock['fmax_mhz']:>9.2f} {clock['target_mhz']:>8.2f}  "
                      f"{'pass' if clock['pass'] else 'FAIL'}")
+    for crossing in report.get("crossings", []):
+        lines.append(f"crossing {crossing['from']} -> {crossing['to']}: {crossing['ns']:.2f} ns, budget "
+                     f"{crossing['budget_ns']:.2f} ns  {'pass' if crossing['pass'] else 'FAIL'}")
     path = report.get("critical_path")
     if path:
         lines.append(f"critical path {path['ns']:.2f} ns ({path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} "
@@ -346,7 +372,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         raise SynthesisError(f"nextpnr wrote no report ({pnr_file})")
     pnr = json.loads(pnr_file.read_text())
     resources, clocks = parse_pnr_report(pnr, board.family, target_mhz, cells)
-    fmax = min(c["fmax_mhz"] for c in clocks)
+    crossings = clock_crossings(pnr, clocks)
+    # The engine's clock (the PLL's, at the target) heads the summary; every clock must pass.
+    main_clock = min(clocks, key=lambda c: abs(c["target_mhz"] - top.clock.f_out))
+    fmax = main_clock["fmax_mhz"]
     report = {
         "board": board.name,
         "device": board.device,
@@ -359,9 +388,10 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "pipelines": pipelines(platform, _probe(LayerEngine(config, lanes))),
         "resources": resources,
         "clocks": clocks,
+        "crossings": crossings,
         "fmax_mhz": fmax,
         "target_mhz": top.clock.f_out,
-        "timing": "pass" if all(c["pass"] for c in clocks) else "fail",
+        "timing": "pass" if all(c["pass"] for c in clocks + crossings) else "fail",
         "critical_path": critical_path(pnr),
         "seconds": round(seconds, 1),
         "seed": seed,

@@ -26,7 +26,9 @@ class EngineHarness(wiring.Component):
         Engine ready, a training result, an inference result, a response.
     """
 
-    def __init__(self, config, lanes, *, clk_freq, baud=115200):
+    def __init__(self, config, lanes, *, clk_freq, baud=115200, host_domain="sync"):
+        # All of it runs in sync, whatever the board's host domain: its pins are asynchronous and
+        # its LEDs levels (the board top registers them in the host domain).
         self.config = config
         self.lanes = lanes
         self.clk_freq = clk_freq

@@ -74,6 +74,9 @@ class ClockReset(wiring.Component):
         MHz.
     domain : ClockDomain
         The ``sync`` domain, defined by the caller; its clock is the PLL's output.
+    host_domain : ClockDomain, optional
+        iCE40 only: a second domain on the oscillator's own clock (``SB_PLL40_2_PAD``'s port A
+        passes the reference through to a global buffer), reset with ``sync``.
 
     Members
     -------
@@ -81,9 +84,12 @@ class ClockReset(wiring.Component):
         Reset while 1.
     """
 
-    def __init__(self, family, clk_pin, f_in, f_out, domain=None):
+    def __init__(self, family, clk_pin, f_in, f_out, domain=None, host_domain=None):
         # The top defines the domain (Amaranth 0.6 wants domains defined by a parent of their users).
         self.domain = domain if domain is not None else ClockDomain("sync")
+        if host_domain is not None and family != "ice40":
+            raise ValueError(f"a host clock domain on the oscillator is built for iCE40 only, not {family!r}")
+        self.host_domain = host_domain
         self.family = family
         self.clk_pin = clk_pin
         self.f_in = f_in
@@ -100,7 +106,16 @@ class ClockReset(wiring.Component):
         cd_sync = self.domain
         locked = Signal()
         p = self.params
-        if self.family == "ice40":
+        if self.family == "ice40" and self.host_domain is not None:
+            m.submodules.pll = Instance(
+                "SB_PLL40_2_PAD",
+                p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT_PORTB="GENCLK",
+                p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"], p_FILTER_RANGE=p["FILTER_RANGE"],
+                i_PACKAGEPIN=self.clk_pin,
+                i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBALA=self.host_domain.clk, o_PLLOUTGLOBALB=cd_sync.clk,
+                o_LOCK=locked)
+        elif self.family == "ice40":
             m.submodules.pll = Instance(
                 "SB_PLL40_PAD",
                 p_FEEDBACK_PATH="SIMPLE",
@@ -128,6 +143,8 @@ class ClockReset(wiring.Component):
                 o_LOCK=locked)
         if platform is not None:
             platform.add_clock_constraint(cd_sync.clk, self.f_out * 1e6)
+            if self.host_domain is not None:
+                platform.add_clock_constraint(self.host_domain.clk, self.f_in * 1e6)
         if self.family == "ecp5":
             # The synchronised reset drives every resetting flip-flop's LSR (13 000 at 64 lanes):
             # through a DCCA nextpnr routes it on a global network instead of the fabric, where
@@ -138,4 +155,7 @@ class ClockReset(wiring.Component):
             m.submodules.reset_buffer = Instance("DCCA", i_CLKI=rst, i_CE=Const(1), o_CLKO=cd_sync.rst)
         else:
             m.submodules.reset_sync = cdc.ResetSynchronizer(~locked | self.button, domain="sync")
+        if self.host_domain is not None:
+            m.submodules.host_reset_sync = cdc.ResetSynchronizer(~locked | self.button,
+                                                                 domain=self.host_domain.name)
         return m

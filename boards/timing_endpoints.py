@@ -5,7 +5,10 @@ A build with ``SYNCHRONY_TIMING_DETAIL=1`` asks nextpnr for ``--detailed-timing-
 flow, so endpoint cells are called ``$auto$ff.cc:...``; this names each by the source signal its
 flip-flop drives (from ``top.json``) and groups them (the bit index dropped)::
 
-    python -m boards.timing_endpoints build/orangecrab [--slack 0] [--top 40]
+    python -m boards.timing_endpoints build/orangecrab [--period 10] [--top 40] [--clock clk]
+
+With two clocks (the iCEBreaker's engine ``clk`` and protocol ``host_clk``) ``--clock`` keeps the
+paths launched and captured by that one.
 """
 
 import argparse
@@ -83,8 +86,9 @@ def _cell_names(module, depth=4):
     return out
 
 
-def endpoint_groups(build_dir, period_ns=None):
-    """``[(group, worst arrival ns, endpoints)]``, worst first, from a build directory."""
+def endpoint_groups(build_dir, period_ns=None, clock=None):
+    """``[(group, worst arrival ns, endpoints)]``, worst first, from a build directory; with
+    ``clock``, only paths within that clock."""
     build_dir = Path(build_dir)
     report = json.loads((build_dir / "pnr_report.json").read_text())
     if "detailed_net_timings" not in report:
@@ -94,6 +98,8 @@ def endpoint_groups(build_dir, period_ns=None):
     groups = defaultdict(list)
     for net in report["detailed_net_timings"]:
         for end in net["endpoints"]:
+            if clock is not None and not (net.get("event") == end.get("event") == f"posedge {clock}"):
+                continue
             cell = end["cell"]
             # nextpnr-ice40 packs a Yosys cell into a logic cell named after it plus a suffix.
             label = names.get(cell) or names.get(re.sub(r"_(DFF)?LC$", "", cell), cell)
@@ -111,8 +117,9 @@ def main(argv=None):
     parser.add_argument("build_dir", type=Path)
     parser.add_argument("--period", type=float, default=10.0, help="clock period, ns (default 10)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--clock", help="only paths within this clock (nextpnr's name, e.g. clk)")
     args = parser.parse_args(argv)
-    rows = endpoint_groups(args.build_dir)
+    rows = endpoint_groups(args.build_dir, clock=args.clock)
     failing = sum(n for _, worst, n in rows if worst > args.period)
     print(f"{'arrival ns':>10} {'endpoints':>9}  group   ({failing} endpoints in groups over {args.period} ns)")
     for group, worst, count in rows[:args.top]:

@@ -28,6 +28,9 @@ def register(subparsers):
     parser.add_argument("--layers", help="inputs,hidden...,classes (default: inputs,128,classes)")
     parser.add_argument("--seed", type=int, default=0, help="weight-initialisation seed (as synchrony sim)")
     parser.add_argument("--lanes", type=int, default=8)
+    parser.add_argument("--host-divider", type=int, default=1, metavar="N",
+                        help="run the protocol on a clock N times slower than the engine's, through the clock "
+                             "crossings (the iCEBreaker's 12 and 48 MHz: 4; default 1, one clock)")
     parser.add_argument("--waves", action="store_true", help="record a waveform of the whole session")
     parser.set_defaults(func=run)
 
@@ -51,8 +54,8 @@ def run(args):
     from sim.board_sim import run_board
 
     host, port = parse_listen(args.listen)
-    if args.lanes < 1 or args.sessions < 0:
-        raise ValueError("--lanes must be positive and --sessions >= 0")
+    if args.lanes < 1 or args.sessions < 0 or args.host_divider < 1:
+        raise ValueError("--lanes and --host-divider must be positive and --sessions >= 0")
     config = build_config(args)
     print(f"simulated board: network {'-'.join(map(str, config.layers))} rule={config.rule} lanes={args.lanes} "
           f"config={config.digest()[:12]}")
@@ -64,7 +67,8 @@ def run(args):
 
         def work():
             try:
-                run_board(config, args.lanes, "board_serve", mode="uart", waves=args.waves, host=host, port=port,
+                run_board(config, args.lanes, "board_serve", mode="uart", host_divider=args.host_divider,
+                          waves=args.waves, host=host, port=port,
                           port_file=str(port_file), sessions=args.sessions, run_name=f"serve-{port}")
             except BaseException as error:   # reported in the main thread
                 outcome["error"] = error

@@ -17,8 +17,8 @@ through ``socket://127.0.0.1:PORT`` exactly as it talks to a board.
 import json
 import os
 
-from amaranth import Module, Signal
-from amaranth.lib import wiring
+from amaranth import ClockDomain, DomainRenamer, Module, Mux, ResetSignal, Signal
+from amaranth.lib import cdc, wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.host_interface import HostInterface
@@ -67,18 +67,26 @@ class ByteHarness(wiring.Component):
         ``direct`` mode: the decoder is inside a frame.
     leds : Out(4)
     reset, clk : In(1)
+
+    With ``host_divider`` above 1 the device's protocol (and this harness's byte logic) runs in a
+    ``host`` domain on ``clk`` divided by it, the engine on ``clk``, through the device's clock
+    crossings: the iCEBreaker's arrangement (engine 48 MHz, protocol 12 MHz) is 4.
     """
 
-    def __init__(self, config, lanes, mode, *, frame_timeout=None):
+    def __init__(self, config, lanes, mode, *, frame_timeout=None, host_divider=1):
         if mode not in ("uart", "direct"):
             raise ValueError(f"ByteHarness: mode must be 'uart' or 'direct', got {mode!r}")
+        if host_divider < 1 or host_divider != int(host_divider):
+            raise ValueError(f"ByteHarness: host_divider must be a positive integer, got {host_divider!r}")
         self.mode = mode
         self.config = config
         self.lanes = lanes
+        self.host_divider = int(host_divider)
+        host = "host" if self.host_divider > 1 else "sync"
         if mode == "uart":
-            self.device = SystemTop(config, lanes, clk_freq=SIM_BAUD * SIM_DIVISOR, baud=SIM_BAUD)
+            self.device = SystemTop(config, lanes, clk_freq=SIM_BAUD * SIM_DIVISOR, baud=SIM_BAUD, host_domain=host)
         else:
-            self.device = HostInterface(config, lanes, frame_timeout=frame_timeout or 256)
+            self.device = HostInterface(config, lanes, frame_timeout=frame_timeout or 256, host_domain=host)
         super().__init__({
             "in_seq": In(16), "in_len": In(range(BURST + 1)), "in_data": In(8 * BURST),
             "in_taken": Out(16), "in_idle": Out(1),
@@ -90,11 +98,25 @@ class ByteHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         add_sim_clock(m, self.clk, self.reset)
+        host = "sync"
+        if self.host_divider > 1:
+            # clk divided (a register's clock: Verilator schedules it as a clock of its own), reset
+            # from sync's reset.
+            host = "host"
+            m.domains.host = cd_host = ClockDomain("host")
+            phase = Signal(range(self.host_divider))
+            m.d.por += phase.eq(Mux(phase == self.host_divider - 1, 0, phase + 1))
+            host_clk = Signal()
+            m.d.por += host_clk.eq(phase < self.host_divider // 2)
+            m.d.comb += cd_host.clk.eq(host_clk)
+            m.submodules.host_reset = cdc.ResetSynchronizer(ResetSignal("sync"), domain="host")
 
         m.submodules.device = device = self.device
         if self.mode == "uart":
-            m.submodules.host_tx = host_tx = UARTTx(device.divisor)
-            m.submodules.host_rx = host_rx = UARTRx(device.divisor)
+            # The harness's UART at the device's bit rate: in its host domain.
+            host_tx, host_rx = UARTTx(device.divisor), UARTRx(device.divisor)
+            m.submodules.host_tx = DomainRenamer(host)(host_tx)
+            m.submodules.host_rx = DomainRenamer(host)(host_rx)
             m.d.comb += [device.uart_rx.eq(host_tx.tx), host_rx.rx.eq(device.uart_tx)]
             sink, source = host_tx.i, host_rx.o
             sending = host_tx.busy
@@ -109,17 +131,17 @@ class ByteHarness(wiring.Component):
         data = Signal(8 * BURST)
         left = Signal(range(BURST + 1))
         with m.If((left == 0) & (self.in_seq != self.in_taken)):
-            m.d.sync += [data.eq(self.in_data), left.eq(self.in_len), self.in_taken.eq(self.in_seq)]
+            m.d[host] += [data.eq(self.in_data), left.eq(self.in_len), self.in_taken.eq(self.in_seq)]
         m.d.comb += [sink.valid.eq(left != 0), sink.payload.eq(data[:8])]
         with m.If(sink.valid & sink.ready):
-            m.d.sync += [data.eq(data >> 8), left.eq(left - 1)]
+            m.d[host] += [data.eq(data >> 8), left.eq(left - 1)]
         m.d.comb += self.in_idle.eq((left == 0) & (self.in_seq == self.in_taken) & ~sending)
 
         # Output window.
         m.d.comb += source.ready.eq((self.out_count - self.out_ack) < BURST)
         with m.If(source.valid & source.ready):
-            m.d.sync += [self.out_window.eq((self.out_window << 8) | source.payload),
-                         self.out_count.eq(self.out_count + 1)]
+            m.d[host] += [self.out_window.eq((self.out_window << 8) | source.payload),
+                          self.out_count.eq(self.out_count + 1)]
         return m
 
 
@@ -242,10 +264,12 @@ async def serve_tcp(tb, server, *, sessions=0, slice_cycles=512, log=None):
             log(f"client {peer[0]}:{peer[1]} closed ({tb.cycles} cycles simulated so far)")
 
 
-def run_board(config, lanes, test, *, mode="uart", waves=False, build_root=None, run_name=None, **extra):
+def run_board(config, lanes, test, *, mode="uart", host_divider=1, waves=False, build_root=None, run_name=None,
+              **extra):
     """Build a :class:`ByteHarness` and run cocotb test ``test`` of ``tests/cocotb/cocotb_system.py``."""
-    top = ByteHarness(config, lanes, mode)
-    block = f"board_{mode}_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
+    top = ByteHarness(config, lanes, mode, host_divider=host_divider)
+    block = (f"board_{mode}_" + "_".join(map(str, config.layers)) + f"_{config.rule}_p{lanes}"
+             + (f"_host{host_divider}" if host_divider > 1 else ""))
     payload = {"config": config.to_dict(), "lanes": lanes, "mode": mode, **extra}
     saved = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = f"{saved or ''} -- {MAKE_VARIABLES}".strip()

@@ -3,7 +3,7 @@
 import pytest
 
 from boards.budget import LOGIC_CALIBRATION, LOGIC_MARGIN, LOGIC_OVERESTIMATE, MemoryNeed, blocks_for, check_budget, logic_estimate
-from boards.flow import (SynthesisError, check_netlist, critical_path, format_table, parse_pnr_report, summary_line,
+from boards.flow import (SynthesisError, check_netlist, clock_crossings, critical_path, format_table, parse_pnr_report, summary_line,
                          timing_warning)
 from boards.platforms import BOARDS, ECP5_EBR, ICE40_EBR, board
 from boards.pll import ecp5_pll_params, ice40_pll_params
@@ -170,6 +170,34 @@ def test_critical_path_summary():
     assert critical_path({"critical_paths": []}) is None
     table = format_table({"resources": {}, "clocks": [], "critical_path": path})
     assert "critical path 11.20 ns (7.40 logic, 3.80 routing): lanes.weights0.DOA1 -> $auto$ff.M" in table
+
+
+def test_critical_path_is_within_one_clock():
+    """A path between the engine's and the protocol's clocks is a crossing's, not the critical path."""
+    ff = ("$auto$ff", "M")
+    report = {"critical_paths": [
+        {"from": "posedge host_clk", "to": "posedge clk", "path": [_step("routing", 30.0, ff, ff, "bridge.waddr")]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [_step("routing", 9.0, ff, ff, "lanes.head")]}]}
+    assert critical_path(report)["ns"] == 9.0
+
+
+def test_clock_crossings_against_two_destination_periods():
+    """Each clock pair's longest path against ``DEFAULT_STAGES - 1`` periods of its destination
+    (48 MHz: 41.67 ns; 12 MHz: 166.67 ns); paths from or to the pins are not crossings."""
+    ff = ("$auto$ff", "M")
+    clocks = [{"name": "clk", "target_mhz": 48.0}, {"name": "host_clk", "target_mhz": 12.0}]
+
+    def path(start, end, ns):
+        return {"from": start, "to": end, "path": [_step("clk-to-q", 1.0, ff, ff), _step("routing", ns - 1.0, ff, ff)]}
+
+    report = {"critical_paths": [path("posedge clk", "posedge clk", 50.0), path("<async>", "posedge clk", 90.0),
+                                 path("posedge host_clk", "posedge clk", 41.5),
+                                 path("posedge clk", "posedge host_clk", 170.0)]}
+    assert clock_crossings(report, clocks) == [
+        {"from": "host_clk", "to": "clk", "ns": 41.5, "budget_ns": 41.67, "pass": True},
+        {"from": "clk", "to": "host_clk", "ns": 170.0, "budget_ns": 166.67, "pass": False}]
+    table = format_table({"resources": {}, "clocks": [], "crossings": clock_crossings(report, clocks)})
+    assert "crossing clk -> host_clk: 170.00 ns, budget 166.67 ns  FAIL" in table
 
 
 def test_summary_line():

@@ -23,14 +23,16 @@ CONFIG = default_config("lls", None, (16, 6, 3), weight_bits=(16, 12), weight_fr
 LANES = 4
 
 
-def fuzz(frames, tmp_path, seed=1):
+def fuzz(frames, tmp_path, seed=1, host_divider=4):
+    """``host_divider`` 4: the protocol a quarter of the engine's clock, through the clock
+    crossings, as on the iCEBreaker (12 and 48 MHz)."""
     rng = random.Random(seed)
     sample = lambda: ([rng.randrange(256) for _ in range(CONFIG.layers[0])], rng.randrange(CONFIG.n_classes))
     warmup = [sample() for _ in range(3)]
     after = sample()
     result_file = tmp_path / "fuzz.json"
-    run_board(CONFIG, LANES, "protocol_fuzz", mode="direct", frames=frames, seed=seed, warmup=warmup, after=after,
-              result_file=str(result_file), run_name=f"fuzz{frames}")
+    run_board(CONFIG, LANES, "protocol_fuzz", mode="direct", host_divider=host_divider, frames=frames, seed=seed,
+              warmup=warmup, after=after, result_file=str(result_file), run_name=f"fuzz{frames}")
     result = json.loads(result_file.read_text())
 
     net = IntegerNetwork(CONFIG)

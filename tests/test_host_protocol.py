@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from boards.host import pack_word, parse_counters, requests, unpack_word
@@ -55,20 +56,25 @@ def test_identity_round_trip():
 class Device:
     """Byte-level driver of a :class:`HostInterface` simulation."""
 
-    def __init__(self, ctx, dut, received):
+    def __init__(self, ctx, dut, received, domain="sync"):
         self.ctx, self.dut, self.received = ctx, dut, received
+        self.domain = domain
         self.parser = FrameParser()
         self.tag = 0
+
+    def tick(self):
+        """A clock edge of the protocol's domain."""
+        return self.ctx.tick(self.domain)
 
     async def send(self, data, gap=0):
         ctx, dut = self.ctx, self.dut
         for byte in data:
             ctx.set(dut.i.payload, byte)
             ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
+            await self.tick().until(dut.i.ready)
         ctx.set(dut.i.valid, 0)
         if gap:
-            await ctx.tick().repeat(gap)
+            await self.tick().repeat(gap)
 
     async def frames(self, cycles):
         """Frames received within ``cycles`` (stops at the first)."""
@@ -79,7 +85,7 @@ class Device:
                 self.received.clear()
                 if out:
                     return out
-            await self.ctx.tick()
+            await self.tick()
         return out
 
     async def request(self, opcode, payload=b"", cycles=20000):
@@ -114,23 +120,33 @@ class Device:
 
 
 def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=None, lanes=LANES,
-               registered_enables=False):
+               registered_enables=False, host_period=None):
+    """``script(Device)`` against a :class:`HostInterface`; with ``host_period`` (in units of
+    the engine's period) the protocol runs in a domain of its own on that clock, as on the iCE40."""
+    domain = "host" if host_period else "sync"
     dut = HostInterface(config, lanes, frame_timeout=timeout, max_payload=max_payload,
-                        registered_enables=registered_enables)
+                        registered_enables=registered_enables, host_domain=domain)
     received = []
-    sim = Simulator(dut)
+    top = Module()
+    top.domains.sync = ClockDomain("sync")
+    top.submodules.dut = dut
+    if host_period:
+        top.domains.host = ClockDomain("host")
+    sim = Simulator(top)
     sim.add_clock(1e-6)
+    if host_period:
+        sim.add_clock(host_period * 1e-6, domain="host")
 
     async def collect(ctx):
         ctx.set(dut.o.ready, 1)
-        async for _, _, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
+        async for _, _, valid, payload in ctx.tick(domain).sample(dut.o.valid, dut.o.payload):
             if valid:
                 received.append(payload)
 
     async def bench(ctx):
         if wait_ready:
-            await ctx.tick().until(dut.ready)
-        await script(Device(ctx, dut, received))
+            await ctx.tick(domain).until(dut.ready)
+        await script(Device(ctx, dut, received, domain))
 
     sim.add_process(collect)
     sim.add_testbench(bench)
@@ -141,8 +157,11 @@ def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=N
 ENABLES = pytest.mark.parametrize("registered_enables", [False, True], ids=["enable", "registered"])
 
 
-@ENABLES
-def test_protocol_unit_commands_and_errors(registered_enables):
+# The iCE40's protocol runs from its 12 MHz oscillator, the engine at 48 MHz: 3.7 engine cycles a
+# protocol cycle (not a whole number: the edges drift against each other).
+@pytest.mark.parametrize("registered_enables, host_period", [(False, None), (True, None), (False, 3.7)],
+                         ids=["enable", "registered", "host-domain"])
+def test_protocol_unit_commands_and_errors(registered_enables, host_period):
     geo = Geometry.from_config(CONFIG, LANES)
     lgeo = LayerGeometry(CONFIG, LANES)
     net = IntegerNetwork(CONFIG)
@@ -234,7 +253,7 @@ def test_protocol_unit_commands_and_errors(registered_enables):
         status, data = await dev.request(*requests.read_counters())
         log["counters"] = parse_counters(data)
 
-    run_device(script, registered_enables=registered_enables)
+    run_device(script, registered_enables=registered_enables, host_period=host_period)
     assert log["bad_crc"] == (StatusCode.BAD_CRC, 7)
     assert log["too_long"] == (StatusCode.BAD_LENGTH, 9)
     assert log["after_truncation"][0] == StatusCode.OK

@@ -29,15 +29,16 @@ TEST_SAMPLES = 20
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    """The simulated board of the default digits network, serving six host sessions."""
+    """The simulated board of the default digits network, serving six host sessions, its protocol
+    on a clock a quarter of the engine's through the clock crossings, as on the iCEBreaker."""
     config = default_config("lls", None, (64, 128, 10), seed=0)
     port_file = tmp_path_factory.mktemp("board") / "port"
     outcome = {}
 
     def serve():
         try:
-            run_board(config, LANES, "board_serve", mode="uart", port=0, port_file=str(port_file), sessions=6,
-                      run_name="ci-host")
+            run_board(config, LANES, "board_serve", mode="uart", host_divider=4, port=0, port_file=str(port_file),
+                      sessions=6, run_name="ci-host")
         except BaseException as error:
             outcome["error"] = error
 
