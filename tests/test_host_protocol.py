@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from amaranth import ClockDomain, Module
+from amaranth import ClockDomain, Module, Value
 from amaranth.sim import Simulator
 
 from boards.host import pack_word, parse_counters, requests, unpack_word
@@ -148,6 +148,23 @@ def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=N
             await ctx.tick(domain).until(dut.ready)
         await script(Device(ctx, dut, received, domain))
 
+    def stream_rules(source_domain, streams):
+        """A stream offered and not taken is offered again, its payload unchanged: what the clock
+        crossings rely on (they pass the source's payload through, uncopied)."""
+        async def monitor(ctx):
+            signals = [x for s in streams for x in (s.valid, s.ready, Value.cast(s.payload))]
+            held = [None] * len(streams)
+            async for sample in ctx.tick(source_domain).sample(*signals):
+                for j, name in enumerate(streams):
+                    valid, ready, payload = sample[2 + 3 * j:5 + 3 * j]
+                    if held[j] is not None:
+                        assert valid and payload == held[j], f"stream {j} of {source_domain} changed while offered"
+                    held[j] = payload if valid and not ready else None
+        return monitor
+
+    bridge, engine = dut.bridge, dut.engine
+    sim.add_testbench(stream_rules(domain, [bridge.pixels, bridge.cmd, bridge.access]), background=True)
+    sim.add_testbench(stream_rules("sync", [engine.result, engine.response]), background=True)
     sim.add_process(collect)
     sim.add_testbench(bench)
     sim.run()
