@@ -39,8 +39,10 @@ def register(subparsers):
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
     parser.add_argument("--force", action="store_true",
-                        help="build even if the budget check refuses the configuration")
-    parser.add_argument("--program", action="store_true", help="program the board after building")
+                        help="build even if the budget check refuses the configuration (and with --program, "
+                             "program a bitstream that does not meet timing)")
+    parser.add_argument("--program", action="store_true",
+                        help="program the board after building, if timing is met (see --force)")
     parser.set_defaults(func=run)
 
 
@@ -58,7 +60,7 @@ def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
 
 def run(args):
     from .budget import check_budget
-    from .flow import SynthesisError, build, format_table, summary_line, timing_warning
+    from .flow import ProgrammingRefused, SynthesisError, build, format_table, summary_line, timing_warning
     from .platforms import board as get_board
 
     board = get_board(args.board)
@@ -69,11 +71,14 @@ def run(args):
     if args.budget_only:
         print(check_budget(board, config, lanes).table())
         return 0
+    refused = None
     try:
         report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
                        seed=args.seed, program=args.program, force=args.force, router=args.router,
                        placer=args.placer,
                        timeout=args.timeout)
+    except ProgrammingRefused as error:
+        report, refused = error.report, error
     except SynthesisError as error:
         print(f"synchrony synth: error: {error}", file=sys.stderr)
         return 1
@@ -85,4 +90,6 @@ def run(args):
     if warning:
         print(warning, file=sys.stderr)
     print(summary_line(report))
+    if refused is not None:
+        print(f"synchrony synth: error: {refused}", file=sys.stderr)
     return 0 if report["timing"] == "pass" else 1

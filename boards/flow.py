@@ -27,12 +27,21 @@ from .budget import check_budget
 from .platforms import board as get_board
 from .top import BoardTop
 
-__all__ = ["SynthesisError", "build", "check_netlist", "parse_pnr_report", "summary_line", "format_table",
-           "timing_warning"]
+__all__ = ["SynthesisError", "ProgrammingRefused", "build", "program_bitstream", "check_netlist",
+           "parse_pnr_report", "summary_line", "format_table", "timing_warning"]
 
 
 class SynthesisError(RuntimeError):
     """The flow ran but produced no complete, trustworthy result."""
+
+
+class ProgrammingRefused(SynthesisError):
+    """The bitstream was built (``report``, also on disk) but not programmed: it does not meet
+    timing."""
+
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report
 
 
 def _version(package):
@@ -275,6 +284,8 @@ def _stop_group(process, grace=10):
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
           system=None, force=False, router=None, placer=None, timeout=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
+    With ``program``, then program the board (:func:`program_bitstream`, ``force`` passed on: a
+    build that does not meet timing is not programmed without it).
 
     ``timeout`` (seconds; ``None``: the board's, :attr:`Board.timeout`) bounds synthesis and
     place-and-route together: nextpnr's routers can stall for good on a nearly full device.
@@ -351,7 +362,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     log(f"building {board.name} ({board.device}): {'-'.join(map(str, config.layers))} rule={config.rule} "
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
     plan = deep_recursion(lambda: platform.build(top, name="top", do_build=False, **overrides))
-    products = LocalBuildProducts(plan.extract(str(build_dir)))
+    plan.extract(str(build_dir))
     code = _run_script(build_dir, f"{plan.script}.sh", timeout)
     if code is None:
         which = f"the {board.name}'s default {timeout:g} s" if board_timeout else f"its {timeout:g} s"
@@ -363,8 +374,6 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         raise SynthesisError(f"the build failed ({plan.script}.sh exited {code}); the tools' last words:\n"
                              + _tail(build_dir))
     seconds = time.perf_counter() - start
-    if program:
-        platform.toolchain_program(products, "top")
 
     cells = check_netlist(build_dir)
     pnr_file = build_dir / "pnr_report.json"
@@ -404,4 +413,24 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "cells": cells,
     }
     (build_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if program:
+        program_bitstream(report, build_root, force=force)
     return report
+
+
+def program_bitstream(report, build_root="build", *, force=False):
+    """Program the board with the bitstream of the build ``report`` describes (in
+    ``<build_root>/<board>``), through the platform's programmer (``ICEPROG``, ``OPENFPGALOADER``,
+    ``DFU_UTIL``).
+
+    Raises :class:`ProgrammingRefused` when the build does not meet timing, unless ``force``: such
+    a bitstream may compute wrong results on the board without any sign of it.
+    """
+    if report["timing"] != "pass" and not force:
+        safe = int(report["fmax_mhz"] * 0.95)
+        raise ProgrammingRefused(
+            f"not programming {report['board']}: timing is not met at {report['target_mhz']:g} MHz "
+            f"(the build reaches {report['fmax_mhz']:.2f}), so the bitstream may compute wrong results on the "
+            f"board. Rebuild with --target-mhz {safe}, or add --force to program it anyway.", report)
+    board = get_board(report["board"])
+    board.make_platform().toolchain_program(LocalBuildProducts(str(Path(build_root) / board.name)), "top")

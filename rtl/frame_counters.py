@@ -22,8 +22,9 @@ class FrameCounters(wiring.Component):
     Members
     -------
     inc : In(3)
-        Count one (bit ``k``: counter ``k``); only while ``inc_ready[k]``: one increment per counter
-        waits while a pass is in progress or the ring is being read (``hold``).
+        Count one (bit ``k``: counter ``k``), taken only while ``inc_ready[k]`` (as a stream's
+        transfer): one increment per counter waits while a pass is in progress or the ring is
+        being read (``hold``).
     inc_ready : Out(3)
     hold : In(1)
         The ring is being read: no pass starts, so increments wait. A reader waits for ``idle``,
@@ -70,5 +71,7 @@ class FrameCounters(wiring.Component):
                 m.d.sync += [busy.eq(0), clearing.eq(0), step.eq(0)]
         with m.Elif(start & (pending != 0)):
             m.d.sync += [busy.eq(1), adding.eq(pending)]
-        m.d.sync += pending.eq(Mux(start, 0, pending) | self.inc)
+        # Only what is offered while ready is taken: in the cycle a pass takes the waiting
+        # increments, one offered while not ready would otherwise be counted as well.
+        m.d.sync += pending.eq(Mux(start, 0, pending) | (self.inc & self.inc_ready))
         return m

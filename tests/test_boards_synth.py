@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.cli import board_config
-from boards.flow import SynthesisError, build, summary_line
+from boards.flow import ProgrammingRefused, SynthesisError, build, program_bitstream, summary_line
 from boards.platforms import BOARDS
 from rtl.mac_lane import MACLane
 
@@ -56,13 +56,29 @@ class LanesOnly(wiring.Component):
         return m
 
 
-def test_flow_end_to_end_icebreaker_lanes(tmp_path):
+def _programmer(tmp_path, monkeypatch):
+    """A stand-in for iceprog (``ICEPROG``) that keeps a copy of the bitstream it was given: the
+    copy's path."""
+    record = tmp_path / "programmed.bin"
+    script = tmp_path / "iceprog"
+    script.write_text(f"#!/bin/sh\ncp \"$1\" {record}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("ICEPROG", str(script))
+    return record
+
+
+def test_flow_end_to_end_icebreaker_lanes(tmp_path, monkeypatch):
     """The flow completes (Yosys to its end, no unmapped cells, a nextpnr report), the lanes
-    take the 8 SB_MAC16 with their accumulators, and 48 MHz is met."""
+    take the 8 SB_MAC16 with their accumulators, 48 MHz is met, and the bitstream goes to the
+    programmer."""
     board = BOARDS["icebreaker"]
     config = board_config(board, (64, 32, 10))
-    report = build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, log=lambda *_: None)
+    programmed = _programmer(tmp_path, monkeypatch)
+    report = build("icebreaker", config, build_root=tmp_path / "build", system=LanesOnly, force=True, program=True,
+                   log=lambda *_: None)
+    tmp_path = tmp_path / "build"
     print(summary_line(report))
+    assert programmed.read_bytes() == (tmp_path / "icebreaker" / "top.bin").read_bytes()
     assert (tmp_path / "icebreaker" / "top.bin").stat().st_size > 0
     written = json.loads((tmp_path / "icebreaker" / "report.json").read_text())
     assert written == json.loads(json.dumps(report))
@@ -70,6 +86,24 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path):
     assert report["resources"]["dsp"] == {"used": 8, "total": 8}
     assert report["design"] == "LanesOnly"
     assert report["timing"] == "pass" and report["fmax_mhz"] >= 48
+
+
+def test_flow_does_not_program_a_build_that_fails_timing(tmp_path, monkeypatch):
+    """A bitstream that does not meet timing is built and reported but not programmed (it may
+    compute wrong results on the board), unless forced."""
+    board = BOARDS["icebreaker"]
+    config = board_config(board, (64, 32, 10))
+    programmed = _programmer(tmp_path, monkeypatch)
+    # The lanes alone reach ~86 MHz.
+    with pytest.raises(ProgrammingRefused, match=r"timing is not met at .* --target-mhz \d+, or add --force"):
+        build("icebreaker", config, build_root=tmp_path / "build", system=LanesOnly, target_mhz=200, program=True,
+              force=False, log=lambda *_: None)
+    report = json.loads((tmp_path / "build" / "icebreaker" / "report.json").read_text())
+    assert report["timing"] == "fail"
+    assert (tmp_path / "build" / "icebreaker" / "top.bin").stat().st_size > 0
+    assert not programmed.exists()
+    program_bitstream(report, tmp_path / "build", force=True)
+    assert programmed.read_bytes() == (tmp_path / "build" / "icebreaker" / "top.bin").read_bytes()
 
 
 def _processes_in(directory):
