@@ -8,7 +8,7 @@ The last line of the output is
 import sys
 from pathlib import Path
 
-__all__ = ["register", "run", "board_config"]
+__all__ = ["register", "run", "board_config", "parse_seeds"]
 
 
 def register(subparsers):
@@ -25,7 +25,10 @@ def register(subparsers):
     parser.add_argument("--lanes", type=int, help="MAC lanes P (default: the board's)")
     parser.add_argument("--weight-bits", type=int, help="widest weight format (default 16)")
     parser.add_argument("--target-mhz", type=float, help="the sync clock (default: the board's)")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--seed", default="1", metavar="N[,N...]",
+                        help="nextpnr placement seed (default 1); several, e.g. 1,3,4,5: one build each, in "
+                             "BUILD_DIR/seed<N>, the best kept in BUILD_DIR/<board> with every seed's Fmax in its "
+                             "report")
     parser.add_argument("--router", choices=("router1", "router2"),
                         help="nextpnr's router (default: the board's, boards/platforms.py: router2 on the "
                              "iCEBreaker, router1 on the ECP5 boards)")
@@ -46,6 +49,17 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
+def parse_seeds(text):
+    """``--seed``'s ``"1,3,4,5"`` as a list, with a clear error on bad input."""
+    try:
+        seeds = [int(part) for part in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"--seed: expected comma-separated non-negative integers, got {text!r}") from None
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seed: expected distinct non-negative integers, got {text!r}")
+    return seeds
+
+
 def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
     """The :class:`EngineConfig` a board builds by default (or with the given choices)."""
     from golden.integer.train import default_config
@@ -60,7 +74,7 @@ def board_config(board, layers=None, rule=None, basis=None, weight_bits=None):
 
 def run(args):
     from .budget import check_budget
-    from .flow import ProgrammingRefused, SynthesisError, build, format_table, summary_line, timing_warning
+    from .flow import ProgrammingRefused, SynthesisError, build, build_seeds, format_table, summary_line, timing_warning
     from .platforms import board as get_board
 
     board = get_board(args.board)
@@ -71,12 +85,15 @@ def run(args):
     if args.budget_only:
         print(check_budget(board, config, lanes).table())
         return 0
+    seeds = parse_seeds(args.seed)
+    options = dict(build_root=args.build_dir, target_mhz=args.target_mhz, program=args.program, force=args.force,
+                   router=args.router, placer=args.placer, timeout=args.timeout)
     refused = None
     try:
-        report = build(args.board, config, lanes, build_root=args.build_dir, target_mhz=args.target_mhz,
-                       seed=args.seed, program=args.program, force=args.force, router=args.router,
-                       placer=args.placer,
-                       timeout=args.timeout)
+        if len(seeds) == 1:
+            report = build(args.board, config, lanes, seed=seeds[0], **options)
+        else:
+            report = build_seeds(args.board, config, lanes, seeds=seeds, **options)
     except ProgrammingRefused as error:
         report, refused = error.report, error
     except SynthesisError as error:
@@ -89,6 +106,11 @@ def run(args):
     warning = timing_warning(report)
     if warning:
         print(warning, file=sys.stderr)
+    sweep = report.get("seed_sweep")
+    if sweep:
+        print("seeds: " + ", ".join(f"{s['seed']}: {s['fmax_mhz']:.2f} MHz" if "fmax_mhz" in s else f"{s['seed']}: failed"
+                                    for s in sweep["seeds"])
+              + f"; mean {sweep['mean_fmax_mhz']:.2f} MHz; kept seed {report['seed']}")
     print(summary_line(report))
     if refused is not None:
         print(f"synchrony synth: error: {refused}", file=sys.stderr)

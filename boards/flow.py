@@ -9,6 +9,7 @@ with unmapped generic cells, or a missing nextpnr report.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -27,7 +28,7 @@ from .budget import check_budget
 from .platforms import board as get_board
 from .top import BoardTop
 
-__all__ = ["SynthesisError", "ProgrammingRefused", "build", "program_bitstream", "check_netlist",
+__all__ = ["SynthesisError", "ProgrammingRefused", "build", "build_seeds", "program_bitstream", "check_netlist",
            "parse_pnr_report", "summary_line", "format_table", "timing_warning"]
 
 
@@ -224,11 +225,15 @@ def timing_warning(report):
     when timing is met)."""
     if report["timing"] == "pass":
         return None
-    # The PLL's steps are coarse; ask a little below what was reached.
-    safe = int(report["fmax_mhz"] * 0.95)
     return (f"warning: timing is not met at {report['target_mhz']:g} MHz: this bitstream may not work on the "
-            f"board. For one that does, build with --target-mhz {safe} (below the {report['fmax_mhz']:.2f} MHz "
-            f"reached; the PLL then runs the design there).")
+            f"board. For one that does, build with --target-mhz {safe_target_mhz(report)} (below the "
+            f"{report['fmax_mhz']:.2f} MHz reached; the PLL then runs the design there).")
+
+
+def safe_target_mhz(report):
+    """A target a rebuild of a failed build would meet: a little below its Fmax (the PLL's steps
+    are coarse)."""
+    return int(report["fmax_mhz"] * 0.95)
 
 
 def summary_line(report):
@@ -281,6 +286,16 @@ def _stop_group(process, grace=10):
         time.sleep(0.05)
 
 
+#: What a build leaves that a later one must not be mistaken for.
+PRODUCTS = ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt", "top.tim", "top.json",
+            "top.asc", "top.bin", "top.config", "top.bit")
+
+
+def _remove_products(build_dir):
+    for stale in PRODUCTS:
+        (build_dir / stale).unlink(missing_ok=True)
+
+
 def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
           system=None, force=False, router=None, placer=None, timeout=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
@@ -315,9 +330,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
             os.environ.setdefault(tool, "true")
     build_dir = Path(build_root) / board.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "pnr_report.json", "synth_stat.json", "top.rpt", "top.tim", "top.json",
-                  "top.asc", "top.bin", "top.config", "top.bit"):
-        (build_dir / stale).unlink(missing_ok=True)
+    _remove_products(build_dir)
 
     platform = board.make_platform()
     top = BoardTop(board, config, lanes, target_mhz, system=system)
@@ -418,6 +431,49 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     return report
 
 
+def build_seeds(board_name, config, lanes=None, *, seeds, build_root="build", program=False, force=False,
+                log=print, **options):
+    """Build once per nextpnr placement seed and keep the best build: on a nearly full device the
+    seed moves Fmax by more than most design changes (the iCEBreaker's engine: 22-31 MHz).
+
+    Seed ``N`` builds in ``<build_root>/seed<N>/<board>``; the best (timing met first, then the
+    highest Fmax) is copied to ``<build_root>/<board>``, whose ``report.json`` gains
+    ``seed_sweep``: every seed's Fmax and timing (or why it did not complete, e.g. a router that
+    stalled until the timeout) and their mean. ``options`` are :func:`build`'s; ``program``
+    programs the best (:func:`program_bitstream`).
+    """
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
+        raise ValueError(f"the seeds must be distinct non-negative integers, got {seeds}")
+    board = get_board(board_name)
+    build_root = Path(build_root)
+    reports, sweep = [], []
+    for seed in seeds:
+        try:
+            report = build(board_name, config, lanes, build_root=build_root / f"seed{seed}", seed=seed,
+                           force=force, log=log, **options)
+        except SynthesisError as error:
+            log(f"seed {seed}: did not complete: {error}")
+            sweep.append({"seed": seed, "error": str(error).splitlines()[0]})
+            continue
+        log(f"seed {seed}: {summary_line(report)}")
+        reports.append(report)
+        sweep.append({"seed": seed, "fmax_mhz": report["fmax_mhz"], "timing": report["timing"]})
+    if not reports:
+        raise SynthesisError(f"no seed of {seeds} completed: " + "; ".join(s["error"] for s in sweep))
+    best = max(reports, key=lambda r: (r["timing"] == "pass", r["fmax_mhz"]))
+    build_dir = build_root / board.name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    _remove_products(build_dir)
+    shutil.copytree(build_root / f"seed{best['seed']}" / board.name, build_dir, dirs_exist_ok=True)
+    fmaxes = [r["fmax_mhz"] for r in reports]
+    best = dict(best, seed_sweep={"seeds": sweep, "mean_fmax_mhz": round(sum(fmaxes) / len(fmaxes), 2)})
+    (build_dir / "report.json").write_text(json.dumps(best, indent=2) + "\n")
+    if program:
+        program_bitstream(best, build_root, force=force)
+    return best
+
+
 def program_bitstream(report, build_root="build", *, force=False):
     """Program the board with the bitstream of the build ``report`` describes (in
     ``<build_root>/<board>``), through the platform's programmer (``ICEPROG``, ``OPENFPGALOADER``,
@@ -427,10 +483,10 @@ def program_bitstream(report, build_root="build", *, force=False):
     a bitstream may compute wrong results on the board without any sign of it.
     """
     if report["timing"] != "pass" and not force:
-        safe = int(report["fmax_mhz"] * 0.95)
         raise ProgrammingRefused(
             f"not programming {report['board']}: timing is not met at {report['target_mhz']:g} MHz "
             f"(the build reaches {report['fmax_mhz']:.2f}), so the bitstream may compute wrong results on the "
-            f"board. Rebuild with --target-mhz {safe}, or add --force to program it anyway.", report)
+            f"board. Rebuild with --target-mhz {safe_target_mhz(report)}, or add --force to program it anyway.",
+            report)
     board = get_board(report["board"])
     board.make_platform().toolchain_program(LocalBuildProducts(str(Path(build_root) / board.name)), "top")

@@ -3,8 +3,8 @@
 import pytest
 
 from boards.budget import LOGIC_CALIBRATION, LOGIC_MARGIN, LOGIC_OVERESTIMATE, MemoryNeed, blocks_for, check_budget, logic_estimate
-from boards.flow import (SynthesisError, check_netlist, clock_crossings, critical_path, format_table, parse_pnr_report, summary_line,
-                         timing_warning)
+from boards.flow import (ProgrammingRefused, SynthesisError, check_netlist, clock_crossings, critical_path, format_table,
+                         parse_pnr_report, program_bitstream, summary_line, timing_warning)
 from boards.platforms import BOARDS, ECP5_EBR, ICE40_EBR, board
 from boards.pll import ecp5_pll_params, ice40_pll_params
 from golden.integer.train import default_config
@@ -215,6 +215,16 @@ def test_timing_warning_names_a_clock_that_works():
     assert timing_warning(dict(report, timing="pass")) is None
 
 
+def test_programming_refuses_a_build_that_fails_timing(tmp_path, monkeypatch):
+    # Refused before the programmer or the bitstream is looked at (the forced and passing cases
+    # program for real: tests/test_boards_synth.py).
+    monkeypatch.setenv("ICEPROG", str(tmp_path / "no-such-programmer"))
+    report = {"board": "icebreaker", "fmax_mhz": 27.56, "target_mhz": 48.0, "timing": "fail"}
+    with pytest.raises(ProgrammingRefused, match=r"not met at 48 MHz .* --target-mhz 26, or add --force") as refused:
+        program_bitstream(report, tmp_path)
+    assert refused.value.report is report
+
+
 def test_incomplete_yosys_run_is_an_error(tmp_path):
     # What a YoWASP Yosys that left inside ABC leaves behind: a log with no end of script.
     (tmp_path / "top.rpt").write_text("2.43.14.5. Executing ABC9.\nRunning ABC command: ...\n")
@@ -274,3 +284,11 @@ def test_reset_goes_through_a_global_buffer_on_ecp5(family):
         assert into is not domain.rst and into.name == "rst_sync"
     else:
         assert "DCCA" not in instances
+
+
+def test_seed_lists():
+    from boards.cli import parse_seeds
+    assert parse_seeds("1") == [1] and parse_seeds("1,3,4,5") == [1, 3, 4, 5]
+    for bad in ("x", "1,,2", "1,1", "-1", "2.5"):
+        with pytest.raises(ValueError, match="--seed"):
+            parse_seeds(bad)

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.cli import board_config
-from boards.flow import ProgrammingRefused, SynthesisError, build, program_bitstream, summary_line
+from boards.flow import ProgrammingRefused, SynthesisError, build, build_seeds, program_bitstream, summary_line
 from boards.platforms import BOARDS
 from rtl.mac_lane import MACLane
 
@@ -104,6 +104,50 @@ def test_flow_does_not_program_a_build_that_fails_timing(tmp_path, monkeypatch):
     assert not programmed.exists()
     program_bitstream(report, tmp_path / "build", force=True)
     assert programmed.read_bytes() == (tmp_path / "build" / "icebreaker" / "top.bin").read_bytes()
+
+
+def test_flow_keeps_the_best_of_several_seeds(tmp_path, monkeypatch):
+    """One build per seed, the best copied to the board's directory with every seed's figures in
+    its report; a seed whose build fails is recorded, not fatal, unless every seed fails."""
+    board = BOARDS["icebreaker"]
+    config = board_config(board, (64, 32, 10))
+    report = build_seeds("icebreaker", config, seeds=[1, 2], build_root=tmp_path, system=LanesOnly, force=True,
+                         log=lambda *_: None)
+    seeds = {s["seed"]: s for s in report["seed_sweep"]["seeds"]}
+    assert set(seeds) == {1, 2}
+    for seed in (1, 2):
+        built = json.loads((tmp_path / f"seed{seed}" / "icebreaker" / "report.json").read_text())
+        assert built["seed"] == seed and seeds[seed]["fmax_mhz"] == built["fmax_mhz"]
+    best = max(seeds.values(), key=lambda s: s["fmax_mhz"])
+    assert report["seed"] == best["seed"] and report["fmax_mhz"] == best["fmax_mhz"]
+    assert report["seed_sweep"]["mean_fmax_mhz"] == round((seeds[1]["fmax_mhz"] + seeds[2]["fmax_mhz"]) / 2, 2)
+    kept = tmp_path / "icebreaker"
+    assert json.loads((kept / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert (kept / "top.bin").read_bytes() == (tmp_path / f"seed{best['seed']}" / "icebreaker" / "top.bin").read_bytes()
+
+    import boards.flow
+
+    real_build = boards.flow.build
+
+    def stalling_build(*args, seed, **kwargs):
+        if seed == 5:
+            raise SynthesisError("the build took longer than its 1 s timeout and was stopped")
+        return real_build(*args, seed=seed, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(boards.flow, "build", stalling_build)
+        report = build_seeds("icebreaker", config, seeds=[5, 1], build_root=tmp_path / "one", system=LanesOnly,
+                             force=True, log=lambda *_: None)
+    assert report["seed"] == 1 and report["seed_sweep"]["seeds"] == [
+        {"seed": 5, "error": "the build took longer than its 1 s timeout and was stopped"},
+        {"seed": 1, "fmax_mhz": report["fmax_mhz"], "timing": report["timing"]}]
+    assert report["seed_sweep"]["mean_fmax_mhz"] == report["fmax_mhz"]
+
+    with pytest.raises(SynthesisError, match="no seed of"):
+        build_seeds("icebreaker", config, seeds=[3], build_root=tmp_path / "stalled", system=LanesOnly, force=True,
+                    timeout=0.5, log=lambda *_: None)
+    with pytest.raises(ValueError, match="distinct"):
+        build_seeds("icebreaker", config, seeds=[1, 1], build_root=tmp_path, system=LanesOnly)
 
 
 def _processes_in(directory):
