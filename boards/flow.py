@@ -324,10 +324,6 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     # The OrangeCrab flow appends a DFU suffix for its bootloader (dfu-util's dfu-suffix); a
     # build-only machine has no dfu-util, and the .bit is the same without it.
     os.environ.setdefault("DFU_SUFFIX", "true")
-    if not program:
-        # Amaranth requires the programmers even to build (the ULX3S: openFPGALoader).
-        for tool in ("OPENFPGALOADER", "ICEPROG", "DFU_UTIL"):
-            os.environ.setdefault(tool, "true")
     build_dir = Path(build_root) / board.name
     build_dir.mkdir(parents=True, exist_ok=True)
     _remove_products(build_dir)

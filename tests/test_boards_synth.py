@@ -57,13 +57,16 @@ class LanesOnly(wiring.Component):
 
 
 def _programmer(tmp_path, monkeypatch):
-    """A stand-in for iceprog (``ICEPROG``) that keeps a copy of the bitstream it was given: the
-    copy's path."""
+    """A stand-in for iceprog, first on ``PATH`` with ``ICEPROG`` unset (as on a user's machine),
+    that keeps a copy of the bitstream it was given: the copy's path."""
     record = tmp_path / "programmed.bin"
-    script = tmp_path / "iceprog"
+    tools = tmp_path / "tools"
+    tools.mkdir(parents=True)
+    script = tools / "iceprog"
     script.write_text(f"#!/bin/sh\ncp \"$1\" {record}\n")
     script.chmod(0o755)
-    monkeypatch.setenv("ICEPROG", str(script))
+    monkeypatch.delenv("ICEPROG", raising=False)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     return record
 
 
@@ -73,10 +76,9 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path, monkeypatch):
     programmer."""
     board = BOARDS["icebreaker"]
     config = board_config(board, (64, 32, 10))
-    programmed = _programmer(tmp_path, monkeypatch)
-    report = build("icebreaker", config, build_root=tmp_path / "build", system=LanesOnly, force=True, program=True,
+    programmed = _programmer(tmp_path / "programmer", monkeypatch)
+    report = build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, program=True,
                    log=lambda *_: None)
-    tmp_path = tmp_path / "build"
     print(summary_line(report))
     assert programmed.read_bytes() == (tmp_path / "icebreaker" / "top.bin").read_bytes()
     assert (tmp_path / "icebreaker" / "top.bin").stat().st_size > 0
@@ -108,11 +110,13 @@ def test_flow_does_not_program_a_build_that_fails_timing(tmp_path, monkeypatch):
 
 def test_flow_keeps_the_best_of_several_seeds(tmp_path, monkeypatch):
     """One build per seed, the best copied to the board's directory with every seed's figures in
-    its report; a seed whose build fails is recorded, not fatal, unless every seed fails."""
+    its report and programmed; a seed whose build fails is recorded, not fatal, unless every seed
+    fails."""
     board = BOARDS["icebreaker"]
     config = board_config(board, (64, 32, 10))
+    programmed = _programmer(tmp_path / "programmer", monkeypatch)
     report = build_seeds("icebreaker", config, seeds=[1, 2], build_root=tmp_path, system=LanesOnly, force=True,
-                         log=lambda *_: None)
+                         program=True, log=lambda *_: None)
     seeds = {s["seed"]: s for s in report["seed_sweep"]["seeds"]}
     assert set(seeds) == {1, 2}
     for seed in (1, 2):
@@ -124,6 +128,7 @@ def test_flow_keeps_the_best_of_several_seeds(tmp_path, monkeypatch):
     kept = tmp_path / "icebreaker"
     assert json.loads((kept / "report.json").read_text()) == json.loads(json.dumps(report))
     assert (kept / "top.bin").read_bytes() == (tmp_path / f"seed{best['seed']}" / "icebreaker" / "top.bin").read_bytes()
+    assert programmed.read_bytes() == (kept / "top.bin").read_bytes()
 
     import boards.flow
 
