@@ -82,10 +82,10 @@ def run(args):
         raise ValueError("--lanes must be positive")
     config = board_config(board, args.layers, args.rule, args.basis, args.weight_bits)
     lanes = args.lanes or board.lanes
+    seeds = parse_seeds(args.seed)
     if args.budget_only:
         print(check_budget(board, config, lanes).table())
         return 0
-    seeds = parse_seeds(args.seed)
     options = dict(build_root=args.build_dir, target_mhz=args.target_mhz, program=args.program, force=args.force,
                    router=args.router, placer=args.placer, timeout=args.timeout)
     refused = None

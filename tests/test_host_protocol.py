@@ -155,7 +155,7 @@ def run_device(script, timeout=64, wait_ready=True, config=CONFIG, max_payload=N
             signals = [x for s in streams for x in (s.valid, s.ready, Value.cast(s.payload))]
             held = [None] * len(streams)
             async for sample in ctx.tick(source_domain).sample(*signals):
-                for j, name in enumerate(streams):
+                for j in range(len(streams)):
                     valid, ready, payload = sample[2 + 3 * j:5 + 3 * j]
                     if held[j] is not None:
                         assert valid and payload == held[j], f"stream {j} of {source_domain} changed while offered"
