@@ -335,8 +335,9 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
     nextpnr_opts += ["--router", router]
     placer = placer or board.placer
     nextpnr_opts += ["--placer", placer]
-    # Extra nextpnr options to experiment with (e.g. "--opt-timing"), recorded in the report.
-    extra_pnr = os.environ.get("SYNCHRONY_NEXTPNR_OPTS", "").split()
+    # The board's extra nextpnr options, then any to experiment with (e.g. "--opt-timing"),
+    # recorded in the report.
+    extra_pnr = [*board.nextpnr_opts, *os.environ.get("SYNCHRONY_NEXTPNR_OPTS", "").split()]
     nextpnr_opts += extra_pnr
     if os.environ.get("SYNCHRONY_TIMING_DETAIL"):
         # Every endpoint's arrival time in pnr_report.json ("detailed_net_timings"): what fails

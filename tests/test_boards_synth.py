@@ -77,6 +77,8 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path, monkeypatch):
     board = BOARDS["icebreaker"]
     config = board_config(board, (64, 32, 10))
     programmed = _programmer(tmp_path / "programmer", monkeypatch)
+    monkeypatch.delenv("SYNCHRONY_SYNTH_OPTS", raising=False)
+    monkeypatch.delenv("SYNCHRONY_NEXTPNR_OPTS", raising=False)
     report = build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, program=True,
                    log=lambda *_: None)
     print(summary_line(report))
@@ -88,6 +90,10 @@ def test_flow_end_to_end_icebreaker_lanes(tmp_path, monkeypatch):
     assert report["resources"]["dsp"] == {"used": 8, "total": 8}
     assert report["design"] == "LanesOnly"
     assert report["timing"] == "pass" and report["fmax_mhz"] >= 48
+    # The board's own tool options reach the tools, and the report names them.
+    assert report["synth_opts"] == list(board.synth_opts) and report["nextpnr_opts"] == list(board.nextpnr_opts)
+    assert f"synth_ice40 {' '.join(board.synth_opts)} " in (tmp_path / "icebreaker" / "top.ys").read_text()
+    assert f" {' '.join(board.nextpnr_opts)}" in (tmp_path / "icebreaker" / "build_top.sh").read_text()
 
 
 def test_flow_does_not_program_a_build_that_fails_timing(tmp_path, monkeypatch):
