@@ -28,8 +28,9 @@ from .budget import check_budget
 from .platforms import board as get_board
 from .top import BoardTop
 
-__all__ = ["SynthesisError", "ProgrammingRefused", "build", "build_seeds", "program_bitstream", "check_netlist",
-           "parse_pnr_report", "summary_line", "format_table", "timing_warning"]
+__all__ = ["SynthesisError", "ProgrammingRefused", "RouterStallWatch", "ROUTER_STALL_ITERATIONS", "build",
+           "build_seeds", "program_bitstream", "check_netlist", "parse_pnr_report", "summary_line", "format_table",
+           "timing_warning"]
 
 
 class SynthesisError(RuntimeError):
@@ -43,6 +44,56 @@ class ProgrammingRefused(SynthesisError):
     def __init__(self, message, report):
         super().__init__(message)
         self.report = report
+
+
+#: A build is stopped when nextpnr's router2 has not brought its overused wires below their lowest
+#: count for this many iterations. On the nearly full UP5K it can stall for good at 2-4 wires
+#: (3 of 46 builds in session 15, stopped by hand after 5900-8800 such iterations, 7-10
+#: minutes each), while the builds that routed went at most 1552 iterations without a new lowest
+#: (784-80-10 in session 14, routed at iteration 4928).
+ROUTER_STALL_ITERATIONS = 4000
+
+
+class RouterStallWatch:
+    """Follows nextpnr's log as it grows; called, it tells whether router2 has stalled.
+
+    Router2 logs ``iter=N wires=W overused=K ...`` each iteration. The router has stalled when
+    ``iterations`` iterations have passed since ``K`` last fell below its lowest value.
+    """
+
+    _ITERATION = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+)")
+
+    def __init__(self, log_path, iterations=ROUTER_STALL_ITERATIONS):
+        self.path = Path(log_path)
+        self.iterations = iterations
+        self._offset = 0
+        self._partial = ""
+        self.lowest = self.since = self.iteration = None
+
+    def __call__(self):
+        """What the stall is, or ``None`` while the router still makes progress (or has not
+        started)."""
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                chunk = log.read()
+        except FileNotFoundError:
+            return None
+        self._offset += len(chunk)
+        lines = (self._partial + chunk.decode(errors="replace")).split("\n")
+        self._partial = lines.pop()     # a line still being written
+        for line in lines:
+            found = self._ITERATION.search(line)
+            if not found:
+                continue
+            iteration, overused = int(found[1]), int(found[2])
+            if self.lowest is None or overused < self.lowest or iteration < self.iteration:
+                self.lowest, self.since = overused, iteration
+            self.iteration = iteration
+        if self.lowest and self.iteration - self.since >= self.iterations:
+            return (f"nextpnr's router2 stalled: {self.lowest} or more wires overused for "
+                    f"{self.iteration - self.since} iterations (since iteration {self.since})")
+        return None
 
 
 def _version(package):
@@ -243,9 +294,10 @@ def summary_line(report):
             f"ram={r['ram']['used']}/{r['ram']['total']} timing={report['timing']}")
 
 
-def _run_script(build_dir, script, timeout):
-    """Runs the build script in ``build_dir``; its exit code, or ``None`` when ``timeout`` seconds
-    passed first (the script and every tool it started are stopped then)."""
+def _run_script(build_dir, script, timeout, watch=None, poll=2.0):
+    """Runs the build script in ``build_dir``; its exit code, ``None`` when ``timeout`` seconds
+    passed first, or what ``watch`` (called every ``poll`` seconds) returned when that was not
+    ``None`` (the script and every tool it started are stopped in both cases)."""
     # A session of its own, so that the whole process group (sh, Yosys, nextpnr) can be stopped:
     # on the timeout, and when this process is stopped (SIGTERM becomes an exception here, so
     # that the `finally` runs; Ctrl-C already is one).
@@ -256,10 +308,18 @@ def _run_script(build_dir, script, timeout):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, stopped)
     process = subprocess.Popen(["sh", script], cwd=build_dir, start_new_session=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
+        while True:
+            wait = poll if deadline is None else max(min(poll, deadline - time.monotonic()), 0)
+            try:
+                return process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            if watch is not None and (verdict := watch()) is not None:
+                return verdict
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -373,7 +433,12 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         f"lanes={lanes} target={target_mhz} MHz in {build_dir} ...")
     plan = deep_recursion(lambda: platform.build(top, name="top", do_build=False, **overrides))
     plan.extract(str(build_dir))
-    code = _run_script(build_dir, f"{plan.script}.sh", timeout)
+    watch = RouterStallWatch(build_dir / "top.tim") if router == "router2" else None
+    code = _run_script(build_dir, f"{plan.script}.sh", timeout, watch)
+    if isinstance(code, str):
+        raise SynthesisError(f"the build was stopped: {code}, which it does not recover from on a nearly "
+                             f"full device; another --seed places the design differently. The tools' last "
+                             f"words:\n" + _tail(build_dir))
     if code is None:
         which = f"the {board.name}'s default {timeout:g} s" if board_timeout else f"its {timeout:g} s"
         hint = (" (nextpnr's router can stall for good on a nearly full device: try another --seed, "
