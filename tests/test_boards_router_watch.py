@@ -2,11 +2,10 @@
 has stalled is stopped with a clear error, long before the board's timeout, and one that still
 makes progress is left alone. Fast: no real tools."""
 
-import os
 import time
-from pathlib import Path
 
 import pytest
+from _processes import processes_in
 
 from boards import flow
 from boards.cli import board_config
@@ -49,17 +48,6 @@ def test_slow_progress_is_not_a_stall(tmp_path):
     assert watch() is None
 
 
-def _processes_in(directory):
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(directory):
-                found.append(int(proc.name))
-        except OSError:
-            pass
-    return found
-
-
 def test_a_stalled_router_is_stopped(tmp_path):
     """A script that logs a plateau and then runs on (as a stalled nextpnr does) is stopped within a
     few polls, every process it started with it."""
@@ -70,7 +58,7 @@ def test_a_stalled_router_is_stopped(tmp_path):
                           watch=RouterStallWatch(tmp_path / "top.tim", iterations=100), poll=0.1)
     assert verdict.startswith("nextpnr's router2 stalled: 3 or more wires overused for 199 iterations")
     assert time.monotonic() - start < 30
-    assert _processes_in(tmp_path) == []
+    assert processes_in(tmp_path) == []
 
 
 def test_a_script_without_a_stall_runs_to_its_end(tmp_path):

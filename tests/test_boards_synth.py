@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _processes import processes_in
 from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -161,18 +162,6 @@ def test_flow_keeps_the_best_of_several_seeds(tmp_path, monkeypatch):
         build_seeds("icebreaker", config, seeds=[1, 1], build_root=tmp_path, system=LanesOnly)
 
 
-def _processes_in(directory):
-    """Processes whose working directory is under ``directory``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(directory):
-                found.append(int(proc.name))
-        except OSError:
-            pass
-    return found
-
-
 def test_flow_timeout_stops_the_tools(tmp_path):
     """A build past its timeout is a clear error, and no tool it started is left running."""
     board = BOARDS["icebreaker"]
@@ -180,7 +169,7 @@ def test_flow_timeout_stops_the_tools(tmp_path):
     with pytest.raises(SynthesisError, match=r"longer than its 3 s timeout"):
         build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, timeout=3,
               log=lambda *_: None)
-    assert _processes_in(tmp_path) == []
+    assert processes_in(tmp_path) == []
     assert not (tmp_path / "icebreaker" / "report.json").exists()
 
 
@@ -192,7 +181,7 @@ def test_flow_board_default_timeout(tmp_path, monkeypatch):
     with pytest.raises(SynthesisError,
                        match=r"longer than the icebreaker's default 3 s timeout .*another --seed"):
         build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, log=lambda *_: None)
-    assert _processes_in(tmp_path) == []
+    assert processes_in(tmp_path) == []
 
 
 def test_flow_stopped_stops_the_tools(tmp_path):
@@ -209,12 +198,12 @@ def test_flow_stopped_stops_the_tools(tmp_path):
         if line.startswith("building icebreaker"):
             break
     deadline = time.monotonic() + 60
-    while not _processes_in(tmp_path) and time.monotonic() < deadline:
+    while not processes_in(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _processes_in(tmp_path), "the build's tools never started"
+    assert processes_in(tmp_path), "the build's tools never started"
     process.terminate()
     assert process.wait(timeout=30) != 0
-    assert _processes_in(tmp_path) == []
+    assert processes_in(tmp_path) == []
 
 
 # Not in `make synth-test` yet (run it with `pytest --synth --regress -m synth`): at 95-96 % of the
