@@ -12,6 +12,7 @@ __all__ = ["register", "run", "board_config", "parse_seeds"]
 
 
 def register(subparsers):
+    from .harness import BLOCKS
     from .platforms import BOARDS
 
     parser = subparsers.add_parser(
@@ -39,6 +40,9 @@ def register(subparsers):
                         help="stop synthesis and place-and-route after this long (default: the board's, "
                              "boards/platforms.py: 1800 on the iCEBreaker, no limit on the ECP5 boards; "
                              "nextpnr's routers can stall for good on a nearly full device)")
+    parser.add_argument("--block", choices=sorted(BLOCKS),
+                        help="build this block of the engine alone, behind registers (boards/harness.py), "
+                             "in BUILD_DIR/block-<BLOCK>: what the block itself reaches, not a bitstream to use")
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--budget-only", action="store_true", help="check the budget and stop")
     parser.add_argument("--force", action="store_true",
@@ -83,10 +87,16 @@ def run(args):
     config = board_config(board, args.layers, args.rule, args.basis, args.weight_bits)
     lanes = args.lanes or board.lanes
     seeds = parse_seeds(args.seed)
+    if args.block and args.program:
+        raise ValueError("--block builds a block alone behind a shift chain, no design to program: drop --program")
     if args.budget_only:
         print(check_budget(board, config, lanes).table())
         return 0
-    options = dict(build_root=args.build_dir, target_mhz=args.target_mhz, program=args.program, force=args.force,
+    build_root, system = args.build_dir, None
+    if args.block:
+        from .harness import block_harness
+        build_root, system = args.build_dir / f"block-{args.block}", block_harness(args.block)
+    options = dict(build_root=build_root, system=system, target_mhz=args.target_mhz, program=args.program, force=args.force,
                    router=args.router, placer=args.placer, timeout=args.timeout)
     refused = None
     try:
@@ -102,7 +112,7 @@ def run(args):
     print(format_table(report))
     print(f"design={report['design']} layers={'-'.join(map(str, report['layers']))} rule={report['rule']} "
           f"lanes={report['lanes']} place-and-route+synthesis {report['seconds']:.0f} s; "
-          f"report: {args.build_dir / board.name / 'report.json'}")
+          f"report: {build_root / board.name / 'report.json'}")
     warning = timing_warning(report)
     if warning:
         print(warning, file=sys.stderr)

@@ -1,50 +1,76 @@
-"""A stand-in for ``rtl.system.SystemTop`` while the host protocol is not there: the engine with
-every port reachable from the UART pins, so synthesis keeps all of it and its resources and
-timing can be measured. It is no protocol: the board tops use ``SystemTop`` when it exists."""
+"""One block of the engine alone on a board, for synthesis only: its Fmax and cells without the
+rest of the design around it.
+
+On the UP5K the whole system's clock (29-32 MHz) says little about any one block: the worst paths
+are spread over the engine and the placement seed moves them by ±3 MHz. A block built alone,
+behind registers, shows what that block itself reaches (``synchrony synth --block NAME``).
+"""
 
 from amaranth import Cat, Module, Signal
 from amaranth.lib import cdc, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.engine import Engine
-
-__all__ = ["EngineHarness"]
+__all__ = ["BLOCKS", "BlockHarness", "block_harness"]
 
 
-class EngineHarness(wiring.Component):
-    """The :class:`~rtl.engine.Engine` behind a serial shift chain (for synthesis only).
+def _engine(config, lanes):
+    from rtl.engine import Engine
+    # As the host protocol builds it (no trace regions).
+    return Engine(config, lanes, trace=False)
 
-    ``uart_rx`` shifts a chain of flip-flops holding every engine input (payloads and valid /
-    ready bits); ``uart_tx`` is the registered XOR of every engine output, so no logic is
-    optimised away. It has ``SystemTop``'s signature.
+
+def _layer_engine(config, lanes):
+    from rtl.layer_engine import LayerEngine
+    return LayerEngine(config, lanes)
+
+
+#: The blocks ``synchrony synth --block`` builds alone: name -> ``make(config, lanes)``.
+BLOCKS = {
+    "engine": _engine,
+    "layer-engine": _layer_engine,
+}
+
+
+class BlockHarness(wiring.Component):
+    """A block behind a serial shift chain, with ``SystemTop``'s signature (for synthesis only).
+
+    ``uart_rx`` shifts a chain of flip-flops that drives every input of the block (payloads,
+    ``valid`` and ``ready`` bits), and every output is registered, ``uart_tx`` the registered XOR
+    of those registers: no logic is optimised away, and every path into and out of the block
+    starts or ends at a flip-flop, as it would beside registered neighbours. It is no protocol.
+
+    Parameters
+    ----------
+    make : callable
+        ``make(config, lanes)`` returns the block (a :class:`~amaranth.lib.wiring.Component`).
+    config, lanes, clk_freq, host_domain :
+        As ``SystemTop``'s; the block runs in ``sync`` whatever the host domain (its pins are
+        asynchronous, and its LEDs are constant).
 
     Members
     -------
     uart_rx : In(1)
     uart_tx : Out(1)
     leds : Out(4)
-        Engine ready, a training result, an inference result, a response.
+        0.
     """
 
-    def __init__(self, config, lanes, *, clk_freq, baud=115200, host_domain="sync"):
-        # All of it runs in sync, whatever the board's host domain: its pins are asynchronous and
-        # its LEDs levels (the board top registers them in the host domain).
+    def __init__(self, make, config, lanes, *, clk_freq, baud=115200, host_domain="sync"):
+        self.make = make
         self.config = config
         self.lanes = lanes
-        self.clk_freq = clk_freq
-        self.baud = baud
         super().__init__({"uart_rx": In(1), "uart_tx": Out(1), "leds": Out(4)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.engine = engine = Engine(self.config, self.lanes)
+        m.submodules.block = block = self.make(self.config, self.lanes)
         rx = Signal()
         m.submodules.rx_sync = cdc.FFSynchronizer(self.uart_rx, rx, init=1)
 
-        inputs = [engine.pixels.payload, engine.pixels.valid, engine.cmd.payload, engine.cmd.valid,
-                  engine.access.payload, engine.access.valid, engine.result.ready, engine.response.ready]
-        width = sum(len(Cat(v)) for v in inputs)
-        chain = Signal(width)
+        inputs, outputs = [], []
+        for _, member, value in block.signature.flatten(block):
+            (inputs if member.flow == In else outputs).append(value)
+        chain = Signal(sum(len(Cat(value)) for value in inputs))
         m.d.sync += chain.eq(Cat(rx, chain[:-1]))
         offset = 0
         for value in inputs:
@@ -52,19 +78,24 @@ class EngineHarness(wiring.Component):
             m.d.comb += Cat(value).eq(chain[offset:offset + n])
             offset += n
 
-        outputs = Cat(engine.result.payload, engine.result.valid, engine.response.payload,
-                      engine.response.valid, engine.pixels.ready, engine.cmd.ready, engine.access.ready)
+        # Registered first, then XORed: the XOR tree of hundreds of outputs is a path of its own,
+        # not levels after the block's.
+        outputs_q = Signal(len(Cat(*outputs)))
         tx = Signal(init=1)
-        m.d.sync += tx.eq(outputs.xor())
+        m.d.sync += [outputs_q.eq(Cat(*outputs)), tx.eq(outputs_q.xor())]
         m.d.comb += self.uart_tx.eq(tx)
-
-        seen = Signal(3)
-        with m.If(engine.result.valid):
-            with m.If(engine.result.payload.train):
-                m.d.sync += seen[0].eq(1)
-            with m.Else():
-                m.d.sync += seen[1].eq(1)
-        with m.If(engine.response.valid):
-            m.d.sync += seen[2].eq(1)
-        m.d.comb += self.leds.eq(Cat(engine.ready, seen))
         return m
+
+
+def block_harness(name):
+    """The system class (``BoardTop(system=...)``) that builds block ``name`` of :data:`BLOCKS`
+    alone; its ``__name__`` (the report's ``design``) names the block."""
+    try:
+        make = BLOCKS[name]
+    except KeyError:
+        raise ValueError(f"unknown block {name!r}; choose one of {', '.join(BLOCKS)}") from None
+
+    def system(config, lanes, **kwargs):
+        return BlockHarness(make, config, lanes, **kwargs)
+    system.__name__ = f"BlockHarness[{name}]"
+    return system

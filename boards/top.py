@@ -10,14 +10,9 @@ __all__ = ["BoardTop", "system_class"]
 
 
 def system_class():
-    """``rtl.system.SystemTop`` (engine + UART host protocol), or the synthesis stand-in
-    :class:`~boards.harness.EngineHarness` where the host protocol is not there yet."""
-    try:
-        from rtl.system import SystemTop
-        return SystemTop
-    except ImportError:
-        from .harness import EngineHarness
-        return EngineHarness
+    """``rtl.system.SystemTop``: the engine and the UART host protocol."""
+    from rtl.system import SystemTop
+    return SystemTop
 
 
 class BoardTop(Elaboratable):
@@ -27,7 +22,8 @@ class BoardTop(Elaboratable):
       and with the board's ``host_mhz`` a ``host`` domain on the oscillator's own clock for all
       but the engine;
     - reset while the PLL is unlocked or button 0 is pressed;
-    - the system (``SystemTop(config, lanes, clk_freq=...)``) on the board's UART;
+    - the system (``SystemTop(config, lanes, clk_freq=...)``, or ``system``'s class: a block
+      alone, :mod:`boards.harness`) on the board's UART;
     - its four state LEDs, registered, on the first LEDs of the board (the OrangeCrab's RGB LED
       shows three).
     """
