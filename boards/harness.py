@@ -13,21 +13,38 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["BLOCKS", "BlockHarness", "block_harness"]
 
 
-def _engine(config, lanes):
+def _engine(config, lanes, platform):
     from rtl.engine import Engine
     # As the host protocol builds it (no trace regions).
     return Engine(config, lanes, trace=False)
 
 
-def _layer_engine(config, lanes):
-    from rtl.layer_engine import LayerEngine
-    return LayerEngine(config, lanes)
+def _layer_engine(config, lanes, platform):
+    return _engine(config, lanes, platform).layer_engine
 
 
-#: The blocks ``synchrony synth --block`` builds alone: name -> ``make(config, lanes)``.
+def _part(method):
+    """A block the engine builds on ``platform``: ``Engine.<method>(platform)``."""
+    def make(config, lanes, platform):
+        return getattr(_engine(config, lanes, platform), method)(platform)
+    return make
+
+
+def _signal_unit(config, lanes, platform):
+    engine = _engine(config, lanes, platform)
+    return engine.signal_unit(0, writeback_reg=engine.resolved_softmax_product_reg(platform),
+                              dsp=engine.resolved_dsp(platform))
+
+
+#: The blocks ``synchrony synth --block`` builds alone: name -> ``make(config, lanes, platform)``,
+#: each as the engine builds it on that platform.
 BLOCKS = {
     "engine": _engine,
     "layer-engine": _layer_engine,
+    "sequencer": _part("sequencer"),
+    "initialiser": _part("initialiser"),
+    "softmax": _part("softmax_unit"),
+    "signal": _signal_unit,
 }
 
 
@@ -42,7 +59,8 @@ class BlockHarness(wiring.Component):
     Parameters
     ----------
     make : callable
-        ``make(config, lanes)`` returns the block (a :class:`~amaranth.lib.wiring.Component`).
+        ``make(config, lanes, platform)`` returns the block (a
+        :class:`~amaranth.lib.wiring.Component`).
     config, lanes, clk_freq, host_domain :
         As ``SystemTop``'s; the block runs in ``sync`` whatever the host domain (its pins are
         asynchronous, and its LEDs are constant).
@@ -63,7 +81,7 @@ class BlockHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.block = block = self.make(self.config, self.lanes)
+        m.submodules.block = block = self.make(self.config, self.lanes, platform)
         rx = Signal()
         m.submodules.rx_sync = cdc.FFSynchronizer(self.uart_rx, rx, init=1)
 

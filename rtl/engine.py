@@ -208,6 +208,43 @@ class Engine(wiring.Component):
                                              saturate_reg=writeback_reg, operand_reg=writeback_reg,
                                              round_reg=writeback_reg, dsp=dsp)
 
+    def sequencer(self, platform):
+        """The step sequencer on ``platform`` (a new instance)."""
+        lanes = self.layer_engine
+        # With words of two beats or more the SPRAM store takes an op every other cycle at most:
+        # the sequencer's comparisons can pass a register first.
+        spram_beats = lanes.beats if lanes.resolved_weight_store(platform) == "spram" else 1
+        return Sequencer(self.geometry, registered_can=spram_beats >= 2)
+
+    def initialiser(self, platform):
+        """The weight initialiser on ``platform`` (a new instance)."""
+        lanes = self.layer_engine
+        # With the lanes' group copies (ECP5) the initialiser's start and writes pass registers.
+        return WeightInitialiser(self.geometry, lanes.word_layout, registered=lanes.group_copies(platform))
+
+    def resolved_softmax_product_reg(self, platform):
+        """Whether the softmax's products are registered on ``platform``."""
+        if self.softmax_product_reg is None:
+            return fabric_arithmetic(platform)
+        return self.softmax_product_reg
+
+    def resolved_dsp(self, platform):
+        """The hard multipliers' mapping on ``platform``: ``dsp``, or the platform's default."""
+        return self.dsp if self.dsp is not None else default_multiplier(platform, registered=True)
+
+    def softmax_unit(self, platform):
+        """The output layer's softmax and error unit on ``platform`` (a new instance)."""
+        product_reg = self.resolved_softmax_product_reg(platform)
+        multiplier = self.softmax_multiplier
+        if multiplier is None:
+            # The output layer's softmax runs while the hidden layers update: shift and add is
+            # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
+            multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
+        # The logits stream in from the requantiser and the errors out into the δ memory.
+        dsp = self.resolved_dsp(platform) if product_reg and multiplier == "parallel" else "inferred"
+        return SoftmaxError.from_config(self.config, multiplier=multiplier, product_reg=product_reg,
+                                        streams=True, dsp=dsp)
+
     def elaborate(self, platform):
         m = Module()
         config, geo, P = self.config, self.geometry, self.lanes
@@ -216,27 +253,11 @@ class Engine(wiring.Component):
         lls = config.uses_basis
 
         m.submodules.lanes = lanes = self.layer_engine
-        # With words of two beats or more the SPRAM store takes an op every other cycle at most:
-        # the sequencer's comparisons can pass a register first.
-        spram_beats = lanes.beats if lanes.resolved_weight_store(platform) == "spram" else 1
-        m.submodules.sequencer = seq = Sequencer(geo, registered_can=spram_beats >= 2)
-        # With the lanes' group copies (ECP5) the initialiser's start and writes pass registers.
-        m.submodules.init = init = WeightInitialiser(geo, lanes.word_layout,
-                                                     registered=lanes.group_copies(platform))
-        product_reg = self.softmax_product_reg
-        if product_reg is None:
-            product_reg = fabric_arithmetic(platform)
-        multiplier = self.softmax_multiplier
-        if multiplier is None:
-            # The output layer's softmax runs while the hidden layers update: shift and add is
-            # time enough and far smaller than the iCE40's fabric multiplier (ECP5 keeps its timing).
-            multiplier = "parallel" if product_reg or fabric_arithmetic(platform) else "serial"
-        dsp = self.dsp if self.dsp is not None else default_multiplier(platform, registered=True)
-        # The logits stream in from the requantiser and the errors out into the δ memory.
-        softmax_dsp = dsp if product_reg and multiplier == "parallel" else "inferred"
-        m.submodules.softmax = softmax = SoftmaxError.from_config(config, multiplier=multiplier,
-                                                                  product_reg=product_reg, streams=True,
-                                                                  dsp=softmax_dsp)
+        m.submodules.sequencer = seq = self.sequencer(platform)
+        m.submodules.init = init = self.initialiser(platform)
+        m.submodules.softmax = softmax = self.softmax_unit(platform)
+        product_reg = self.resolved_softmax_product_reg(platform)
+        dsp = self.resolved_dsp(platform)
         units = []
         for k in range(L - 1):
             # The LLS unit's write-back, saturation and pass-1 registers go with the softmax's

@@ -32,7 +32,7 @@ def _run(bits):
     """Shift ``bits`` into a harness around :class:`Toy`; the toy's inputs and the harness's
     ``uart_tx`` after each bit."""
     toy = Toy()
-    dut = BlockHarness(lambda config, lanes: toy, None, 8, clk_freq=1e6)
+    dut = BlockHarness(lambda config, lanes, platform: toy, None, 8, clk_freq=1e6)
     seen = []
 
     async def bench(ctx):
