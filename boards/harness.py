@@ -19,21 +19,28 @@ def _engine(config, lanes, platform):
     return Engine(config, lanes, trace=False)
 
 
+def _builder(config, lanes, platform):
+    """An engine that only builds parts (never elaborated itself, nor its layer engine)."""
+    engine = _engine(config, lanes, platform)
+    engine._MustUse__silence = engine.layer_engine._MustUse__silence = True
+    return engine
+
+
 def _layer_engine(config, lanes, platform):
-    return _engine(config, lanes, platform).layer_engine
+    engine = _builder(config, lanes, platform)
+    engine.layer_engine._MustUse__silence = False
+    return engine.layer_engine
 
 
 def _part(method):
     """A block the engine builds on ``platform``: ``Engine.<method>(platform)``."""
     def make(config, lanes, platform):
-        return getattr(_engine(config, lanes, platform), method)(platform)
+        return getattr(_builder(config, lanes, platform), method)(platform)
     return make
 
 
 def _signal_unit(config, lanes, platform):
-    engine = _engine(config, lanes, platform)
-    return engine.signal_unit(0, writeback_reg=engine.resolved_softmax_product_reg(platform),
-                              dsp=engine.resolved_dsp(platform))
+    return _builder(config, lanes, platform).signal_unit(0, platform)
 
 
 #: The blocks ``synchrony synth --block`` builds alone: name -> ``make(config, lanes, platform)``,
@@ -52,9 +59,10 @@ class BlockHarness(wiring.Component):
     """A block behind a serial shift chain, with ``SystemTop``'s signature (for synthesis only).
 
     ``uart_rx`` shifts a chain of flip-flops that drives every input of the block (payloads,
-    ``valid`` and ``ready`` bits), and every output is registered, ``uart_tx`` the registered XOR
-    of those registers: no logic is optimised away, and every path into and out of the block
-    starts or ends at a flip-flop, as it would beside registered neighbours. It is no protocol.
+    ``valid`` and ``ready`` bits), and every output is registered, then XORed into a bit of its
+    own of a rotating signature register whose bit 0 is ``uart_tx``: no logic is optimised away
+    (equal outputs do not cancel), and every path into and out of the block starts or ends at a
+    flip-flop, as it would beside registered neighbours. It is no protocol.
 
     Parameters
     ----------
@@ -96,12 +104,14 @@ class BlockHarness(wiring.Component):
             m.d.comb += Cat(value).eq(chain[offset:offset + n])
             offset += n
 
-        # Registered first, then XORed: the XOR tree of hundreds of outputs is a path of its own,
-        # not levels after the block's.
+        # Registered first, then into a rotating signature register, each bit at a place of its
+        # own: one XOR of every output cancelled equal outputs (the initialiser's lanes) and let
+        # Yosys delete the logic behind them; a single XOR tree after the outputs would also be a
+        # path of its own in front of TX.
         outputs_q = Signal(len(Cat(*outputs)))
-        tx = Signal(init=1)
-        m.d.sync += [outputs_q.eq(Cat(*outputs)), tx.eq(outputs_q.xor())]
-        m.d.comb += self.uart_tx.eq(tx)
+        signature = Signal(len(outputs_q), init=1)
+        m.d.sync += [outputs_q.eq(Cat(*outputs)), signature.eq(signature.rotate_left(1) ^ outputs_q)]
+        m.d.comb += self.uart_tx.eq(signature[0])
         return m
 
 

@@ -197,16 +197,17 @@ class Engine(wiring.Component):
             "ready": Out(1),
         })
 
-    def signal_unit(self, k, writeback_reg=False, dsp="inferred"):
-        """The learning-signal unit of hidden layer ``k`` (a new instance); ``writeback_reg``: an
-        LLS unit's write-back, saturation, pass-1, operand and rounding registers (``writeback_reg``,
-        ``saturate_reg``, ``pass1_reg``, ``operand_reg``, ``round_reg`` of
-        :class:`~rtl.lls_signal.LLSLearningSignal`); ``dsp``: its shared multiplier's."""
+    def signal_unit(self, k, platform):
+        """The learning-signal unit of hidden layer ``k`` on ``platform`` (a new instance). An LLS
+        unit's write-back, saturation, pass-1, operand and rounding registers go with the
+        softmax's product register (all are for the fabric arithmetic of ECP5), and its shared
+        multiplier maps as the engine's (``resolved_dsp``)."""
         if self.config.rule == "drtp":
             return DRTPProjection.from_config(self.config, k)
-        return LLSLearningSignal.from_config(self.config, k, writeback_reg=writeback_reg, pass1_reg=writeback_reg,
-                                             saturate_reg=writeback_reg, operand_reg=writeback_reg,
-                                             round_reg=writeback_reg, dsp=dsp)
+        registered = self.resolved_softmax_product_reg(platform)
+        return LLSLearningSignal.from_config(self.config, k, writeback_reg=registered, pass1_reg=registered,
+                                             saturate_reg=registered, operand_reg=registered,
+                                             round_reg=registered, dsp=self.resolved_dsp(platform))
 
     def sequencer(self, platform):
         """The step sequencer on ``platform`` (a new instance)."""
@@ -256,13 +257,9 @@ class Engine(wiring.Component):
         m.submodules.sequencer = seq = self.sequencer(platform)
         m.submodules.init = init = self.initialiser(platform)
         m.submodules.softmax = softmax = self.softmax_unit(platform)
-        product_reg = self.resolved_softmax_product_reg(platform)
-        dsp = self.resolved_dsp(platform)
         units = []
         for k in range(L - 1):
-            # The LLS unit's write-back, saturation and pass-1 registers go with the softmax's
-            # product register: all are for the fabric arithmetic of ECP5.
-            unit = self.signal_unit(k, writeback_reg=product_reg, dsp=dsp)
+            unit = self.signal_unit(k, platform)
             m.submodules[f"signal{k}"] = unit
             units.append(unit)
 

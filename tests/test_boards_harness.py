@@ -1,7 +1,7 @@
 """``boards.harness``: a block alone behind a shift chain (``synchrony synth --block``)."""
 
 import pytest
-from amaranth import Module
+from amaranth import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -28,11 +28,12 @@ class Toy(wiring.Component):
         return m
 
 
-def _run(bits):
-    """Shift ``bits`` into a harness around :class:`Toy`; the toy's inputs and the harness's
-    ``uart_tx`` after each bit."""
-    toy = Toy()
+def _run(bits, toy=None):
+    """Shift ``bits`` into a harness around ``toy`` (a :class:`Toy`); the toy's inputs, its
+    outputs (flattened, as the harness takes them) and the harness's ``uart_tx`` after each bit."""
+    toy = toy or Toy()
     dut = BlockHarness(lambda config, lanes, platform: toy, None, 8, clk_freq=1e6)
+    outputs = [value for _, member, value in toy.signature.flatten(toy) if member.flow == Out]
     seen = []
 
     async def bench(ctx):
@@ -40,13 +41,24 @@ def _run(bits):
             ctx.set(dut.uart_rx, bit)
             await ctx.tick()
             seen.append((ctx.get(toy.i.payload), ctx.get(toy.i.valid), ctx.get(toy.o.ready), ctx.get(toy.flag),
-                         ctx.get(dut.uart_tx)))
+                         ctx.get(Cat(*outputs)), ctx.get(dut.uart_tx)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     return seen
+
+
+def _signature_tx(outputs, width):
+    """``uart_tx`` by the model: the outputs registered, then XORed into the rotating
+    signature register (bit 0 out), each step a cycle."""
+    signature, registered, tx = 1, 0, []
+    for value in outputs:
+        tx.append(signature & 1)
+        signature = ((signature << 1 | signature >> (width - 1)) & ((1 << width) - 1)) ^ registered
+        registered = value
+    return tx
 
 
 def test_every_input_is_driven_from_the_chain():
@@ -58,7 +70,7 @@ def test_every_input_is_driven_from_the_chain():
     chain = 0
     for bit in pattern:
         chain = chain << 1 | bit
-    values = [payload | valid << 5 | ready << 6 | flag << 7 for payload, valid, ready, flag, _ in seen]
+    values = [payload | valid << 5 | ready << 6 | flag << 7 for payload, valid, ready, flag, *_ in seen]
     assert chain in values
     # Bit by bit on the way: each value is the previous one shifted up by one.
     start = values.index(chain) - len(pattern)
@@ -68,12 +80,36 @@ def test_every_input_is_driven_from_the_chain():
 
 
 def test_outputs_reach_uart_tx():
-    # uart_tx is the XOR of every output (o.payload: 3 bits of i.payload, o.valid, i.ready:
-    # o.ready, parity), registered, then registered: two cycles behind.
-    seen = _run([1, 0, 1, 1, 0, 1] + [0] * 12)
-    for (payload, valid, ready, flag, _), (*_, tx) in zip(seen, seen[2:]):
-        expect = bin(payload & 7).count("1") + valid + ready + (flag ^ (payload >> 4 & 1))
-        assert tx == expect & 1
+    # uart_tx is bit 0 of the signature register fed by the registered outputs (o.payload: 3 bits
+    # of i.payload, o.valid, i.ready: o.ready, parity), cycle for cycle as the model says.
+    seen = _run([1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 1] + [0] * 12)
+    outputs = [out for *_, out, _ in seen]
+    assert any(outputs)
+    # The outputs seen after a tick were the ones registered at the next.
+    assert [tx for *_, tx in seen] == _signature_tx([0] + outputs, 6)[1:]
+
+
+class Twins(Toy):
+    """Two equal outputs (``parity`` and ``twin``): one XOR of every output would cancel them."""
+
+    twin: Out(1)
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.twin.eq(self.flag ^ self.i.payload[4])
+        return m
+
+
+def test_equal_outputs_do_not_cancel():
+    pattern = [1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 1] + [0] * 14
+    seen = _run(pattern, Twins())
+    outputs = [out for *_, out, _ in seen]
+    twins = [out >> 5 & 1 for out in outputs]
+    assert twins == [out >> 6 & 1 for out in outputs] and any(twins)
+    tx = [tx for *_, tx in seen]
+    assert tx == _signature_tx([0] + outputs, 7)[1:]
+    # Without the twins' bits TX differs: they reach it, though equal.
+    assert tx != _signature_tx([0] + [out & 0x1f for out in outputs], 7)[1:]
 
 
 def test_block_harness_names_the_block():
