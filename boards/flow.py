@@ -262,9 +262,9 @@ def _probe(elaboratable):
 def pipelines(platform, layer_engine):
     """The engine's pipeline and weight-store choices on ``platform`` (what
     :class:`rtl.layer_engine.LayerEngine` and :class:`rtl.engine.Engine` resolve by default)."""
-    from rtl.layer_engine import default_lane_latency, fabric_arithmetic
+    from rtl.layer_engine import fabric_arithmetic
 
-    return {"lane_latency": default_lane_latency(platform),
+    return {"lane_latency": layer_engine.resolved_lane_latency(platform),
             "updater_stages": layer_engine.resolved_updater_stages(platform),
             "softmax_product_reg": fabric_arithmetic(platform), "bank_shift": False,
             "weight_store": layer_engine.resolved_weight_store(platform),

@@ -12,6 +12,7 @@ from .fixed import write_element
 from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, default_multiplier, fabric_arithmetic
 from .layer_geometry import OpKind
 from .lls_signal import LLSLearningSignal
+from .single_port_ram import is_ice40
 from .sequencer import Sequencer
 from .softmax_error import SoftmaxError
 from .weight_init import WeightInitialiser
@@ -116,7 +117,8 @@ class Engine(wiring.Component):
     lane_latency, updater_stages, bank_shift : int, int, bool or None
         The MAC lanes' pipeline depth, the weight updater's register stages and the result
         bank's readout (:class:`~rtl.layer_engine.LayerEngine`); ``None``: by the platform (4, 2,
-        mux on ECP5, else 1, 1, mux). Results are the same for every choice.
+        mux on ECP5; 1, 2, mux on the iCE40 with its SPRAM weights; else 1, 1, mux). Results are
+        the same for every choice.
     softmax_product_reg : bool or None
         The softmax's register before its parallel multiplier (:class:`~rtl.softmax_error.SoftmaxError`
         ``product_reg``), and with it the LLS units' write-back register
@@ -203,7 +205,10 @@ class Engine(wiring.Component):
         softmax's product register (all are for the fabric arithmetic of ECP5), and its shared
         multiplier maps as the engine's (``resolved_dsp``)."""
         if self.config.rule == "drtp":
-            return DRTPProjection.from_config(self.config, k)
+            # On the iCE40 the row states are a ROM computed at elaboration (the seed is a
+            # configuration constant): no walk at reset, its counters and registers (the UP5K is
+            # full).
+            return DRTPProjection.from_config(self.config, k, init="rom" if is_ice40(platform) else "walk")
         registered = self.resolved_softmax_product_reg(platform)
         return LLSLearningSignal.from_config(self.config, k, writeback_reg=registered, pass1_reg=registered,
                                              saturate_reg=registered, operand_reg=registered,
@@ -618,7 +623,18 @@ class Engine(wiring.Component):
         cycles = Signal(48)
         busy_lanes = Signal(48)
         steps = Signal(32)
-        m.d.sync += busy_lanes.eq(busy_lanes + lanes.busy_lanes)
+        # Without the lanes' group copies (the iCE40) both count from registers of their
+        # increments, a cycle late: their decodes were in front of the 48-bit carry chains
+        # (28-31 ns on the UP5K). They are read when idle, long after the last increment. (ECP5
+        # keeps its netlist: its builds meet their targets.)
+        if split_delta:
+            m.d.sync += busy_lanes.eq(busy_lanes + lanes.busy_lanes)
+        else:
+            busy_increment = Signal.like(lanes.busy_lanes, name="busy_increment")
+            counting = Signal()
+            m.d.sync += [busy_increment.eq(lanes.busy_lanes), busy_lanes.eq(busy_lanes + busy_increment)]
+            with m.If(counting):
+                m.d.sync += cycles.eq(cycles + 1)
 
         # -- step control --------------------------------------------------------------------------
         units_ready = Const(1)
@@ -666,8 +682,11 @@ class Engine(wiring.Component):
             # first input comes a forward pass later.
             for unit in units:
                 m.d.comb += unit.start.eq(train_start)
-        with m.If(starting | (state == _State.RUN) | (state == _State.DONE)):
-            m.d.sync += cycles.eq(cycles + 1)
+        if split_delta:
+            with m.If(starting | (state == _State.RUN) | (state == _State.DONE)):
+                m.d.sync += cycles.eq(cycles + 1)
+        else:
+            m.d.sync += counting.eq(starting | (state == _State.RUN) | (state == _State.DONE))
 
         # (A training step's softmax is done once the sequencer is: the output layer's update
         # waited for its last error.)
@@ -698,8 +717,20 @@ class Engine(wiring.Component):
         m.d.comb += self.access.ready.eq(can_access & ~init.busy
                                          & Mux(weight_request, (host_write if split_delta else 1) & lanes.write.ready,
                                                lanes.host_free))
-        with m.If(access_fire):
-            m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(read_latency - 1)]
+        # Without the lanes' group copies (the iCE40) `held` follows the request in every cycle
+        # without one pending or answered, the transfer's included (the payload is stable then):
+        # its flip-flops' enable is one LUT of two registers, not the transfer's decision (34.4 ns
+        # on the UP5K, from the lanes' `host_free`). ECP5 keeps its netlist.
+        if split_delta:
+            take_request = access_fire
+            with m.If(access_fire):
+                m.d.sync += [pending.eq(1), held.eq(req), read_wait.eq(read_latency - 1)]
+        else:
+            take_request = ~(pending | self.response.valid)
+            with m.If(take_request):
+                m.d.sync += held.eq(req)
+            with m.If(access_fire):
+                m.d.sync += [pending.eq(1), read_wait.eq(read_latency - 1)]
         with m.If(self.response.valid & self.response.ready):
             m.d.sync += self.response.valid.eq(0)
         # One word per region, each gated by its own decode and OR-ed: a write's response is 0.
@@ -758,7 +789,7 @@ class Engine(wiring.Component):
                 chunk = CONTROL_GROUP_LANES * lanes.word_shape.width
                 for j, low in enumerate(range(0, len(value), chunk)):
                     gate = Signal(name=f"weights_read{j}", init=1, attrs={"keep": 1})
-                    with m.If(access_fire):
+                    with m.If(take_request):
                         m.d.sync += gate.eq(~req.write & (req.region == Region.WEIGHTS))
                     word = word | Mux(gate, value[low:low + chunk], 0) << low
                 continue

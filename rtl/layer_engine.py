@@ -63,7 +63,10 @@ def default_lane_latency(platform):
     """The lane latency a platform builds when none is given: 4 on ECP5 (the MULT18X18D is
     unregistered and its adder is in the fabric: memory -> operand mux -> multiplier -> adder
     was one 16 ns path; the fetch register keeps the block RAMs' 4.3 ns clock-to-output and the
-    fan-out to 24 lanes apart), 1 elsewhere (the iCE40's SB_MAC16 holds the adder; simulation)."""
+    fan-out to 24 lanes apart), 1 elsewhere (the iCE40's SB_MAC16 holds the adder; simulation).
+    The iCE40 keeps 1: with SPRAM weights lane latency 2 (the SB_MAC16's input registers) makes
+    an update op's slot a cycle longer, 16 % more cycles a digits step, for no gain in the UP5K's
+    clock yet (``docs/results.md``, session 19)."""
     return 4 if fabric_arithmetic(platform) else 1
 
 
@@ -161,7 +164,8 @@ class LayerEngine(wiring.Component):
         beats, so S1 comes ``B`` cycles after S0 (``x`` and ``delta`` held until then),
         ``op.ready`` spaces the ops by the rules of :class:`~rtl.spram_schedule.SPRAMSchedule`, the
         updater is one beat (4 lanes) wide and takes a word's beats one per cycle, and host reads
-        (``read_start``) take ``B`` cycles. Needs lane latency 1 and at most 16-bit weights.
+        (``read_start``) take ``B`` cycles. Needs lane latency 1 or 2 (the operand registers: an
+        update op's slot is a cycle longer) and at most 16-bit weights.
     multiplier : str or None
         The lanes' :class:`~rtl.mac_lane.MACLane` ``multiplier``; ``None``: by the platform
         (:func:`default_multiplier`: the instantiated MULT18X18D on ECP5 when the lanes have
@@ -353,8 +357,8 @@ class LayerEngine(wiring.Component):
         updater_stages = self.resolved_updater_stages(platform)
         bank_shift = bool(self.bank_shift)
         if spram:
-            if latency != 1:
-                raise ValueError(f"LayerEngine: SPRAM weights need lane latency 1, got {latency}")
+            if latency not in (1, 2):
+                raise ValueError(f"LayerEngine: SPRAM weights need lane latency 1 or 2, got {latency}")
             if self.word_shape.width > SPRAM_LANE_BITS:
                 raise ValueError(f"LayerEngine: SPRAM weights are at most {SPRAM_LANE_BITS} bits, "
                                  f"got {self.word_shape.width}")
@@ -364,7 +368,7 @@ class LayerEngine(wiring.Component):
             if bank_shift:
                 raise ValueError("LayerEngine: bank_shift needs a result bank; SPRAM weights read the lanes instead")
             port_reg = self.resolved_port_reg(platform)
-            schedule = SPRAMSchedule(B, updater_stages, port_reg)
+            schedule = SPRAMSchedule(B, updater_stages, port_reg, latency)
         # Lane groups (CONTROL_GROUP_LANES each) with copies of their controls of their own.
         n_groups = -(-P // CONTROL_GROUP_LANES)
         m = Module()
@@ -559,9 +563,10 @@ class LayerEngine(wiring.Component):
         s2_valid = Signal()
         if spram:
             # The earlier beats stay in their registers until the next op's arrive, after the
-            # updater has read them (SPRAMSchedule): only the last beat needs a copy.
+            # updater has read them (SPRAMSchedule): only the last beat needs a copy, taken at
+            # S1 (with the lanes' operand registers the port has moved on by the last stage).
             last_beat = Signal(SPRAM_WIDTH)
-            with m.If(late_valid):
+            with m.If(s1_valid):
                 m.d.sync += last_beat.eq(self._store.read_data)
             old = self._lanes_of(m, Cat(*self._kept_beats, last_beat), "old")
         else:
@@ -779,7 +784,8 @@ class LayerEngine(wiring.Component):
         # -- result bank -> requantisers -> o -------------------------------------------------------
         # With SPRAM the sums are read out of the lanes themselves (no copy: on the UP5K a
         # register costs a logic cell), and no op is taken until they have all left: the
-        # lanes idle some P + 5 cycles a forward group, in a schedule with a free slot in two.
+        # lanes idle some 2P + 5 cycles a forward group (a sum every other cycle), in a
+        # schedule with a free slot in two.
         bankless = spram
         if bankless:
             bank = data.View(data.ArrayLayout(signed(config.acc_bits), P), Cat(*(lane.acc for lane in lanes)))
@@ -846,8 +852,10 @@ class LayerEngine(wiring.Component):
         tag_bits = len(out_index) if fetch_reg else 0
         requantisers = []
         for k in range(L):
+            # With SPRAM (no result bank: the sums are read out of the lanes) a neuron every other
+            # cycle, so that the consumers' readiness is not in front of the bank head's enable.
             req = Requantiser.from_config(config, k, parallel_clamp=fetch_reg, stages=2 if fetch_reg else 1,
-                                          tag_bits=tag_bits)
+                                          tag_bits=tag_bits, every_other=spram and not fetch_reg)
             m.submodules[f"requantiser{k}"] = req
             requantisers.append(req)
         index = Signal(range(geo.max_groups * P))
@@ -1060,7 +1068,13 @@ class LayerEngine(wiring.Component):
         blocked = Cat(*(history[d - 1] for d in schedule.blocked_after_update)).any()
 
         host_beat = Signal(range(B))
-        quiet = ~self._read_pending & ~history.any() & ~Cat(*updater_busy).any() & ~self.op.valid
+        # Nothing in flight, from a register a cycle behind: the host's and the initialiser's
+        # writes (and the host's reads) come only while the engine is idle, when nothing new can
+        # start, so a cycle-old "quiet" still holds; the port's multiplexers and enables then
+        # do not wait for the history and the updater (8 LUT levels into the store's address
+        # and write data on the UP5K).
+        quiet = Signal()
+        m.d.sync += quiet.eq(~self._read_pending & ~history.any() & ~Cat(*updater_busy).any() & ~self.op.valid)
         m.d.comb += self.host_free.eq(quiet & (host_beat == 0))
         gate = ~self._read_pending & ~blocked & (host_beat == 0)
 
@@ -1081,17 +1095,20 @@ class LayerEngine(wiring.Component):
         lanes_per_beat = SPRAM_WIDTH // SPRAM_LANE_BITS
         updated = [Signal(signed(SPRAM_LANE_BITS), name=f"updated{q}") for q in range(len(updater.o.payload.weights))]
         m.d.comb += [u.eq(w) for u, w in zip(updated, updater.o.payload.weights)]
+        # The data is the updater's beat or the host's whatever the cycle does (without a write
+        # enable it is not used): only the updater's valid, a register, selects it, not the
+        # host write's conditions (8 LUT levels into the store's write data on the UP5K).
+        host_beat_data = host_data.word_select(host_beat, SPRAM_WIDTH)
+        m.d.comb += store.write_data.eq(Mux(updater.o.valid, Cat(*updated), host_beat_data))
         with m.If(updater.o.valid):
             m.d.comb += [
                 store.addr.eq(updater.o.payload.addr),
                 store.write_en.eq(-1),
-                store.write_data.eq(Cat(*updated)),
             ]
         with m.Elif(self.write.valid & (quiet | (host_beat != 0))):
             m.d.comb += [
                 store.addr.eq(self._start_word * B + host_beat),
                 store.write_en.eq(host_mask.word_select(host_beat, lanes_per_beat)),
-                store.write_data.eq(host_data.word_select(host_beat, SPRAM_WIDTH)),
             ]
             m.d.sync += host_beat.eq(host_beat + 1)
             with m.If(host_beat == B - 1):

@@ -46,6 +46,10 @@ class Requantiser(wiring.Component):
         (a cycle more, the same throughput).
     tag_bits : int
         The width of ``i_tag`` and ``o_tag``: a tag that travels with each accumulator (0: none).
+    every_other : bool
+        With one stage: ``i.ready`` is ``~o.valid``, a register, not ``~o.valid | o.ready``, so
+        the consumer's readiness is not in front of the producer's enables (on the UP5K it was
+        6-8 LUT levels into the bank head's), for one accumulator every other cycle at most.
 
     Members
     -------
@@ -61,7 +65,8 @@ class Requantiser(wiring.Component):
         With ``tag_bits``: ``o_tag`` is the ``i_tag`` that came with ``o``'s accumulator.
     """
 
-    def __init__(self, *, acc_bits, shift, out_bits, activation, parallel_clamp=False, stages=1, tag_bits=0):
+    def __init__(self, *, acc_bits, shift, out_bits, activation, parallel_clamp=False, stages=1, tag_bits=0,
+                 every_other=False):
         if stages not in (1, 2):
             raise ValueError(f"Requantiser stages must be 1 or 2, got {stages!r}")
         if activation not in ACTIVATIONS:
@@ -74,6 +79,7 @@ class Requantiser(wiring.Component):
         self.parallel_clamp = bool(parallel_clamp)
         self.stages = stages
         self.tag_bits = tag_bits
+        self.every_other = bool(every_other)
         self.shift = shift
         self.out_bits = out_bits
         self.activation = activation
@@ -99,17 +105,17 @@ class Requantiser(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config, layer, *, parallel_clamp=False, stages=1, tag_bits=0):
+    def from_config(cls, config, layer, *, parallel_clamp=False, stages=1, tag_bits=0, every_other=False):
         """The requantiser of layer ``layer`` of an :class:`~golden.integer.config.EngineConfig`."""
         if not 0 <= layer < config.n_layers:
             raise ValueError(f"Requantiser.from_config: layer {layer} not in 0..{config.n_layers - 1}")
         if layer == config.n_layers - 1:
             return cls(acc_bits=config.acc_bits, shift=config.act_shift[layer],
                        out_bits=config.logit_bits, activation=None, parallel_clamp=parallel_clamp, stages=stages,
-                       tag_bits=tag_bits)
+                       tag_bits=tag_bits, every_other=every_other)
         return cls(acc_bits=config.acc_bits, shift=config.act_shift[layer],
                    out_bits=config.act_bits, activation=config.activation, parallel_clamp=parallel_clamp,
-                   stages=stages, tag_bits=tag_bits)
+                   stages=stages, tag_bits=tag_bits, every_other=every_other)
 
     def elaborate(self, platform):
         m = Module()
@@ -156,7 +162,7 @@ class Requantiser(wiring.Component):
             if tag is not None:
                 tag = tag1
         else:
-            m.d.comb += [self.i.ready.eq(advance), self.busy.eq(self.o.valid)]
+            m.d.comb += [self.i.ready.eq(~self.o.valid if self.every_other else advance), self.busy.eq(self.o.valid)]
         value = Mux(over, self.out_max, Mux(under, self.out_min, q))
         with m.If(take):
             m.d.sync += [

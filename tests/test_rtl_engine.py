@@ -91,21 +91,34 @@ def simulate(config, lanes, steps, seed=0, infer=False, lr_offset=0, modes=None,
         records["cycles"] = await access(ctx, Region.STATUS, 0, Status.CYCLES)
         records["busy"] = await access(ctx, Region.STATUS, 0, Status.BUSY)
 
+    async def watch(ctx):
+        # The cycles of steps, counted apart from the engine: each step's start (ready still
+        # high), then every cycle it is not ready (RUN and DONE; no INIT after the first).
+        await ctx.tick().until(dut.ready)
+        low = 0
+        async for _, _, ready in ctx.tick().sample(dut.ready):
+            low += not ready
+            records["cycles_seen"] = low + steps
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    sim.add_testbench(watch, background=True)
     sim.run()
     return records
 
 
 def assert_bit_exact(records):
     """Every step of :func:`simulate`: the initial weights, each prediction and checksum, and
-    the full read-back of every weight equal the golden model's."""
+    the full read-back of every weight equal the golden model's; the CYCLES counter the cycles
+    the steps took."""
     assert records["init"], "self-initialised weights differ from initial_weights()"
     for i, step in enumerate(records["steps"]):
         assert step["prediction"][0] == step["prediction"][1], f"step {i}: prediction {step['prediction']}"
         assert step["checksum"][0] == step["checksum"][1], f"step {i}: checksum {step['checksum']}"
         assert step["weights"], f"step {i}: weights differ"
+    # The CYCLES counter (from a registered increment on the iCE40) counts every cycle of every step.
+    assert records["cycles"] == records["cycles_seen"], (records["cycles"], records["cycles_seen"])
 
 
 PYSIM_CASES = [
@@ -339,11 +352,24 @@ SPRAM_CASES = [
     ((13, 21, 5), "drtp", None, 10, 1, {"rounding": "stochastic"}, 2),
     ((13, 21, 5), "lls", None, 10, 2, {}, 3),
 ]
+# The lanes' operand registers (lane latency 2, the SB_MAC16's input registers): update slots of 2B + 1.
+SPRAM_LATENCY2_CASES = [
+    ((13, 9, 5), "drtp", None, 8, 3, {}, 2),
+    ((13, 9, 5), "lls", "square", 8, 1, {"rounding": "stochastic"}, 2),
+    ((9, 7, 5, 3), "lls-m", None, 7, 2, {}, 2),
+    ((7, 10, 3, 5), "drtp", None, 3, 3, {"rounding": "stochastic"}, 1),
+    ((10, 6, 4), "lls", None, 1, 1, {"activation": "hardtanh"}, 1),
+    ((13, 21, 5), "drtp", None, 10, 1, {"rounding": "stochastic"}, 3),
+]
+
+
+def _spram_ids(cases):
+    return [f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}-u{c[6]}"
+            f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in cases]
 
 
 @pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides, updater_stages", SPRAM_CASES,
-                         ids=[f"{'-'.join(map(str, c[0]))}-{c[1]}-p{c[3]}-u{c[6]}"
-                              f"{'-' + '-'.join(map(str, c[5].values())) if c[5] else ''}" for c in SPRAM_CASES])
+                         ids=_spram_ids(SPRAM_CASES))
 def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides, updater_stages):
     """Weights in one single-port RAM, a word in beats, the updater a beat wide: the same
     results, bit for bit, including the host's reads and writes of the weights."""
@@ -353,29 +379,45 @@ def test_engine_spram_bit_exact_pysim(layers, rule, basis, lanes, offset, overri
     assert_bit_exact(records)
 
 
+@pytest.mark.parametrize("layers, rule, basis, lanes, offset, overrides, updater_stages", SPRAM_LATENCY2_CASES,
+                         ids=_spram_ids(SPRAM_LATENCY2_CASES))
+def test_engine_spram_lane_latency2_bit_exact_pysim(layers, rule, basis, lanes, offset, overrides, updater_stages):
+    """SPRAM weights with the lanes' operand registers (on request; on the iCE40 the SB_MAC16's
+    input registers): the products a cycle later, update ops a cycle further apart, the same
+    results bit for bit, host reads and writes of the weights included."""
+    config = default_config(rule, basis, layers, **overrides)
+    records = simulate(config, lanes, steps=3, seed=sum(layers) + 1, lr_offset=offset, weight_store="spram",
+                       updater_stages=updater_stages, lane_latency=2)
+    assert_bit_exact(records)
+
+
+@pytest.mark.parametrize("lane_latency", [1, 2])
 @pytest.mark.parametrize("port_reg", [False, True])
 @pytest.mark.parametrize("beats", [1, 2, 3])
 @pytest.mark.parametrize("updater_stages", [1, 2, 3])
-def test_spram_schedule_never_collides(beats, updater_stages, port_reg):
+def test_spram_schedule_never_collides(beats, updater_stages, port_reg, lane_latency):
     """SPRAMSchedule's rules, played out for every spacing pattern of a few ops: no cycle both
     reads and writes the single port, and no op's multiply lands while the updater still reads
     an earlier update op's products. With the port registered every access happens a cycle
-    after it is asked for, and so do S1, S2 and the updater's reads: the same checks hold."""
+    after it is asked for, and so do S1, S2 and the updater's reads: the same checks hold. With
+    the lanes' operand registers (lane latency 2) the products, S2, the updater and its writes
+    are a cycle later still."""
     import itertools
 
     from rtl.spram_schedule import SPRAMSchedule
 
     B = beats
+    e = lane_latency - 1
     if not B - 1 - port_reg <= updater_stages <= 2 * B - 1 - port_reg:
         with pytest.raises(ValueError, match="updater_stages"):
-            SPRAMSchedule(B, updater_stages, port_reg)
+            SPRAMSchedule(B, updater_stages, port_reg, lane_latency)
         return
-    schedule = SPRAMSchedule(B, updater_stages, port_reg)
+    schedule = SPRAMSchedule(B, updater_stages, port_reg, lane_latency)
     d0 = schedule.updater_delay
     # The updater's first write is asked for stages cycles after it takes beat 0.
-    assert B + 1 + port_reg + d0 + updater_stages == schedule.write_delay
+    assert B + 1 + e + port_reg + d0 + updater_stages == schedule.write_delay
     for kinds in itertools.product("FU", repeat=3):
-        for waits in itertools.product(range(4 * B + 1), repeat=2):
+        for waits in itertools.product(range(4 * B + e + 1), repeat=2):
             # Greedy issue: each op waits `wait` cycles, then until the rules let it go.
             issued, t = [], 0
             for n, kind in enumerate(kinds):
@@ -397,14 +439,15 @@ def test_spram_schedule_never_collides(beats, updater_stages, port_reg):
             assert len(reads) == B * len(issued), (kinds, waits, issued)
             assert not reads & writes, (kinds, waits, issued)
             # Update op at t: S1 = t+B (+1 with port_reg), the updater reads its products at
-            # S1+1+d0 .. S1+B+d0; the next op's multiply is at the end of its S1.
+            # S1+e+1+d0 .. S1+e+B+d0; the next op's multiply (or clear) is at the end of its S1+e.
             s1 = B + port_reg
             for (t, k), (t2, _) in zip(issued, issued[1:]):
                 if k == "U":
-                    assert t2 + s1 >= t + s1 + B + d0, (kinds, waits, issued)
-    # Back-to-back update ops are 2B apart.
-    assert 2 * B not in schedule.blocked_after_update and all(d in schedule.blocked_after_update
-                                                               for d in range(1, 2 * B))
+                    assert t2 + s1 + e >= t + s1 + e + B + d0, (kinds, waits, issued)
+    # Back-to-back update ops are 2B + e apart.
+    assert schedule.update_slot == 2 * B + e
+    assert 2 * B + e not in schedule.blocked_after_update and all(d in schedule.blocked_after_update
+                                                                   for d in range(1, 2 * B + e))
 
 
 def test_spram_choice_and_limits():
@@ -413,16 +456,19 @@ def test_spram_choice_and_limits():
 
     from amaranth.hdl import Fragment
 
-    from rtl.layer_engine import LayerEngine, default_weight_store
+    from rtl.layer_engine import LayerEngine, default_lane_latency, default_weight_store
 
     assert default_weight_store(SimpleNamespace(family="iCE40")) == "spram"
     assert default_weight_store(SimpleNamespace(family="ecp5")) == "ebr"
     assert default_weight_store(None) == "ebr"
+    # ECP5's deep lanes; the iCE40 keeps lane latency 1 (2 is built on request: see below).
+    assert [default_lane_latency(SimpleNamespace(family=f)) for f in ("iCE40", "ecp5")] == [1, 4]
+    assert default_lane_latency(None) == 1
     config = default_config("drtp", None, (8, 5, 3))
     with pytest.raises(ValueError, match="weight_store"):
         LayerEngine(config, 2, weight_store="flash")
-    with pytest.raises(ValueError, match="lane latency 1"):
-        Fragment.get(LayerEngine(config, 8, lane_latency=2, weight_store="spram"), None)
+    with pytest.raises(ValueError, match="lane latency 1 or 2"):
+        Fragment.get(LayerEngine(config, 8, lane_latency=3, weight_store="spram"), None)
     wide = default_config("drtp", None, (8, 5, 3), weight_width=18, mult_bits=18)
     with pytest.raises(ValueError, match="at most 16 bits"):
         Fragment.get(LayerEngine(wide, 8, weight_store="spram"), None)
@@ -443,8 +489,9 @@ def test_spram_choice_and_limits():
 def test_spram_cycles_digits_pysim():
     """The digits network on 8 lanes with SPRAM weights: a word is 2 beats of the 64-bit port,
     so forward words go every 2 cycles and update words (read and write) every 4, and each
-    forward group waits for its sums to leave the lanes (no result bank): the lanes are busy
-    a third of the time, and the busy count is the same as with EBR."""
+    forward group waits for its sums to leave the lanes (no result bank), one every other cycle
+    (the requantisers' ``every_other``): the lanes are busy a third of the time, and the busy
+    count is the same as with EBR."""
     config = default_config("drtp", None, (64, 128, 10))
     records = simulate(config, 8, steps=2, seed=3, weight_store="spram")
     assert all(s["checksum"][0] == s["checksum"][1] and s["weights"] for s in records["steps"])
@@ -452,7 +499,7 @@ def test_spram_cycles_digits_pysim():
     assert records["busy"] == 2 * geo.busy_per_step
     words = sum(geo.words)
     floor = 2 * (words * 2 + words * 4)
-    drain = sum(geo.groups) * (8 + 6)
+    drain = sum(geo.groups) * (2 * 8 + 6)
     assert floor <= records["cycles"] <= floor + 2 * (drain + 40), (records["cycles"], floor)
 
 
@@ -561,6 +608,15 @@ def test_engine_system_spram(tmp_path, layers, rule, basis, lanes, overrides, ex
     if layers[0] == 300:
         assert len(set(config.weight_bits)) > 1, config.weight_bits
     run_system_test(tmp_path, config, lanes, steps=steps, seed=1, **extra, engine_args={"weight_store": "spram"})
+
+
+def test_engine_system_spram_lane_latency2(tmp_path):
+    """Under Verilator: SPRAM weights in two beats, two updater stages, the registered port and
+    the lanes' operand registers (lane latency 2, update slots of 5 cycles): every intermediate
+    bit-exact, with host reads and writes of the weights."""
+    config = default_config("drtp", None, (13, 9, 5), seed=2)
+    run_system_test(tmp_path, config, 8, steps=4, seed=2,
+                    engine_args={"weight_store": "spram", "lane_latency": 2, "updater_stages": 2})
 
 
 @pytest.mark.slow
