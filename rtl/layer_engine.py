@@ -499,10 +499,27 @@ class LayerEngine(wiring.Component):
         # no acc_prev registers and subtractors.
         bias_by_multiply = spram and B >= 2
         clear_updates = bias_by_multiply and schedule.updater_delay < B
+        # With the lanes cleared before every update op and nearest rounding, the update op's
+        # clear loads the rounding constant 2**(s + o - 1) instead of 0: the accumulator ends as
+        # the rounded product's numerator, and the updater has no rounding adder.
+        # (The constant fits the product's bits plus one: 2**(s + o - 1) <= 2**(product_bits - 1).)
+        rounded_products = (clear_updates and config.rounding != "stochastic"
+                            and max(config.lr_shift) + len(config.lr_decay) <= config.update_product_bits)
+        clear_value = Const(0, signed(config.acc_bits))
         if bias_by_multiply:
             clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & pre_s1.first
             if clear_updates:
                 clear = clear | (pre_s1_valid & (pre_s1.kind == OpKind.UPDATE))
+            if rounded_products:
+                clear_value = Signal(signed(config.acc_bits), name="clear_value")
+                with m.If(pre_s1.kind == OpKind.UPDATE):
+                    with m.Switch(pre_s1.layer):
+                        for k, shift in enumerate(config.lr_shift):
+                            with m.Case(k):
+                                with m.Switch(self.lr_offset):
+                                    for extra in range(len(config.lr_decay) + 1):
+                                        with m.Case(extra):
+                                            m.d.comb += clear_value.eq((1 << (shift + extra)) >> 1)
         multiplier = self.resolved_multiplier(platform)
         if multiplier == "mult18x18d" and not (input_regs and product_reg):
             raise ValueError(f"LayerEngine: multiplier='mult18x18d' needs lane latency 3 or 4, not {latency}")
@@ -518,7 +535,7 @@ class LayerEngine(wiring.Component):
                     lane.a.eq(Mux(g_update, f_delta[p], f_word[p])),
                     lane.b.eq(Mux(g_first, g_bias_one, f_x)),
                     lane.load.eq(clear),
-                    lane.load_value.eq(0),
+                    lane.load_value.eq(clear_value),
                     lane.en.eq(g_forward | g_update),
                 ]
                 continue
@@ -584,7 +601,10 @@ class LayerEngine(wiring.Component):
         # op, its old word and its products for B cycles.
         with m.If(late_valid):
             m.d.sync += s2.eq(late)
-        if clear_updates:
+        if rounded_products:
+            # p + 2**(s + o - 1): one bit more than the product.
+            products = [lane.acc[:product_bits + 1] for lane in lanes]
+        elif clear_updates:
             products = [lane.acc[:product_bits] for lane in lanes]
         else:
             acc_prev = [Signal(signed(product_bits), name=f"acc_prev{p}") for p in range(P)]
@@ -601,7 +621,8 @@ class LayerEngine(wiring.Component):
         # the updater's output valid (see OuterProductUpdater's group_copies).
         group_copies = fetch_reg and not spram
         m.submodules.updater = updater = OuterProductUpdater.from_config(config, Q, updater_addr_bits,
-                                                                         updater_stages, group_copies)
+                                                                         updater_stages, group_copies,
+                                                                         rounded_products=rounded_products)
         m.d.comb += [updater.lr_offset.eq(self.lr_offset), updater.i.payload.layer.eq(s2.layer)]
         if group_copies:
             s2_layers = [Signal(geo.layer_shape, name=f"s2_layer{j}", attrs={"keep": 1})

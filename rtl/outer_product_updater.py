@@ -48,6 +48,10 @@ class OuterProductUpdater(wiring.Component):
         Stochastic rounding: add ``draws`` instead of half an LSB.
     stages : int
         Register stages, 1, 2 or 3: the latency from ``i`` to ``o``.
+    rounded_products : bool
+        The products come with the rounding constant ``2**(s+o-1)`` already added (the SPRAM
+        lanes load it into their accumulators before an update op's multiply): no rounding adder
+        here. Nearest rounding only; ``product_bits`` is then one more than the products'.
     group_copies : bool
         Take the word's layer once more per :attr:`COPY_LANES` lanes (``group_layer``, each copy
         from a flip-flop of the caller's) for stage A's per-layer shifts, and give ``o.valid``
@@ -81,7 +85,7 @@ class OuterProductUpdater(wiring.Component):
     COPY_LANES = 4
 
     def __init__(self, *, lanes, weight_bits, lr_shift, product_bits, addr_bits, max_offset=0,
-                 stochastic=False, stages=1, group_copies=False):
+                 stochastic=False, stages=1, group_copies=False, rounded_products=False):
         if stages not in (1, 2, 3):
             self._MustUse__silence = True
             raise ValueError(f"OuterProductUpdater: stages must be 1, 2 or 3, got {stages!r}")
@@ -101,6 +105,10 @@ class OuterProductUpdater(wiring.Component):
         self.stages = stages
         self.word_layout = data.ArrayLayout(self.weight_shape, lanes)
         self.group_copies = bool(group_copies)
+        if rounded_products and stochastic:
+            self._MustUse__silence = True
+            raise ValueError("OuterProductUpdater: rounded_products needs nearest rounding")
+        self.rounded_products = bool(rounded_products)
         self.copies = (lanes + self.COPY_LANES - 1) // self.COPY_LANES
         copy_members = {"group_layer": In(data.ArrayLayout(self.layer_shape, self.copies)),
                         "group_offset": In(data.ArrayLayout(range(max_offset + 1), self.copies)),
@@ -124,11 +132,13 @@ class OuterProductUpdater(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config, lanes, addr_bits, stages=1, group_copies=False):
-        """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes."""
+    def from_config(cls, config, lanes, addr_bits, stages=1, group_copies=False, rounded_products=False):
+        """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes (with
+        ``rounded_products``, products of ``update_product_bits + 1`` bits)."""
         return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
-                   product_bits=config.update_product_bits, addr_bits=addr_bits, max_offset=len(config.lr_decay),
-                   stochastic=config.rounding == "stochastic", stages=stages, group_copies=group_copies)
+                   product_bits=config.update_product_bits + bool(rounded_products), addr_bits=addr_bits,
+                   max_offset=len(config.lr_decay), stochastic=config.rounding == "stochastic", stages=stages,
+                   group_copies=group_copies, rounded_products=rounded_products)
 
     def elaborate(self, platform):
         m = Module()
@@ -190,9 +200,13 @@ class OuterProductUpdater(wiring.Component):
         min_shift = min(self.lr_shift) - low
         lane_values = []
         for p in range(self.lanes):
-            bias = self.draws[p] if self.stochastic else halves[p // self.COPY_LANES if self.group_copies else 0]
             total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
-            m.d.comb += total.eq((i.products[p] >> low) + bias)
+            if self.rounded_products:
+                # The products already hold the rounding constant (a multiple of 2**low).
+                m.d.comb += total.eq(i.products[p] >> low)
+            else:
+                bias = self.draws[p] if self.stochastic else halves[p // self.COPY_LANES if self.group_copies else 0]
+                m.d.comb += total.eq((i.products[p] >> low) + bias)
             shifted = Signal(signed(len(total) - min_shift), name=f"shifted{p}")
             with m.Switch(layer[p // self.COPY_LANES]):
                 for k, shift in enumerate(self.lr_shift):

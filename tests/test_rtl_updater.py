@@ -52,18 +52,23 @@ def random_cases(rng, lanes, weight_bits, lr_shift, count, max_offset=0):
     return cases
 
 
-@pytest.mark.parametrize("stages, group_copies", [(1, False), (2, False), (3, False), (2, True), (3, True)],
-                         ids=["1", "2", "3", "2-copies", "3-copies"])
+@pytest.mark.parametrize("stages, group_copies, rounded", [(1, False, False), (2, False, False), (3, False, False),
+                                                      (2, True, False), (3, True, False), (1, False, True),
+                                                      (2, False, True), (3, True, True)],
+                         ids=["1", "2", "3", "2-copies", "3-copies", "1-rounded", "2-rounded", "3-copies-rounded"])
 @pytest.mark.parametrize("lanes, weight_bits, lr_shift, max_offset", [
     (8, (16, 16), (16, 13), 3),
     (3, (14, 16, 12), (0, 1, 28), 3),
     (5, (16,), (20,), 0),
 ])
-def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages, group_copies):
+def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages, group_copies, rounded):
     """One word per cycle, every cycle's output checked ``stages`` cycles after its input; with
-    ``group_copies`` the layer and offset copies (here equal to ``i``'s) steer each group."""
-    dut = OuterProductUpdater(lanes=lanes, weight_bits=weight_bits, lr_shift=lr_shift, product_bits=ACC,
-                              addr_bits=8, max_offset=max_offset, stages=stages, group_copies=group_copies)
+    ``group_copies`` the layer and offset copies (here equal to ``i``'s) steer each group; with
+    ``rounded_products`` each product comes with the rounding constant ``2**(s + o - 1)`` added
+    (one bit wider), as the SPRAM lanes' accumulators deliver it."""
+    dut = OuterProductUpdater(lanes=lanes, weight_bits=weight_bits, lr_shift=lr_shift, product_bits=ACC + rounded,
+                              addr_bits=8, max_offset=max_offset, stages=stages, group_copies=group_copies,
+                              rounded_products=rounded)
     cases = random_cases(random.Random(lanes), lanes, weight_bits, lr_shift, 400, max_offset)
 
     async def bench(ctx):
@@ -80,9 +85,10 @@ def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages
                         ctx.set(dut.group_layer[j], k)
                         ctx.set(dut.group_offset[j], offset)
                 ctx.set(i.addr, n & 0xFF)
+                half = (1 << (lr_shift[k] + offset)) >> 1 if rounded else 0
                 for p in range(lanes):
                     ctx.set(i.weights[p], weights[p])
-                    ctx.set(i.products[p], products[p])
+                    ctx.set(i.products[p], products[p] + half)
             else:
                 ctx.set(dut.i.valid, 0)
             await ctx.tick()
