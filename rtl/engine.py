@@ -12,8 +12,8 @@ from .fixed import write_element
 from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, default_multiplier, fabric_arithmetic
 from .layer_geometry import OpKind
 from .lls_signal import LLSLearningSignal
-from .single_port_ram import is_ice40
 from .sequencer import Sequencer
+from .single_port_ram import is_ice40
 from .softmax_error import SoftmaxError
 from .weight_init import WeightInitialiser
 
