@@ -69,6 +69,9 @@ class Requantiser(wiring.Component):
                  every_other=False):
         if stages not in (1, 2):
             raise ValueError(f"Requantiser stages must be 1 or 2, got {stages!r}")
+        if every_other and stages != 1:
+            self._MustUse__silence = True
+            raise ValueError(f"Requantiser every_other needs one stage, got stages={stages}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"Requantiser activation must be one of {ACTIVATIONS}, got {activation!r}")
         if shift < 0 or shift >= acc_bits:

@@ -159,6 +159,9 @@ def test_requantiser_every_other_cycle(cfg, pressure):
     sim.run()
     # Always offered, always taken at the output: one accumulator every other cycle.
     assert taken == [1, 0] * 10
+    with pytest.raises(ValueError, match="every_other needs one stage"):
+        Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation, every_other=True,
+                    stages=2)
 
 
 @pytest.mark.parametrize("rule", ["lls", "drtp"])

@@ -112,6 +112,13 @@ def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages
     sim.run()
 
 
+def test_updater_rounded_products_need_nearest_rounding():
+    """Stochastic draws cannot be loaded into the accumulators beforehand: refused."""
+    with pytest.raises(ValueError, match="rounded_products needs nearest rounding"):
+        OuterProductUpdater(lanes=4, weight_bits=(16,), lr_shift=(13,), product_bits=ACC + 1, addr_bits=8,
+                            stochastic=True, rounded_products=True)
+
+
 class UpdaterTop(wiring.Component):
     """The updater with plain ports (its streams are always-ready, which a toplevel cannot be)."""
 
