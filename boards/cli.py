@@ -31,8 +31,7 @@ def register(subparsers):
                              "BUILD_DIR/seed<N>, the best kept in BUILD_DIR/<board> with every seed's Fmax in its "
                              "report")
     parser.add_argument("--router", choices=("router1", "router2"),
-                        help="nextpnr's router (default: the board's, boards/platforms.py: router2 on the "
-                             "iCEBreaker, router1 on the ECP5 boards)")
+                        help="nextpnr's router (default: the board's, boards/platforms.py: router1)")
     parser.add_argument("--placer", choices=("heap", "static", "sa"),
                         help="nextpnr's placer (default: the board's, boards/platforms.py: static on the "
                              "ULX3S, heap elsewhere)")

@@ -74,11 +74,15 @@ BOARDS = {
         # against 22.02-30.63, mean 26.46, over seeds 1 and 3-8 (session 15).
         synth_opts=("-device", "u", "-dffe_min_ce_use", "8"),
         nextpnr_opts=("--placer-heap-beta", "0.75"),
-        # At 96 % of the logic cells router1 did not converge (5300 arcs overused after 59 k
-        # iterations); router2 routed the same placement in minutes.
-        router="router2",
-        # Builds take 1-2 minutes (784-80-10 once 12.5 beside another build), but router2 can
-        # stall for good at a couple of overused wires (session 12: seed 2, the static placer).
+        # Router1: at 88-92 % of the logic cells (session 20) it routes every seed tried, in
+        # 1.5-2 minutes, and is faster than router2 at each: 36.03 / 34.29 / 35.81 / 34.06 MHz
+        # at seeds 1, 3, 5, 6, where router2 stalled on 4 of 8 seeds (two nets held through one
+        # LUT's route-through for thousands of iterations) and reached 33.55 / - / 32.38 / - (its
+        # alternate weights: 35.21 / 30.70 / 32.22 / stalled). At 96 % (session 12) router1 did
+        # not converge (5300 arcs overused after 59 k iterations) and router2 did.
+        router="router1",
+        # Builds take 1-2 minutes (784-80-10 once 12.5 beside another build); router2 (`--router
+        # router2`) can stall for good at a couple of overused wires.
         timeout=1800,
         # The protocol from the 12 MHz oscillator (the PLL's reference passed through), so only
         # the engine has to meet the PLL's clock: its paths were as long as the engine's

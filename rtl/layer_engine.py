@@ -16,8 +16,8 @@ from .skid_buffer import SkidBuffer
 from .spram_schedule import SPRAMSchedule
 
 __all__ = ["LayerEngine", "LANE_LATENCIES", "WEIGHT_STORES", "fabric_arithmetic", "default_lane_latency",
-           "default_multiplier", "default_updater_stages", "default_weight_store", "CONTROL_GROUP_LANES",
-           "WIDE_UPDATER_LANES", "HEAD_GROUP_LANES", "FOLD_GROUP_CHUNKS"]
+           "default_multiplier", "default_updater_stages", "default_weight_store", "offset_fits_operand",
+           "CONTROL_GROUP_LANES", "WIDE_UPDATER_LANES", "HEAD_GROUP_LANES", "FOLD_GROUP_CHUNKS"]
 
 
 #: Lanes that share one copy of the lanes' controls (the fetch register's op fields, the last
@@ -68,6 +68,17 @@ def default_lane_latency(platform):
     an update op's slot a cycle longer, 16 % more cycles a digits step, for no gain in the UP5K's
     clock yet (``docs/results.md``, session 19)."""
     return 4 if fabric_arithmetic(platform) else 1
+
+
+def offset_fits_operand(config):
+    """Whether every update op's ``x`` (an input, an activation or a bias word's
+    ``2**bias_shift``) times ``2**len(lr_decay)`` fits the lanes' ``signed(mult_bits)`` operand,
+    and the product so scaled, with its rounding constant, the accumulator: then
+    :class:`LayerEngine` with SPRAM weights puts the learning-rate offset in that operand."""
+    decays = len(config.lr_decay)
+    x_max = max(max(config.in_max(k), 1 << config.bias_shift(k)) for k in range(config.n_layers))
+    return (decays > 0 and x_max.bit_length() + 1 + decays <= config.mult_bits
+            and config.update_product_bits + decays + 1 <= config.acc_bits)
 
 
 def default_multiplier(platform, registered):
@@ -177,8 +188,11 @@ class LayerEngine(wiring.Component):
         The word operation at S0, taken with ``op.ready`` (always 1 with ``"ebr"``).
     x : In(signed(mult_bits))
         The input ``x_{word-1}`` of the op taken the cycle before (ignored for word 0). With
-        ``"spram"`` it must stay put until the op's S1, ``B`` cycles after it was taken (no op
-        is taken in between: a read port that reads only when an op is taken does it).
+        ``"spram"`` it must be there from the cycle before the op's S1 and stay put until S1,
+        ``B`` (``B + 1`` with the port registered) cycles after the op was taken (no op is taken
+        in between: a read port that reads only when an op is taken, a cycle late with the port
+        registered, does it); an update op's ``x`` is registered then, times
+        ``2**(len(lr_decay) - lr_offset)`` (:func:`offset_fits_operand`).
     delta : In(data.ArrayLayout(signed(delta_bits), P))
         The learning signal of the group of the op taken the cycle before (update ops); held
         like ``x``.
@@ -505,6 +519,12 @@ class LayerEngine(wiring.Component):
         # (The constant fits the product's bits plus one: 2**(s + o - 1) <= 2**(product_bits - 1).)
         rounded_products = (clear_updates and config.rounding != "stochastic"
                             and max(config.lr_shift) + len(config.lr_decay) <= config.update_product_bits)
+        # And where 2**D x still fits the multiplier (D = len(lr_decay)), an update op's x is
+        # x * 2**(D - o), registered the cycle before S1: rnd(δ x, s + o) = rnd(δ x 2**(D-o), s + D)
+        # exactly, so the updater shifts by a constant per layer and has no offset shifter
+        # (OuterProductUpdater's offset_in_products), and the lanes' x comes from a register.
+        offset_in_operand = rounded_products and offset_fits_operand(config)
+        decays = len(config.lr_decay)
         clear_value = Const(0, signed(config.acc_bits))
         if bias_by_multiply:
             clear = pre_s1_valid & (pre_s1.kind == OpKind.FORWARD) & pre_s1.first
@@ -516,10 +536,20 @@ class LayerEngine(wiring.Component):
                     with m.Switch(pre_s1.layer):
                         for k, shift in enumerate(config.lr_shift):
                             with m.Case(k):
+                                if offset_in_operand:
+                                    m.d.comb += clear_value.eq(1 << (shift + decays - 1))
+                                    continue
                                 with m.Switch(self.lr_offset):
-                                    for extra in range(len(config.lr_decay) + 1):
+                                    for extra in range(decays + 1):
                                         with m.Case(extra):
                                             m.d.comb += clear_value.eq((1 << (shift + extra)) >> 1)
+            if offset_in_operand:
+                # x is there from the cycle before S1 (the caller holds it from the cycle after
+                # the op is taken, and S1 is B >= 2 cycles on).
+                scaled_x = Signal.like(f_x, name="scaled_x")
+                amount = Signal(range(decays + 1), name="x_scale")
+                m.d.comb += amount.eq(Mux(pre_s1.kind == OpKind.UPDATE, decays - self.lr_offset, 0))
+                m.d.sync += scaled_x.eq(Mux(pre_s1.first, bias_one_of(pre_s1.layer), f_x) << amount)
         multiplier = self.resolved_multiplier(platform)
         if multiplier == "mult18x18d" and not (input_regs and product_reg):
             raise ValueError(f"LayerEngine: multiplier='mult18x18d' needs lane latency 3 or 4, not {latency}")
@@ -533,7 +563,7 @@ class LayerEngine(wiring.Component):
             if bias_by_multiply:
                 m.d.comb += [
                     lane.a.eq(Mux(g_update, f_delta[p], f_word[p])),
-                    lane.b.eq(Mux(g_first, g_bias_one, f_x)),
+                    lane.b.eq(scaled_x if offset_in_operand else Mux(g_first, g_bias_one, f_x)),
                     lane.load.eq(clear),
                     lane.load_value.eq(clear_value),
                     lane.en.eq(g_forward | g_update),
@@ -602,8 +632,9 @@ class LayerEngine(wiring.Component):
         with m.If(late_valid):
             m.d.sync += s2.eq(late)
         if rounded_products:
-            # p + 2**(s + o - 1): one bit more than the product.
-            products = [lane.acc[:product_bits + 1] for lane in lanes]
+            # p + 2**(s + o - 1): one bit more than the product (p 2**(D - o) + 2**(s + D - 1): D
+            # bits more again, with the offset in the operand).
+            products = [lane.acc[:product_bits + offset_in_operand * decays + 1] for lane in lanes]
         elif clear_updates:
             products = [lane.acc[:product_bits] for lane in lanes]
         else:
@@ -622,8 +653,11 @@ class LayerEngine(wiring.Component):
         group_copies = fetch_reg and not spram
         m.submodules.updater = updater = OuterProductUpdater.from_config(config, Q, updater_addr_bits,
                                                                          updater_stages, group_copies,
-                                                                         rounded_products=rounded_products)
-        m.d.comb += [updater.lr_offset.eq(self.lr_offset), updater.i.payload.layer.eq(s2.layer)]
+                                                                         rounded_products=rounded_products,
+                                                                         offset_in_products=offset_in_operand)
+        if not offset_in_operand:
+            m.d.comb += updater.lr_offset.eq(self.lr_offset)
+        m.d.comb += updater.i.payload.layer.eq(s2.layer)
         if group_copies:
             s2_layers = [Signal(geo.layer_shape, name=f"s2_layer{j}", attrs={"keep": 1})
                          for j in range(updater.copies)]

@@ -132,13 +132,26 @@ class OuterProductUpdater(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config, lanes, addr_bits, stages=1, group_copies=False, rounded_products=False):
+    def from_config(cls, config, lanes, addr_bits, stages=1, group_copies=False, rounded_products=False,
+                    offset_in_products=False):
         """The updater of an :class:`~golden.integer.config.EngineConfig` with ``lanes`` lanes (with
-        ``rounded_products``, products of ``update_product_bits + 1`` bits)."""
-        return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=config.lr_shift,
-                   product_bits=config.update_product_bits + bool(rounded_products), addr_bits=addr_bits,
-                   max_offset=len(config.lr_decay), stochastic=config.rounding == "stochastic", stages=stages,
-                   group_copies=group_copies, rounded_products=rounded_products)
+        ``rounded_products``, products of ``update_product_bits + 1`` bits).
+
+        With ``offset_in_products`` (and ``rounded_products``) the products come as
+        ``δ x 2**(D - o) + 2**(s + D - 1)``, ``D = len(lr_decay)`` (the layer engine scales the
+        update ops' ``x``): ``rnd(δ x, s + o) = rnd(δ x 2**(D - o), s + D)`` exactly, so the
+        updater shifts by ``lr_shift + D``, a constant per layer, and has no offset shifter
+        (``max_offset`` 0); the products are ``D`` bits wider.
+        """
+        decays = len(config.lr_decay)
+        if offset_in_products and not rounded_products:
+            raise ValueError("OuterProductUpdater: offset_in_products needs rounded_products")
+        lr_shift = tuple(s + decays for s in config.lr_shift) if offset_in_products else config.lr_shift
+        return cls(lanes=lanes, weight_bits=config.weight_bits, lr_shift=lr_shift,
+                   product_bits=config.update_product_bits + bool(rounded_products) + offset_in_products * decays,
+                   addr_bits=addr_bits, max_offset=0 if offset_in_products else decays,
+                   stochastic=config.rounding == "stochastic", stages=stages, group_copies=group_copies,
+                   rounded_products=rounded_products)
 
     def elaborate(self, platform):
         m = Module()
@@ -200,7 +213,8 @@ class OuterProductUpdater(wiring.Component):
         min_shift = min(self.lr_shift) - low
         lane_values = []
         for p in range(self.lanes):
-            total = Signal(signed(self.product_bits - low + 2), name=f"total{p}")
+            # Two bits for the rounding adder's carry and sign; none without the adder.
+            total = Signal(signed(self.product_bits - low + 2 * (not self.rounded_products)), name=f"total{p}")
             if self.rounded_products:
                 # The products already hold the rounding constant (a multiple of 2**low).
                 m.d.comb += total.eq(i.products[p] >> low)

@@ -108,5 +108,6 @@ def test_the_build_names_a_stall(tmp_path, monkeypatch):
     monkeypatch.setattr(flow, "_run_script", _stand_in({}, verdict))
     config = board_config(BOARDS["icebreaker"], (64, 32, 10))
     with pytest.raises(SynthesisError, match=r"stopped: nextpnr's router2 stalled: 2 or more wires .*another --seed"):
-        build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, log=lambda *_: None)
+        build("icebreaker", config, build_root=tmp_path, system=LanesOnly, force=True, router="router2",
+              log=lambda *_: None)
     assert not (tmp_path / "icebreaker" / "report.json").exists()

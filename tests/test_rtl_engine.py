@@ -342,6 +342,10 @@ def test_lane_utilisation_digits_pysim(pipelines):
 # (layers, rule, basis, lanes, offset, overrides, updater_stages): P <= 4 is one beat a word, P = 5..8 two.
 SPRAM_CASES = [
     ((13, 9, 5), "drtp", None, 8, 3, {}, 1),
+    # The largest offset (len(lr_decay)): an update op's x is not scaled at all.
+    ((13, 9, 5), "drtp", None, 8, 4, {}, 2),
+    # Seven decays: 2**7 x no longer fits the operand, and the updater shifts by the offset.
+    ((13, 9, 5), "drtp", None, 8, 6, {"lr_decay": (10, 20, 30, 40, 50, 60, 70)}, 2),
     ((13, 9, 5), "lls", "square", 8, 1, {"rounding": "stochastic"}, 1),
     ((11, 7, 6, 5), "lls", "sin", 6, 0, {}, 2),
     ((9, 7, 5, 3), "lls-m", None, 7, 2, {}, 3),
@@ -448,6 +452,16 @@ def test_spram_schedule_never_collides(beats, updater_stages, port_reg, lane_lat
     assert schedule.update_slot == 2 * B + e
     assert 2 * B + e not in schedule.blocked_after_update and all(d in schedule.blocked_after_update
                                                                    for d in range(1, 2 * B + e))
+
+
+def test_offset_fits_operand():
+    """The default formats put the learning-rate offset in the lanes' operand (13 bits of 16);
+    wider inputs or more decays do not fit it."""
+    from rtl.layer_engine import offset_fits_operand
+    assert offset_fits_operand(default_config("drtp", None, (64, 128, 10)))
+    assert not offset_fits_operand(default_config("drtp", None, (64, 128, 10), input_bits=12))
+    assert not offset_fits_operand(default_config("drtp", None, (64, 128, 10), lr_decay=(10, 20, 30, 40, 50, 60, 70)))
+    assert not offset_fits_operand(default_config("drtp", None, (64, 128, 10), lr_decay=()))
 
 
 def test_spram_choice_and_limits():

@@ -112,11 +112,64 @@ def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages
     sim.run()
 
 
+@pytest.mark.parametrize("stages", [1, 2])
+def test_updater_offset_in_products_matches_golden(stages):
+    """``from_config(..., offset_in_products=True)``: the products come as
+    ``δx 2**(D - o) + 2**(s + D - 1)`` (the SPRAM layer engine scales the update ops' x) and the
+    updater shifts by ``lr_shift + D`` alone; every word equals §10's ``sat(W - rnd(δx, s + o))``
+    for every offset ``o`` in ``0 .. D``, ties and saturating products included."""
+    from golden.integer.config import EngineConfig
+    config = EngineConfig(layers=(64, 128, 10), rule="drtp")
+    decays, bits = len(config.lr_decay), config.update_product_bits
+    dut = OuterProductUpdater.from_config(config, 4, 8, stages=stages, rounded_products=True,
+                                          offset_in_products=True)
+    assert dut.max_offset == 0 and dut.lr_shift == tuple(s + decays for s in config.lr_shift)
+    rng = random.Random(stages)
+    cases = []
+    for n in range(600):
+        k, offset = rng.randrange(config.n_layers), n % (decays + 1)
+        shift, top = config.lr_shift[k] + offset, 1 << (config.weight_bits[k] - 1)
+        weights = [rng.choice([-top, top - 1, 0, rng.randrange(-top, top)]) for _ in range(4)]
+        limit = 1 << (bits - 1)
+        products = [rng.choice([-limit + 1, limit - 1, ((2 * rng.randrange(-99, 99) + 1) << (shift - 1)),
+                                rng.randrange(-limit + 1, limit)]) for _ in range(4)]
+        cases.append((k, offset, weights, products))
+
+    async def bench(ctx):
+        i = dut.i.payload
+        for n in range(len(cases) + stages - 1):
+            if n < len(cases):
+                k, offset, weights, products = cases[n]
+                ctx.set(dut.i.valid, 1)
+                ctx.set(i.layer, k)
+                for p in range(4):
+                    ctx.set(i.weights[p], weights[p])
+                    ctx.set(i.products[p], (products[p] << (decays - offset))
+                            + (1 << (config.lr_shift[k] + decays - 1)))
+            else:
+                ctx.set(dut.i.valid, 0)
+            await ctx.tick()
+            if n + 1 - stages >= 0:
+                k, offset, weights, products = cases[n + 1 - stages]
+                want = golden_word(weights, products, config.weight_bits[k], config.lr_shift[k] + offset)
+                assert [ctx.get(dut.o.payload.weights[p]) for p in range(4)] == want, f"case {n + 1 - stages}"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def test_updater_rounded_products_need_nearest_rounding():
-    """Stochastic draws cannot be loaded into the accumulators beforehand: refused."""
+    """Stochastic draws cannot be loaded into the accumulators beforehand: refused; and the
+    offset in the products comes only with the rounding constant there too."""
+    from golden.integer.config import EngineConfig
     with pytest.raises(ValueError, match="rounded_products needs nearest rounding"):
         OuterProductUpdater(lanes=4, weight_bits=(16,), lr_shift=(13,), product_bits=ACC + 1, addr_bits=8,
                             stochastic=True, rounded_products=True)
+    with pytest.raises(ValueError, match="offset_in_products needs rounded_products"):
+        OuterProductUpdater.from_config(EngineConfig(layers=(64, 128, 10), rule="drtp"), 4, 8,
+                                        offset_in_products=True)
 
 
 class UpdaterTop(wiring.Component):
