@@ -137,11 +137,14 @@ def test_requantiser_matches_golden(cfg, pressure, parallel_clamp, stages):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 @pytest.mark.parametrize("pressure", [(0.0, 0.0), (0.3, 0.5)], ids=["free", "backpressure"])
-def test_requantiser_every_other_cycle(cfg, pressure):
-    """``every_other`` (the UP5K's): ``i.ready`` is ``~o.valid``, so an accumulator is taken
-    only while the output is empty: the same values, and never two transfers in a row."""
+@pytest.mark.parametrize("parallel_clamp", [False, True], ids=["", "parallel_clamp"])
+def test_requantiser_every_other_cycle(cfg, pressure, parallel_clamp):
+    """``every_other`` (the UP5K's, with ``parallel_clamp``): ``i.ready`` is ``~o.valid``, so an
+    accumulator is taken only while the output is empty: the same values, and never two
+    transfers in a row."""
     acc_bits, shift, out_bits, activation = cfg
-    rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation, every_other=True)
+    rq = Requantiser(acc_bits=acc_bits, shift=shift, out_bits=out_bits, activation=activation, every_other=True,
+                     parallel_clamp=parallel_clamp)
     rng = random.Random(acc_bits * 100 + shift + 1)
     run_requantiser(rq, corner_accumulators(rq, rng, 200), gap=pressure[0], stall=pressure[1], seed=shift)
     taken = []
