@@ -182,12 +182,14 @@ def parse_pnr_report(report, family, target_mhz, cells=None):
     return resources, clocks
 
 
-def critical_path(report):
+def critical_path(report, clock=None):
     """The worst register-to-register path of nextpnr's ``--report`` JSON, summarised: its delay
     split into logic and routing, its start and end, and the named nets it runs through (the
-    ones Yosys did not generate, ``$...``), or ``None`` when nextpnr gave none."""
+    ones Yosys did not generate, ``$...``), or ``None`` when nextpnr gave none. With ``clock``,
+    that clock's path (the protocol's slower clock can have the longer path, and the slack)."""
     paths = [p for p in report.get("critical_paths", []) if p.get("path")
-             and p.get("from", "").startswith("pos") and p.get("to") == p.get("from")]
+             and p.get("from", "").startswith("pos") and p.get("to") == p.get("from")
+             and (clock is None or p["from"] == f"posedge {clock}")]
     if not paths:
         return None
     steps = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
@@ -476,7 +478,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         "fmax_mhz": fmax,
         "target_mhz": top.clock.f_out,
         "timing": "pass" if all(c["pass"] for c in clocks + crossings) else "fail",
-        "critical_path": critical_path(pnr),
+        "critical_path": critical_path(pnr, main_clock["name"]),
         "seconds": round(seconds, 1),
         "seed": seed,
         "router": router,

@@ -181,6 +181,19 @@ def test_critical_path_is_within_one_clock():
     assert critical_path(report)["ns"] == 9.0
 
 
+def test_critical_path_of_one_clock():
+    """With a clock named, its own path: the protocol's 12 MHz clock had the longest path of the
+    UP5K build (29.26 ns, in budget) while the engine's set its Fmax."""
+    ff = ("$auto$ff", "M")
+    report = {"critical_paths": [
+        {"from": "posedge host_clk", "to": "posedge host_clk", "path": [_step("routing", 29.0, ff, ff, "access")]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [_step("routing", 26.0, ff, ff, "softmax.top")]}]}
+    assert critical_path(report)["ns"] == 29.0
+    assert critical_path(report, "clk")["through"] == ["softmax.top"]
+    assert critical_path(report, "host_clk")["ns"] == 29.0
+    assert critical_path(report, "sync") is None
+
+
 def test_clock_crossings_against_two_destination_periods():
     """Each clock pair's longest path against ``DEFAULT_STAGES - 1`` periods of its destination
     (48 MHz: 41.67 ns; 12 MHz: 166.67 ns); paths from or to the pins are not crossings."""
