@@ -197,6 +197,14 @@ def test_flow_stopped_stops_the_tools(tmp_path):
     for line in process.stdout:        # the tools start after this line
         if line.startswith("building icebreaker"):
             break
+    # Elaboration comes first, then the script is written, then the tools start: on a loaded
+    # machine (two CI runs at once) elaboration alone took over a minute, so the tools get
+    # their minute from the script's appearance.
+    script_file = tmp_path / "icebreaker" / "build_top.sh"
+    deadline = time.monotonic() + 600
+    while not script_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert script_file.exists(), "the build never wrote its script"
     deadline = time.monotonic() + 60
     while not processes_in(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)
