@@ -52,6 +52,48 @@ def random_cases(rng, lanes, weight_bits, lr_shift, count, max_offset=0):
     return cases
 
 
+def stream_words(dut, cases, golden_shift, product_of, drive=lambda ctx, k, offset: None):
+    """One word of ``cases`` (``(layer, offset, weights, products)``) per cycle into ``dut``, each
+    product presented as ``product_of(layer, offset, product)``; every output is checked
+    ``stages`` cycles later (valid, busy, layer, address, every weight) against §10 with the
+    shift ``golden_shift(layer, offset)``. ``drive(ctx, layer, offset)`` sets any other input."""
+    stages, lanes = dut.stages, dut.lanes
+
+    async def bench(ctx):
+        i = dut.i.payload
+        for n in range(len(cases) + stages - 1):
+            if n < len(cases):
+                k, offset, weights, products = cases[n]
+                ctx.set(dut.i.valid, 1)
+                ctx.set(i.layer, k)
+                ctx.set(i.addr, n & 0xFF)
+                drive(ctx, k, offset)
+                for p in range(lanes):
+                    ctx.set(i.weights[p], weights[p])
+                    ctx.set(i.products[p], product_of(k, offset, products[p]))
+            else:
+                ctx.set(dut.i.valid, 0)
+            await ctx.tick()
+            done = n + 1 - stages
+            if done < 0:
+                assert not ctx.get(dut.o.valid) and ctx.get(dut.busy)
+                continue
+            k, offset, weights, products = cases[done]
+            assert ctx.get(dut.o.valid) and ctx.get(dut.busy)
+            assert ctx.get(dut.o.payload.layer) == k and ctx.get(dut.o.payload.addr) == done & 0xFF
+            got = [ctx.get(dut.o.payload.weights[p]) for p in range(lanes)]
+            want = golden_word(weights, products, dut.weight_bits[k], golden_shift(k, offset))
+            assert got == want, f"case {done}: layer {k} offset {offset} w={weights} products={products}"
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        assert not ctx.get(dut.o.valid) and not ctx.get(dut.busy)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 @pytest.mark.parametrize("stages, group_copies, rounded", [(1, False, False), (2, False, False), (3, False, False),
                                                       (2, True, False), (3, True, False), (1, False, True),
                                                       (2, False, True), (3, True, True)],
@@ -71,45 +113,18 @@ def test_updater_matches_golden(lanes, weight_bits, lr_shift, max_offset, stages
                               rounded_products=rounded)
     cases = random_cases(random.Random(lanes), lanes, weight_bits, lr_shift, 400, max_offset)
 
-    async def bench(ctx):
-        i = dut.i.payload
-        for n in range(len(cases) + stages - 1):
-            if n < len(cases):
-                k, offset, weights, products = cases[n]
-                ctx.set(dut.i.valid, 1)
-                # (With the copies, lr_offset itself is not used: another value shows it.)
-                ctx.set(dut.lr_offset, (offset + group_copies) % (max_offset + 1))
-                ctx.set(i.layer, k)
-                if group_copies:
-                    for j in range(dut.copies):
-                        ctx.set(dut.group_layer[j], k)
-                        ctx.set(dut.group_offset[j], offset)
-                ctx.set(i.addr, n & 0xFF)
-                half = (1 << (lr_shift[k] + offset)) >> 1 if rounded else 0
-                for p in range(lanes):
-                    ctx.set(i.weights[p], weights[p])
-                    ctx.set(i.products[p], products[p] + half)
-            else:
-                ctx.set(dut.i.valid, 0)
-            await ctx.tick()
-            done = n + 1 - stages
-            if done < 0:
-                assert not ctx.get(dut.o.valid) and ctx.get(dut.busy)
-                continue
-            k, offset, weights, products = cases[done]
-            assert ctx.get(dut.o.valid) and ctx.get(dut.busy)
-            assert ctx.get(dut.o.payload.layer) == k and ctx.get(dut.o.payload.addr) == done & 0xFF
-            got = [ctx.get(dut.o.payload.weights[p]) for p in range(lanes)]
-            want = golden_word(weights, products, weight_bits[k], lr_shift[k] + offset)
-            assert got == want, f"case {done}: layer {k} w={weights} products={products}"
-        ctx.set(dut.i.valid, 0)
-        await ctx.tick()
-        assert not ctx.get(dut.o.valid) and not ctx.get(dut.busy)
+    def drive(ctx, k, offset):
+        # (With the copies, lr_offset itself is not used: another value shows it.)
+        ctx.set(dut.lr_offset, (offset + group_copies) % (max_offset + 1))
+        if group_copies:
+            for j in range(dut.copies):
+                ctx.set(dut.group_layer[j], k)
+                ctx.set(dut.group_offset[j], offset)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    def product_of(k, offset, product):
+        return product + ((1 << (lr_shift[k] + offset)) >> 1 if rounded else 0)
+
+    stream_words(dut, cases, lambda k, offset: lr_shift[k] + offset, product_of, drive)
 
 
 @pytest.mark.parametrize("stages", [1, 2])
@@ -135,29 +150,10 @@ def test_updater_offset_in_products_matches_golden(stages):
                                 rng.randrange(-limit + 1, limit)]) for _ in range(4)]
         cases.append((k, offset, weights, products))
 
-    async def bench(ctx):
-        i = dut.i.payload
-        for n in range(len(cases) + stages - 1):
-            if n < len(cases):
-                k, offset, weights, products = cases[n]
-                ctx.set(dut.i.valid, 1)
-                ctx.set(i.layer, k)
-                for p in range(4):
-                    ctx.set(i.weights[p], weights[p])
-                    ctx.set(i.products[p], (products[p] << (decays - offset))
-                            + (1 << (config.lr_shift[k] + decays - 1)))
-            else:
-                ctx.set(dut.i.valid, 0)
-            await ctx.tick()
-            if n + 1 - stages >= 0:
-                k, offset, weights, products = cases[n + 1 - stages]
-                want = golden_word(weights, products, config.weight_bits[k], config.lr_shift[k] + offset)
-                assert [ctx.get(dut.o.payload.weights[p]) for p in range(4)] == want, f"case {n + 1 - stages}"
+    def product_of(k, offset, product):
+        return (product << (decays - offset)) + (1 << (config.lr_shift[k] + decays - 1))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    stream_words(dut, cases, lambda k, offset: config.lr_shift[k] + offset, product_of)
 
 
 def test_updater_rounded_products_need_nearest_rounding():
