@@ -227,9 +227,14 @@ class OuterProductUpdater(wiring.Component):
                     with m.Case(k):
                         m.d.comb += shifted.eq(total >> (shift - low))
             lane_values.append(shifted)
+        # With rounded products (the UP5K's) the registers hold the values' complements ~v: the
+        # subtraction is then W + ~v + 1, an addition, with no inverter (a LUT level) in front of
+        # its carry chain. (~v >> o = ~(v >> o): the complement commutes with the shifts.)
+        complemented = self.rounded_products and self.stages >= 2
         if self.stages >= 2:
             stage("b")
-            lane_values = [self._register(m, v, f"shifted{p}_b") for p, v in enumerate(lane_values)]
+            lane_values = [self._register(m, ~v if complemented else v, f"shifted{p}_b")
+                           for p, v in enumerate(lane_values)]
         lane_values = [v >> offset[p // self.COPY_LANES] for p, v in enumerate(lane_values)]
         if self.stages >= 3:
             stage("c")
@@ -249,7 +254,12 @@ class OuterProductUpdater(wiring.Component):
         widths = sorted(set(self.weight_bits))
         for p, value in enumerate(lane_values):
             diff = Signal(signed(max(len(value), self.weight_shape.width) + 1), name=f"diff{p}")
-            m.d.comb += diff.eq(weights[p] - value)
+            if complemented:
+                # (2W + 1) + (2~v + 1) = 2(W - v): the carry into bit 1 is the "+ 1".
+                doubled = Cat(Const(1, 1), weights[p]).as_signed() + Cat(Const(1, 1), value).as_signed()
+                m.d.comb += diff.eq(doubled[1:].as_signed())
+            else:
+                m.d.comb += diff.eq(weights[p] - value)
             if len(widths) == 1:
                 with m.Switch(layer[p // self.COPY_LANES]):
                     for k, bits in enumerate(self.weight_bits):
