@@ -26,8 +26,9 @@ def register(subparsers):
     parser.add_argument("--lanes", type=int, help="MAC lanes P (default: the board's)")
     parser.add_argument("--weight-bits", type=int, help="widest weight format (default 16)")
     parser.add_argument("--target-mhz", type=float, help="the sync clock (default: the board's)")
-    parser.add_argument("--seed", default="1", metavar="N[,N...]",
-                        help="nextpnr placement seed (default 1); several, e.g. 1,3,4,5: one build each, in "
+    parser.add_argument("--seed", metavar="N[,N...]",
+                        help="nextpnr placement seed (default: the board's, boards/platforms.py: 2 on the ULX3S, "
+                             "1 elsewhere); several, e.g. 1,3,4,5: one build each, in "
                              "BUILD_DIR/seed<N>, the best kept in BUILD_DIR/<board> with every seed's Fmax in its "
                              "report")
     parser.add_argument("--router", choices=("router1", "router2"),
@@ -85,7 +86,7 @@ def run(args):
         raise ValueError("--lanes must be positive")
     config = board_config(board, args.layers, args.rule, args.basis, args.weight_bits)
     lanes = args.lanes or board.lanes
-    seeds = parse_seeds(args.seed)
+    seeds = parse_seeds(args.seed) if args.seed is not None else [board.seed]
     if args.block and args.program:
         raise ValueError("--block builds a block alone behind a shift chain, no design to program: drop --program")
     if args.budget_only:

@@ -358,7 +358,7 @@ def _remove_products(build_dir):
         (build_dir / stale).unlink(missing_ok=True)
 
 
-def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=1, program=False,
+def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None, seed=None, program=False,
           system=None, force=False, router=None, placer=None, timeout=None, log=print):
     """Build ``config`` on ``lanes`` lanes for a board; returns the report (also written as JSON).
     With ``program``, then program the board (:func:`program_bitstream`, ``force`` passed on: a
@@ -366,6 +366,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
 
     ``timeout`` (seconds; ``None``: the board's, :attr:`Board.timeout`) bounds synthesis and
     place-and-route together: nextpnr's routers can stall for good on a nearly full device.
+    ``seed`` is nextpnr's placement seed (``None``: the board's, :attr:`Board.seed`).
 
     Raises ``ValueError`` when the configuration does not fit the board (before any tool runs)
     and :class:`SynthesisError` when the flow does not complete (or times out).
@@ -378,6 +379,7 @@ def build(board_name, config, lanes=None, *, build_root="build", target_mhz=None
         timeout = board.timeout
     lanes = lanes or board.lanes
     target_mhz = target_mhz or board.target_mhz
+    seed = board.seed if seed is None else seed
     budget = check_budget(board, config, lanes, refuse=not force)
     log(budget.table())
     for problem in budget.problems:

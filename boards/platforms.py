@@ -33,6 +33,7 @@ class Board:
     uart: tuple = ()         #: extra UART resource on a connector: (connector, rx pin, tx pin)
     router: str = "router1"  #: nextpnr's router by default (``--router`` overrides)
     placer: str = "heap"     #: nextpnr's placer by default (``--placer`` overrides)
+    seed: int = 1            #: nextpnr's placement seed by default (``--seed`` overrides)
     synth_opts: tuple = ()   #: extra ``synth_<family>`` options
     nextpnr_opts: tuple = ()  #: extra ``nextpnr-<family>`` options
     #: Seconds synthesis and place-and-route may take by default (``--timeout`` overrides;
@@ -105,7 +106,10 @@ BOARDS = {
         lut=83640, dsp=156, ram=208, ram_bits=18432, ram_configs=ECP5_EBR, synth_opts=("-noabc9",),
         # The analytic placer spreads the 64 lanes to 70 % density: on session 11's netlist
         # router1 took 192 s after it (103.47 MHz), 848 s after HeAP (97.18 MHz).
-        placer="static"),
+        placer="static",
+        # On session 23's netlist the margin at 100 MHz depends on the placement: seed 1 99.84
+        # MHz (a host address to one block RAM, 8.8 ns of routing), seed 2 105.80.
+        seed=2),
 }
 
 

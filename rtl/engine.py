@@ -7,6 +7,7 @@ from amaranth.lib import data, enum, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .collision_free import assert_collision_free, collision_free_attrs
 from .drtp_projection import DRTPProjection
 from .fixed import write_element
 from .layer_engine import CONTROL_GROUP_LANES, LayerEngine, default_multiplier, fabric_arithmetic
@@ -15,6 +16,7 @@ from .lls_signal import LLSLearningSignal
 from .sequencer import Sequencer
 from .single_port_ram import is_ice40
 from .softmax_error import SoftmaxError
+from .split_counter import SplitCounter
 from .weight_init import WeightInitialiser
 
 __all__ = ["Command", "Region", "Status", "SignalField", "Engine"]
@@ -286,7 +288,8 @@ class Engine(wiring.Component):
         command = data.View(self.cmd.payload.shape(), commands.r_data)
 
         # -- sample buffers (two, so the next sample loads during a step) -------------------------
-        m.submodules.samples = samples = memory.Memory(shape=unsigned(config.input_bits), depth=2 * M0, init=[])
+        m.submodules.samples = samples = memory.Memory(shape=unsigned(config.input_bits), depth=2 * M0, init=[],
+                                                       attrs=collision_free_attrs(platform))
         sample_write = samples.write_port()
         sample_read = samples.read_port()
         full = Signal(2)
@@ -340,6 +343,7 @@ class Engine(wiring.Component):
         s1_layer = Signal(geo.layer_shape)
         with m.If(issue):
             m.d.sync += s1_layer.eq(op.layer)
+        read_layer = s1_layer if delayed else op.layer   # the layer of the op the x reads are for
         if delayed:
             issue_q = Signal()
             s1_layer_q = Signal(geo.layer_shape)
@@ -352,17 +356,28 @@ class Engine(wiring.Component):
         running = state == _State.RUN
         reading = issue | ~running
         late_read(sample_read, Mux(use_bank, x_addr + M0, x_addr), reading)
+        # (The block RAMs' reads and writes never meet where a read is used, see
+        # collision_free_attrs: a step reads its own bank, and the idle reads are the host's
+        # of the activations; the δ and activations of a word are written before it is read.)
+        assert_collision_free(m, platform, sample_write, sample_read, used=running, what="Engine's samples")
         activations = []
         act_reads = []
         act_streams = []
         act_layout = data.StructLayout({"h": self.act_shape, "fprime": 1})
         for k in range(L - 1):
-            mem = memory.Memory(shape=act_layout, depth=geo.fan_out[k], init=[])
+            # (Not with LLS's second read port, whose reads run ahead of their use.)
+            mem = memory.Memory(shape=act_layout, depth=geo.fan_out[k], init=[],
+                                attrs={} if lls else collision_free_attrs(platform))
             m.submodules[f"activations{k}"] = mem
             activations.append(mem.write_port())
             read = mem.read_port()
             late_read(read, Mux(running, x_addr, held.addr), reading)
             act_reads.append(read)
+            if not lls:
+                # (Every op's x reads enable every x port; only the reads of layer k + 1's ops and
+                # the host's, while idle, are used.)
+                assert_collision_free(m, platform, activations[k], read, used=~running | (read_layer == k + 1),
+                                      what=f"Engine's activations{k}")
             # Pass 2 of an LLS unit re-reads the activations through a port of its own.
             act_streams.append(mem.read_port() if lls else None)
         x = Signal(signed(config.mult_bits))
@@ -388,10 +403,11 @@ class Engine(wiring.Component):
             if split_delta:
                 write, read = _grouped_delta_memory(m, f"delta{k}", config, P, depth)
             else:
-                mem = memory.Memory(shape=delta_layout, depth=depth, init=[])
+                mem = memory.Memory(shape=delta_layout, depth=depth, init=[], attrs=collision_free_attrs(platform))
                 m.submodules[f"delta{k}"] = mem
                 write = mem.write_port(granularity=1)
                 read = mem.read_port()
+                assert_collision_free(m, platform, write, read, what=f"Engine's delta{k}")
             delta_writes.append(write)
             delta_reads.append(read)
             # Read at a group's first update word; the port holds the word for the whole group.
@@ -422,13 +438,17 @@ class Engine(wiring.Component):
         # -- outputs of the lanes: activations, logits, pass 1 of the signal units ---------------------
         out = lanes.o.payload
         out_fire = lanes.o.valid & lanes.o.ready
-        best = Signal(signed(config.logit_bits))
         prediction = Signal(self.label_shape)
         pass1_done = Signal(max(1, L - 1))
         m.d.comb += lanes.o.ready.eq(1)
+        # The lanes deliver outputs only within a step, so without the lanes' group copies (the
+        # iCE40) their consumers are chosen without the engine's state: its decode was a LUT
+        # level in front of the output's handshake, and so of the signal unit's LFSR and of
+        # `h_avail` (22-24 ns on the UP5K).
+        stepping = (state == _State.RUN) if split_delta else Const(1)
         for k in range(L - 1):
             unit = units[k]
-            feeding = train & ~pass1_done[k] & (state == _State.RUN)
+            feeding = train & ~pass1_done[k] & stepping
             with m.If((out.layer == k) & feeding):
                 m.d.comb += lanes.o.ready.eq(unit.h.ready)
             m.d.comb += [
@@ -449,8 +469,21 @@ class Engine(wiring.Component):
         logit_valid = Signal()
         logit = Signal(lanes.output_layout, name="logit")
         m.d.sync += [logit_valid.eq(out_fire & (out.layer == L - 1)), logit.eq(out)]
-        with m.If(logit_valid & ((logit.index == 0) | (logit.value > best))):
-            m.d.sync += [best.eq(logit.value), prediction.eq(logit.index)]
+        if split_delta:
+            best = Signal(signed(config.logit_bits))
+            with m.If(logit_valid & ((logit.index == 0) | (logit.value > best))):
+                m.d.sync += [best.eq(logit.value), prediction.eq(logit.index)]
+        else:
+            # Without the lanes' group copies (the iCE40) the maximum is kept as its key
+            # ~best ^ sign (unsigned), as in SoftmaxError: `value > best` is then the carry out
+            # of (value ^ sign) + key, no inverter in front of the carry chain (it was 6 LUT
+            # levels into the maximum's and the prediction's enables on the UP5K, 23.4 ns).
+            width = len(logit.value)
+            sign = 1 << (width - 1)
+            best_key = Signal(width)
+            above = ((logit.value.as_unsigned() ^ sign) + best_key)[width]
+            with m.If(logit_valid & ((logit.index == 0) | above)):
+                m.d.sync += [best_key.eq(logit.value.as_unsigned() ^ (sign - 1)), prediction.eq(logit.index)]
 
         # -- hidden learning signals -------------------------------------------------------------------
         unit_busy = Const(0)
@@ -506,7 +539,7 @@ class Engine(wiring.Component):
 
         # -- output layer: softmax, errors -> δ words ----------------------------------------------
         # A training step's logits go to the softmax as the requantiser delivers them.
-        to_softmax = train & (state == _State.RUN) & (out.layer == last)
+        to_softmax = train & stepping & (out.layer == last)
         m.d.comb += [
             softmax.i.valid.eq(lanes.o.valid & to_softmax),
             softmax.i.payload.logit.eq(out.value),
@@ -547,6 +580,10 @@ class Engine(wiring.Component):
         # payload stays put meanwhile, a stream's rule: no copy of the word here).
         weight_request = req.write & (req.region == Region.WEIGHTS)
         can_access = (state == _State.IDLE) & ~pending & ~self.response.valid
+        start_decided = Signal()   # (the iCE40's registered start decision, see below)
+        if not split_delta:
+            can_access &= ~start_decided
+        booted = Signal()   # the initialisation after reset has started
         # With the lanes' group copies (ECP5), a host weight write goes to the lanes a cycle after
         # it is seen, from a register, and is taken then: the engine's state and the request's
         # decode were 5 LUT levels into the write enables of every weight memory (11.3 ns at 64
@@ -577,28 +614,47 @@ class Engine(wiring.Component):
                 lanes.write.payload.mask.eq(Mux(host_write, (1 << P) - 1, init.write.payload.mask)),
             ]
         else:
-            m.d.comb += host_write.eq(self.access.valid & can_access & weight_request)
-            with m.If(init.busy):
-                wiring.connect(m, init.write, lanes.write)
+            # Without them (the iCE40) host_write is a register too, set a cycle after the request
+            # is seen and held until its transfer (the lanes take a write in beats, and the request
+            # with its word holds still meanwhile): the request's decode and the engine's state
+            # were 8 LUT levels into the SPRAM's address through its source's select (25.2 ns on
+            # the UP5K).
+            # It is never high while the initialiser is busy (it waits for the boot's
+            # initialisation, and a command's waits for the access port), so it alone chooses the
+            # write port's source: the initialiser's busy was a net of 93 loads (the word's
+            # multiplexers) in front of its own enables, 22.7 ns on the UP5K.
+            with m.If(self.access.valid & can_access & weight_request & ~init.busy & booted):
+                m.d.sync += host_write.eq(1)
+            with m.If(access_fire):
+                m.d.sync += host_write.eq(0)
+            m.d.comb += [lanes.write.valid.eq(host_write | init.write.valid),
+                         init.write.ready.eq(lanes.write.ready)]
+            with m.If(host_write):
+                m.d.comb += [
+                    lanes.write.payload.layer.eq(req.layer),
+                    lanes.write.payload.addr.eq(req.addr),
+                    lanes.write.payload.mask.eq((1 << P) - 1),
+                    lanes.write.payload.weights.eq(host_word),
+                ]
+            with m.Else():
+                m.d.comb += lanes.write.payload.eq(init.write.payload)
                 if lanes.resolved_weight_store(platform) == "spram":
                     # Every lane of an initialiser write holds one value (or 0): it goes in as
                     # the fill, so the store's write data selects between the updater and the
                     # host's word only (no 128-bit multiplexer in front of it).
                     m.d.comb += [lanes.write.payload.weights.eq(0),
                                  lanes.write_fill.eq(init.write.payload.weights[0])]
-            with m.Else():
-                m.d.comb += [
-                    lanes.write.valid.eq(host_write),
-                    lanes.write.payload.layer.eq(req.layer),
-                    lanes.write.payload.addr.eq(req.addr),
-                    lanes.write.payload.mask.eq((1 << P) - 1),
-                    lanes.write.payload.weights.eq(host_word),
-                ]
         # A read starts in the first cycle of its request's pending (the address is held from then).
         read_latency = lanes.read_latency(platform)
         read_wait = Signal(range(read_latency))
-        m.d.comb += [lanes.read_start.eq(pending & (read_wait == read_latency - 1) & ~held.write),
-                     lanes.read_layer.eq(held.layer), lanes.read_addr.eq(held.addr)]
+        if split_delta:
+            m.d.comb += lanes.read_start.eq(pending & (read_wait == read_latency - 1) & ~held.write)
+        else:
+            # A register (the first cycle of a read's pending), for the same reason as host_write.
+            host_read = Signal()
+            m.d.sync += host_read.eq(access_fire & ~req.write)
+            m.d.comb += lanes.read_start.eq(host_read)
+        m.d.comb += [lanes.read_layer.eq(held.layer), lanes.read_addr.eq(held.addr)]
 
         # -- the learning-rate offset register (numerics §12), written by the host between epochs --
         lr_offset = Signal(range(len(config.lr_decay) + 1))
@@ -630,11 +686,15 @@ class Engine(wiring.Component):
         if split_delta:
             m.d.sync += busy_lanes.eq(busy_lanes + lanes.busy_lanes)
         else:
+            # And each as two halves with a registered carry (SplitCounter): the 48-bit chains
+            # themselves were 22-23 ns. Both are exact two cycles after their last increment.
             busy_increment = Signal.like(lanes.busy_lanes, name="busy_increment")
             counting = Signal()
-            m.d.sync += [busy_increment.eq(lanes.busy_lanes), busy_lanes.eq(busy_lanes + busy_increment)]
-            with m.If(counting):
-                m.d.sync += cycles.eq(cycles + 1)
+            m.submodules.cycle_counter = cycle_counter = SplitCounter(len(cycles))
+            m.submodules.busy_counter = busy_counter = SplitCounter(len(busy_lanes), len(busy_increment))
+            m.d.sync += busy_increment.eq(lanes.busy_lanes)
+            m.d.comb += [cycle_counter.inc.eq(counting), cycles.eq(cycle_counter.value),
+                         busy_counter.inc.eq(busy_increment), busy_lanes.eq(busy_counter.value)]
 
         # -- step control --------------------------------------------------------------------------
         units_ready = Const(1)
@@ -648,7 +708,15 @@ class Engine(wiring.Component):
         starting = Signal()
         m.d.comb += commands.r_en.eq(0)
         # Not while a response waits: the step would change what it reads.
-        with m.If(ready & commands.r_rdy & ~self.access.valid & ~pending & ~self.response.valid):
+        may_start = ready & commands.r_rdy & ~self.access.valid & ~pending & ~self.response.valid
+        if not split_delta:
+            # Without the lanes' group copies (the iCE40) the decision is a register and acts a
+            # cycle later (the access port waits meanwhile, so nothing it tested changes): it was
+            # 6 LUT levels from the access port's valid into the command FIFO's read and the
+            # engine's state on the UP5K (21.7 ns). A step starts a cycle later.
+            m.d.sync += start_decided.eq(may_start & ~start_decided)
+            may_start = start_decided
+        with m.If(may_start):
             with m.If(cmd_op == Command.INIT):
                 m.d.comb += [commands.r_en.eq(1), init.start.eq(1)]
                 m.d.sync += state.eq(_State.INIT)
@@ -660,6 +728,18 @@ class Engine(wiring.Component):
         # written or read that early in a step (the first weight write comes after a forward pass).
         train_start = Signal()
         m.d.sync += train_start.eq(starting & is_train)
+        # Without the lanes' group copies (the iCE40) the output and δ counts restart a cycle late
+        # too, from a register: the start decision (the command, the access port, the engine's
+        # state) was 6 LUT levels into their 46 flip-flops' resets on the UP5K. Nothing reads them
+        # in a step's first cycle: layer 0 needs no activations, the sequencer is busy from it on
+        # (no DONE), and the first output, activation or δ comes later. (Not `pass1_done`: an LLS
+        # unit's second pass would start from the last step's.)
+        restart = [h.eq(0) for h in h_avail] + [d.eq(0) for d in delta_words]
+        if not split_delta:
+            step_start = Signal()
+            m.d.sync += step_start.eq(starting)
+            with m.If(step_start):
+                m.d.sync += restart
         m.d.comb += [
             seq.start.valid.eq(starting),
             seq.start.payload.train.eq(is_train),
@@ -667,21 +747,16 @@ class Engine(wiring.Component):
             lanes.step_start.eq(train_start),
         ]
         with m.If(starting):
-            m.d.sync += [state.eq(_State.RUN), train.eq(is_train), label.eq(command.label),
-                         pass1_done.eq(0)]
-            m.d.sync += [h.eq(0) for h in h_avail] + [d.eq(0) for d in delta_words]
-            if not split_delta:
-                for unit in units:
-                    m.d.comb += unit.start.eq(is_train)
-                    # (the units sample the label with start)
-                    m.d.comb += unit.label.eq(command.label)
-        if split_delta:
-            # With the lanes' group copies (ECP5) the units start from train_start too, a cycle
-            # later, with the label from its register: the command decode was 5 LUT levels into
-            # the enables of the LLS unit's basis phases and counters (11.2 ns on the ULX3S). Their
-            # first input comes a forward pass later.
-            for unit in units:
-                m.d.comb += unit.start.eq(train_start)
+            m.d.sync += [state.eq(_State.RUN), train.eq(is_train), label.eq(command.label), pass1_done.eq(0)]
+            if split_delta:
+                m.d.sync += restart
+        # The units start from train_start too, a cycle later, with the label from its register
+        # (they sample it with start): the command decode was 5 LUT levels into the enables of
+        # the LLS unit's basis phases and counters (11.2 ns on the ULX3S), and the step's start
+        # decision into the DRTP unit's row-state read (26.2 ns on the UP5K). Their first input
+        # comes a forward pass later.
+        for unit in units:
+            m.d.comb += unit.start.eq(train_start)
         if split_delta:
             with m.If(starting | (state == _State.RUN) | (state == _State.DONE)):
                 m.d.sync += cycles.eq(cycles + 1)
@@ -690,8 +765,15 @@ class Engine(wiring.Component):
 
         # (A training step's softmax is done once the sequencer is: the output layer's update
         # waited for its last error.)
-        with m.If((state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy
-                  & (h_avail[last] == C)):
+        finishing = (state == _State.RUN) & ~seq.busy & lanes.idle & ~unit_busy & (h_avail[last] == C)
+        if lanes.resolved_weight_store(platform) == "spram":
+            # With SPRAM weights (the iCE40) from a register, a cycle late: the lanes' idle
+            # (every stage's valid, the store's and the CRC's work) was 5 LUT levels into the
+            # state on the UP5K (23.6 ns). A step takes a cycle more.
+            finished = Signal()
+            m.d.sync += finished.eq(finishing)
+            finishing = (state == _State.RUN) & finished
+        with m.If(finishing):
             m.d.sync += state.eq(_State.DONE)
         result = self.result.payload
         m.d.comb += [
@@ -708,15 +790,13 @@ class Engine(wiring.Component):
         with m.If((state == _State.INIT) & ~init.busy & ~init.start):
             m.d.sync += state.eq(_State.IDLE)
         # After reset: initialise once.
-        booted = Signal()
         with m.If(~booted):
             m.d.comb += init.start.eq(1)
             m.d.sync += booted.eq(1)
 
         # -- access port ---------------------------------------------------------------------------
         m.d.comb += self.access.ready.eq(can_access & ~init.busy
-                                         & Mux(weight_request, (host_write if split_delta else 1) & lanes.write.ready,
-                                               lanes.host_free))
+                                         & Mux(weight_request, host_write & lanes.write.ready, lanes.host_free))
         # Without the lanes' group copies (the iCE40) `held` follows the request in every cycle
         # without one pending or answered, the transfer's included (the payload is stable then):
         # its flip-flops' enable is one LUT of two registers, not the transfer's decision (34.4 ns

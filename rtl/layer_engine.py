@@ -1,6 +1,7 @@
 """The MAC-lane datapath: P lanes shared by every layer's forward pass and weight update."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Assert
 from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -214,8 +215,9 @@ class LayerEngine(wiring.Component):
         (:func:`~rtl.layer_geometry.weight_checksum`).
     write : In(stream.Signature(StructLayout({"layer", "addr", "mask", "weights"})))
         Host and initialiser writes: lanes with ``mask`` set are written. With ``"ebr"`` ready
-        when the updater is not writing; with ``"spram"`` the word is written in ``B`` beats and
-        taken with the last (the payload must stay put: a stream's rule anyway).
+        when the updater is not writing; with ``"spram"`` the word is written in ``B`` beats,
+        from the cycle after it is first offered, and taken with the last (the payload must stay
+        put: a stream's rule anyway); ready is high at that beat whether or not a word is offered.
     write_fill : In(signed(max(weight_bits)))
         OR-ed into every lane of a ``write`` (0 for a plain write): a writer of one value to
         every lane (the initialiser) passes it here and zero ``weights``, so the store's write
@@ -712,16 +714,25 @@ class LayerEngine(wiring.Component):
             s2_word = Signal.like(self._read_word, name="s2_word")
             with m.If(late_valid):
                 m.d.sync += s2_word.eq(self._read_word)
-            for j in range(B):
-                with m.If(chain[schedule.updater_delay + j]):
-                    m.d.comb += [updater.i.valid.eq(1), updater.i.payload.addr.eq(s2_word * B + j)]
-                    for q in range(Q):
-                        p = j * Q + q
-                        if p < P:
-                            m.d.comb += [updater.i.payload.weights[q].eq(old[p]),
-                                         updater.i.payload.products[q].eq(products[p])]
-                            if word_draws is not None:
-                                m.d.comb += updater.draws[q].eq(word_draws[p])
+            beats = chain[schedule.updater_delay:schedule.updater_delay + B]
+            m.d.comb += updater.i.valid.eq(Cat(*beats).any())
+            # Beat 0 is the default, not a case: the beats' data multiplexers are steered by the
+            # later beats' registers alone, not by S2's update decode (a LUT level before the
+            # updater's first stage on the UP5K).
+            def take_beat(j):
+                m.d.comb += updater.i.payload.addr.eq(s2_word * B + j)
+                for q in range(Q):
+                    p = j * Q + q
+                    # Past the last lane, zeros (the checksum folds the whole beat).
+                    m.d.comb += [updater.i.payload.weights[q].eq(old[p] if p < P else 0),
+                                 updater.i.payload.products[q].eq(products[p] if p < P else 0)]
+                    if word_draws is not None:
+                        m.d.comb += updater.draws[q].eq(word_draws[p] if p < P else 0)
+
+            take_beat(0)
+            for j in range(1, B):
+                with m.If(beats[j]):
+                    take_beat(j)
 
         # -- S3: write back, checksum -----------------------------------------------------------
         new = updater.o.payload
@@ -746,7 +757,7 @@ class LayerEngine(wiring.Component):
                                                       self.write.payload.weights[p] | self.write_fill))
                              for p in range(P)]
         else:
-            store_busy, store_gate = self._spram_writes(m, schedule, issue, updater, updater_busy)
+            store_busy, store_gate = self._spram_writes(m, platform, schedule, issue, updater, updater_busy)
             extra_busy.append(store_busy)
 
         cb = geo.checksum_lane_bits
@@ -823,17 +834,20 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [out_beat.eq(out_beat + 1), partial.eq(word_fold)]
                 with m.If(out_beat == B - 1):
                     m.d.sync += out_beat.eq(0)
-            # The fold's first CRC input goes at once, the rest from a shift register (zlib's
-            # byte order: the low bits first).
-            rest = Signal(chunk - crc_width)
-            rest_left = Signal(range(chunk // crc_width))
+            # The fold goes to the CRC from a shift register (zlib's byte order: the low bits
+            # first), from the cycle after the word's last beat: the fold's XORs and the CRC's
+            # were one 7-level path from the updater's output on the UP5K. A word's last piece
+            # goes in the cycle the next word's fold is loaded (2B cycles apart at the closest).
+            pieces = chunk // crc_width
+            assert pieces <= 2 * B
+            rest = Signal(chunk)
+            rest_left = Signal(range(pieces + 1))
             complete = updater.o.valid & (out_beat == B - 1)
-            with m.If(complete):
-                m.d.comb += [checksum.valid.eq(1), checksum.data.eq(word_fold[:crc_width])]
-                m.d.sync += [rest.eq(word_fold[crc_width:]), rest_left.eq(chunk // crc_width - 1)]
-            with m.Elif(rest_left != 0):
+            with m.If(rest_left != 0):
                 m.d.comb += [checksum.valid.eq(1), checksum.data.eq(rest[:crc_width])]
                 m.d.sync += [rest.eq(rest[crc_width:]), rest_left.eq(rest_left - 1)]
+            with m.If(complete):
+                m.d.sync += [rest.eq(word_fold), rest_left.eq(pieces)]
             extra_busy.append(rest_left != 0)
 
         # -- result bank -> requantisers -> o -------------------------------------------------------
@@ -1064,13 +1078,13 @@ class LayerEngine(wiring.Component):
         port_reg = self.resolved_port_reg(platform)
         m.submodules.store = store = SinglePortRAM(self.spram_depth, registered=port_reg)
         self._store = store
-        # One address adder for the ops, the host's reads and the host's writes (never together:
-        # the host's only between steps), chosen by the host's requests, not by the issue decision
-        # (a long path of its own: the sequencer's comparisons).
-        host_write, host_read = self.write.valid, self.read_start
-        sel_layer = Mux(host_write, self.write.payload.layer, Mux(host_read, self.read_layer, op.layer))
-        sel_addr = Mux(host_write, self.write.payload.addr, Mux(host_read, self.read_addr, op.addr))
-        self._start_word = start_word = self._word_addr(m, sel_layer, sel_addr, "start")
+        # One address adder for the ops and the host's reads (never together: the host's only
+        # between steps), chosen by the host read's start, not by the issue decision (a long
+        # path of its own: the sequencer's comparisons). The writes have one of their own, into
+        # a register (see _spram_writes).
+        sel_layer = Mux(self.read_start, self.read_layer, op.layer)
+        sel_addr = Mux(self.read_start, self.read_addr, op.addr)
+        start_word = self._word_addr(m, sel_layer, sel_addr, "start")
 
         self._read_pending = pending = Signal()   # beats 1 .. B-1 of a read are due
         self._read_word = read_word = Signal.like(start_word, name="read_word")
@@ -1115,7 +1129,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += [word[p].eq(raw[p * SPRAM_LANE_BITS:][:self.word_shape.width]) for p in range(self.lanes)]
         return word
 
-    def _spram_writes(self, m, schedule, issue, updater, updater_busy):
+    def _spram_writes(self, m, platform, schedule, issue, updater, updater_busy):
         """The store's port: the updater's beats, else a host write's beat, else the read.
         Returns two signals: the store has work in flight, and :class:`~rtl.spram_schedule.SPRAMSchedule` lets an
         op be taken."""
@@ -1158,19 +1172,37 @@ class LayerEngine(wiring.Component):
         # host write's conditions (8 LUT levels into the store's write data on the UP5K).
         host_beat_data = host_data.word_select(host_beat, SPRAM_WIDTH)
         m.d.comb += store.write_data.eq(Mux(updater.o.valid, Cat(*updated), host_beat_data))
+        # A write's word address is a register, loaded in every cycle from the write's payload,
+        # so its first beat waits for a cycle of the payload offered (`write_held`): the
+        # initialiser's busy chose the address adder's operands, 8 levels into the store's
+        # address on the UP5K. A word then takes B + 1 cycles.
+        write_word = Signal(range(sum(self.geometry.words)), name="write_word")
+        m.d.sync += write_word.eq(self._word_addr(m, self.write.payload.layer, self.write.payload.addr, "write"))
+        write_held = Signal()
+        m.d.sync += write_held.eq(self.write.valid & ~self.write.ready)
+        first_beat_ok = (quiet & write_held) | (host_beat != 0)
+        # Ready at the write's last beat whether or not a write is offered (a write once offered
+        # stays until taken): a ready behind the valid put the host's write decision, through
+        # the initialiser's ready, into the initialiser's enables (27 ns on the UP5K). Nor does
+        # it wait for the updater, whose valid drives the store's write data (a net of about 100
+        # loads in front of those enables, 22.5 ns): the updater writes only within a step, the
+        # host and the initialiser only between steps (asserted in simulation).
+        m.d.comb += self.write.ready.eq((host_beat == B - 1) & first_beat_ok)
+        if platform is None:
+            m.d.sync += Assert(~(updater.o.valid & self.write.valid & first_beat_ok),
+                               "LayerEngine: a host or initialiser write met the updater's")
         with m.If(updater.o.valid):
             m.d.comb += [
                 store.addr.eq(updater.o.payload.addr),
                 store.write_en.eq(-1),
             ]
-        with m.Elif(self.write.valid & (quiet | (host_beat != 0))):
+        with m.Elif(self.write.valid & first_beat_ok):
             m.d.comb += [
-                store.addr.eq(self._start_word * B + host_beat),
+                store.addr.eq(write_word * B + host_beat),
                 store.write_en.eq(host_mask.word_select(host_beat, lanes_per_beat)),
             ]
             m.d.sync += host_beat.eq(host_beat + 1)
             with m.If(host_beat == B - 1):
-                m.d.comb += self.write.ready.eq(1)
                 m.d.sync += host_beat.eq(0)
         with m.Else():
             m.d.comb += store.addr.eq(self._read_addr)

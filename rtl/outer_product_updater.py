@@ -231,6 +231,12 @@ class OuterProductUpdater(wiring.Component):
         # subtraction is then W + ~v + 1, an addition, with no inverter (a LUT level) in front of
         # its carry chain. (~v >> o = ~(v >> o): the complement commutes with the shifts.)
         complemented = self.rounded_products and self.stages >= 2
+        # Without an offset shift after it, the value can be clamped to wmax + 1 bits first: every
+        # W - v that saturates still does (|W| <= 2**(wmax - 1)), and the others are unchanged, so the
+        # subtraction is wmax + 2 bits and its saturation one LUT per bit (three top bits and one).
+        wmax = self.weight_shape.width
+        if complemented and self.max_offset == 0 and len(lane_values[0]) > wmax + 1:
+            lane_values = [saturate(v, wmax + 1) for v in lane_values]
         if self.stages >= 2:
             stage("b")
             lane_values = [self._register(m, ~v if complemented else v, f"shifted{p}_b")

@@ -37,7 +37,8 @@ class Sequencer(wiring.Component):
         comes long before any update op), so a cycle-old "yes" still holds. It
         takes the comparisons out of the consumer's issue path, and costs nothing when ops
         are at least two cycles apart anyway (the SPRAM store's words of two beats or more); a
-        held-back op waits a cycle longer.
+        held-back op waits a cycle longer. ``op.valid`` is then a flip-flop, and the
+        comparisons are registered too (an update group's first word waits a cycle more).
 
     Members
     -------
@@ -84,38 +85,66 @@ class Sequencer(wiring.Component):
         group = Signal(range(geo.max_groups))
         word = Signal(range(geo.max_fan_in + 1))
         addr = Signal(geo.addr_bits)
+        # The word's flags, set an op ahead from the counters: the word and group compares (with
+        # their per-layer constants) were in series with the op's enable into the counters (in the
+        # engine on the UP5K the op registers were a 27.4 ns group).
+        last_word = Signal()      # word == fan_in[layer]: the group's last word
+        last_group = Signal(init=geo.groups[0] == 1)  # group == groups[layer] - 1
+        first_word = Signal(init=1)                   # word == 0: the bias word
+        last_layer = layer == L - 1
         m.d.comb += [self.busy.eq(busy), self.start.ready.eq(~busy)]
 
-        with m.If(self.start.valid & ~busy):
-            m.d.sync += [busy.eq(1), train.eq(self.start.payload.train), kind.eq(OpKind.FORWARD),
-                         layer.eq(0), group.eq(0), word.eq(0), addr.eq(0)]
+        def by_layer(name, value_of):
+            """A 1-bit ``value_of(k)`` for the current layer ``k`` (constants fold per layer)."""
+            s = Signal(name=name)
+            with m.Switch(layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += s.eq(value_of(k))
+            return s
 
-        last_word = Signal()
-        last_group = Signal()
-        inputs_ready = Signal()
-        delta_ready = Signal()
-        with m.Switch(layer):
-            for k in range(L):
-                with m.Case(k):
-                    m.d.comb += [
-                        last_word.eq(word == geo.fan_in[k]),
-                        last_group.eq(group == geo.groups[k] - 1),
-                        # Layer 0 reads the sample, complete before the step starts.
-                        inputs_ready.eq(1 if k == 0 else self.h_avail[k - 1] >= word),
-                        delta_ready.eq(self.delta_words[k] > group),
-                    ]
+        if self.registered_can:
+            issue = Signal()
+            taken = issue & self.op.ready
+            # The comparisons into registers too, a cycle old (a cycle-old "yes" still holds:
+            # they only turn true within a step, and layer 0, where a step starts, needs no
+            # input): in the engine on the UP5K their carry chains and the layer's multiplexer
+            # were 7 LUT levels into `issue` (22.75 ns). At an op's transfer the next word's
+            # inputs are compared ahead (a group's next word is `word + 1`; its first, the bias
+            # word, needs none), so a forward word still follows two cycles after the last; an
+            # update group's first word waits a cycle for its δ compare (the SPRAM store takes
+            # update words four cycles apart anyway).
+            inputs_now = by_layer("inputs_now", lambda k: 1 if k == 0 else self.h_avail[k - 1] >= word)
+            inputs_ahead = by_layer("inputs_ahead", lambda k: 1 if k == 0 else self.h_avail[k - 1] >= word + 1)
+            delta_now = by_layer("delta_now", lambda k: self.delta_words[k] > group)
+            inputs_ready = Signal(init=1)
+            delta_ready = Signal()
+            with m.If(taken):
+                m.d.sync += [inputs_ready.eq(last_word | inputs_ahead), delta_ready.eq(0)]
+            with m.Else():
+                m.d.sync += [inputs_ready.eq(inputs_now), delta_ready.eq(delta_now)]
+        else:
+            inputs_ready = Signal()
+            delta_ready = Signal()
+            with m.Switch(layer):
+                for k in range(L):
+                    with m.Case(k):
+                        m.d.comb += [
+                            # Layer 0 reads the sample, complete before the step starts.
+                            inputs_ready.eq(1 if k == 0 else self.h_avail[k - 1] >= word),
+                            delta_ready.eq(self.delta_words[k] > group),
+                        ]
         forward = kind == OpKind.FORWARD
         can = Signal()
         with m.If(forward):
             m.d.comb += can.eq(inputs_ready & (~last_word | self.bank_ready))
         with m.Else():
-            m.d.comb += can.eq((word != 0) | (delta_ready & self.draws_ready))
+            m.d.comb += can.eq(~first_word | (delta_ready & self.draws_ready))
 
         if self.registered_can:
-            can_q = Signal()
-            changed = Signal()   # the word changed in the last cycle: can_q describes the old one
-            m.d.sync += [can_q.eq(can), changed.eq((self.start.valid & ~busy) | (self.op.valid & self.op.ready))]
-            issue = busy & can_q & ~changed
+            # issue is a flip-flop: busy & can as they were a cycle before, unless an op was taken
+            # then (the word changed; a step's start leaves busy low in that cycle).
+            m.d.sync += issue.eq(can & (busy & ~taken))
         else:
             issue = busy & can
         op = self.op.payload
@@ -129,16 +158,28 @@ class Sequencer(wiring.Component):
             op.last.eq(last_word),
         ]
 
+        # The flags' next values when a counter steps on, and when it starts again.
+        word_before_last = by_layer("word_before_last", lambda k: word == geo.fan_in[k] - 1)
+        group_before_last = by_layer("group_before_last",
+                                     lambda k: group == geo.groups[k] - 2 if geo.groups[k] >= 2 else 0)
+        next_one_group = by_layer("next_one_group", lambda k: geo.groups[(k + 1) % L] == 1)
+
+        # A step ends with every counter and flag as after reset (kind back to FORWARD): a start
+        # only sets busy and train, and the counters' enable is the op's transfer alone (in the
+        # engine the start's command decode and the store's gate were both in it, 24.8 ns).
+        with m.If(self.start.valid & ~busy):
+            m.d.sync += [busy.eq(1), train.eq(self.start.payload.train)]
         with m.If(issue & self.op.ready):
-            m.d.sync += [word.eq(word + 1), addr.eq(addr + 1)]
+            m.d.sync += [word.eq(word + 1), addr.eq(addr + 1), last_word.eq(word_before_last), first_word.eq(0)]
             with m.If(last_word):
-                m.d.sync += [word.eq(0), group.eq(group + 1)]
+                m.d.sync += [word.eq(0), group.eq(group + 1), last_word.eq(0), first_word.eq(1),
+                             last_group.eq(group_before_last)]
                 with m.If(last_group):
-                    m.d.sync += [group.eq(0), addr.eq(0), layer.eq(layer + 1)]
-                    with m.If(layer == L - 1):
+                    m.d.sync += [group.eq(0), addr.eq(0), layer.eq(layer + 1), last_group.eq(next_one_group)]
+                    with m.If(last_layer):
                         m.d.sync += layer.eq(0)
                         with m.If(forward & train):
                             m.d.sync += kind.eq(OpKind.UPDATE)
                         with m.Else():
-                            m.d.sync += busy.eq(0)
+                            m.d.sync += [busy.eq(0), kind.eq(OpKind.FORWARD)]
         return m

@@ -305,3 +305,22 @@ def test_seed_lists():
     for bad in ("x", "1,,2", "1,1", "-1", "2.5"):
         with pytest.raises(ValueError, match="--seed"):
             parse_seeds(bad)
+
+
+@pytest.mark.parametrize("board_name, argv, seed", [("ulx3s", [], 2), ("ulx3s", ["--seed", "1"], 1),
+                                                     ("icebreaker", [], 1), ("orangecrab", ["--seed", "3"], 3)])
+def test_synth_seed_defaults_to_the_boards(board_name, argv, seed, tmp_path, monkeypatch, capsys):
+    """Without ``--seed`` a build places with the board's seed (``Board.seed``: 2 on the ULX3S,
+    whose margin at 100 MHz depends on the placement), with it the one given."""
+    import boards.flow
+    from golden.cli import main
+
+    seen = []
+
+    def no_build(board, config, lanes=None, *, seed, **options):
+        seen.append(seed)
+        raise boards.flow.SynthesisError("not built here")
+    monkeypatch.setattr(boards.flow, "build", no_build)
+    assert main(["synth", "--board", board_name, "--build-dir", str(tmp_path), *argv]) == 1
+    assert seen == [seed]
+    assert "not built here" in capsys.readouterr().err

@@ -11,10 +11,11 @@ from rtl.layer_geometry import LayerGeometry, OpKind
 from rtl.sequencer import Sequencer
 
 
-def run(geo, registered_can, seed, train=True):
+def run(geo, registered_can, seed, train=True, output_rate=0.3):
     """Drive one step with dependencies that come true at random (as the engine's do: counters
-    count up; the bank is taken by a group's last forward word and the draws by an update
-    group's first word, each freed some cycles later). Returns the ops taken, in order."""
+    count up, each layer's outputs at ``output_rate`` a cycle; the bank is taken by a group's
+    last forward word and the draws by an update group's first word, each freed some cycles
+    later). Returns the ops taken, in order."""
     rng = random.Random(seed)
     dut = Sequencer(geo, registered_can=registered_can)
     L = geo.n_layers
@@ -31,7 +32,7 @@ def run(geo, registered_can, seed, train=True):
         ctx.set(dut.start.valid, 0)
         for cycle in range(200_000):
             for k in range(L):
-                if rng.random() < 0.3 and h_avail[k] < geo.fan_out[k]:
+                if rng.random() < output_rate and h_avail[k] < geo.fan_out[k]:
                     h_avail[k] += 1
                 if rng.random() < 0.02 and delta[k] < geo.groups[k]:
                     delta[k] += 1
@@ -73,10 +74,61 @@ def run(geo, registered_can, seed, train=True):
 
 @pytest.mark.parametrize("layers, lanes", [((5, 9, 4), 3), ((7, 6, 5, 3), 2)])
 @pytest.mark.parametrize("seed", range(3))
-def test_sequencer_registered_decision(layers, lanes, seed):
+@pytest.mark.parametrize("output_rate", [0.3, 0.03], ids=["outputs-fast", "outputs-slow"])
+def test_sequencer_registered_decision(layers, lanes, seed, output_rate):
+    """(With slow outputs the forward words wait for their inputs word by word, the registered
+    comparisons' case: a word compared against the wrong count is taken too early.)"""
     geo = LayerGeometry(default_config("drtp", None, layers), lanes)
-    combinational = run(geo, False, seed)
-    registered = run(geo, True, seed)
+    combinational = run(geo, False, seed, output_rate=output_rate)
+    registered = run(geo, True, seed, output_rate=output_rate)
     expected = sum(geo.words)
     assert len(combinational) == 2 * expected
     assert registered == combinational
+
+
+def expected_ops(geo, train):
+    """A step's ops in order: every layer's words forward, then (training) again as updates."""
+    kinds = [OpKind.FORWARD, OpKind.UPDATE] if train else [OpKind.FORWARD]
+    return [(kind, k, g, w, g * (geo.fan_in[k] + 1) + w, w == geo.fan_in[k])
+            for kind in kinds for k in range(geo.n_layers)
+            for g in range(geo.groups[k]) for w in range(geo.fan_in[k] + 1)]
+
+
+@pytest.mark.parametrize("registered_can", [False, True], ids=["combinational", "registered"])
+def test_steps_follow_each_other(registered_can):
+    """Steps back to back (training, inference, training), each started as soon as the last
+    ended: every step issues its ops from the first (a step leaves the counters as after reset)."""
+    geo = LayerGeometry(default_config("drtp", None, (7, 6, 5, 3)), 2)
+    dut = Sequencer(geo, registered_can=registered_can)
+    rng = random.Random(1)
+    steps = [True, False, True]
+    taken = []
+
+    async def bench(ctx):
+        for k in range(geo.n_layers):
+            ctx.set(dut.h_avail[k], geo.fan_out[k])
+            ctx.set(dut.delta_words[k], geo.groups[k])
+        ctx.set(dut.bank_ready, 1)
+        ctx.set(dut.draws_ready, 1)
+        for train in steps:
+            ops = []
+            ctx.set(dut.start.valid, 1)
+            ctx.set(dut.start.payload.train, train)
+            await ctx.tick()
+            ctx.set(dut.start.valid, 0)
+            while ctx.get(dut.busy):
+                ready = rng.random() < 0.6
+                ctx.set(dut.op.ready, ready)
+                valid, op = ctx.get(dut.op.valid), ctx.get(dut.op.payload)
+                if valid and ready:
+                    ops.append((op.kind, op.layer, op.group, op.word, op.addr, bool(op.last)))
+                await ctx.tick()
+            ctx.set(dut.op.ready, 0)
+            taken.append(ops)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for train, ops in zip(steps, taken):
+        assert ops == expected_ops(geo, train)

@@ -87,3 +87,40 @@ def test_writes_leave_the_golden_initial_weights(name, ready_rate, registered):
         # ... and no gap: the loop's cycles are the writes, the last (idle) cycle and, with the
         # slice, a cycle more of latency.
         assert stats["cycles"] == stats["writes"] + 1 + registered
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["plain", "registered"])
+def test_a_second_pass_writes_the_same(registered):
+    """A pass leaves the initialiser as after reset (its counters and LFSR): a start after the
+    first pass makes the same writes (the engine's INIT command)."""
+    config, lanes = CONFIGS["drtp-6-9-5-4"]
+    geo = LayerGeometry(config, lanes)
+    dut = WeightInitialiser(geo, word_layout(geo), registered=registered)
+    rng = random.Random(5)
+    passes = []
+
+    async def bench(ctx):
+        for _ in range(2):
+            writes = []
+            ctx.set(dut.write.ready, 0)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await ctx.tick()
+            while True:
+                ready = rng.random() < 0.7
+                ctx.set(dut.write.ready, ready)
+                *_, valid, payload, busy = await ctx.tick().sample(dut.write.valid, dut.write.payload, dut.busy)
+                if valid and ready:
+                    writes.append((payload.layer, payload.addr, payload.mask, tuple(payload.weights)))
+                if not busy:
+                    break
+            passes.append(writes)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    weights = sum(geo.fan_in[k] * geo.fan_out[k] for k in range(geo.n_layers))
+    assert len(passes[0]) == sum(geo.words) + weights
+    assert passes[1] == passes[0]
