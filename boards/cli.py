@@ -27,8 +27,8 @@ def register(subparsers):
     parser.add_argument("--weight-bits", type=int, help="widest weight format (default 16)")
     parser.add_argument("--target-mhz", type=float, help="the sync clock (default: the board's)")
     parser.add_argument("--seed", metavar="N[,N...]",
-                        help="nextpnr placement seed (default: the board's, boards/platforms.py: 2 on the ULX3S, "
-                             "1 elsewhere); several, e.g. 1,3,4,5: one build each, in "
+                        help="nextpnr placement seed (default: the board's, boards/platforms.py: 4 on the "
+                             "iCEBreaker, 2 on the ULX3S, 1 on the OrangeCrab); several, e.g. 1,3,4,5: one build each, in "
                              "BUILD_DIR/seed<N>, the best kept in BUILD_DIR/<board> with every seed's Fmax in its "
                              "report")
     parser.add_argument("--router", choices=("router1", "router2"),

@@ -82,6 +82,9 @@ BOARDS = {
         # alternate weights: 35.21 / 30.70 / 32.22 / stalled). At 96 % (session 12) router1 did
         # not converge (5300 arcs overused after 59 k iterations) and router2 did.
         router="router1",
+        # The engine's clock depends on the placement: on session 23's netlist seeds 1, 3, 4, 5
+        # gave 45.02 / 45.82 / 49.52 / 44.50 MHz; seed 4 meets the 48 MHz target.
+        seed=4,
         # Builds take 1-2 minutes (784-80-10 once 12.5 beside another build); router2 (`--router
         # router2`) can stall for good at a couple of overused wires.
         timeout=1800,

@@ -308,10 +308,11 @@ def test_seed_lists():
 
 
 @pytest.mark.parametrize("board_name, argv, seed", [("ulx3s", [], 2), ("ulx3s", ["--seed", "1"], 1),
-                                                     ("icebreaker", [], 1), ("orangecrab", ["--seed", "3"], 3)])
+                                                     ("icebreaker", [], 4), ("orangecrab", [], 1),
+                                                     ("orangecrab", ["--seed", "3"], 3)])
 def test_synth_seed_defaults_to_the_boards(board_name, argv, seed, tmp_path, monkeypatch, capsys):
-    """Without ``--seed`` a build places with the board's seed (``Board.seed``: 2 on the ULX3S,
-    whose margin at 100 MHz depends on the placement), with it the one given."""
+    """Without ``--seed`` a build places with the board's seed (``Board.seed``: 4 on the
+    iCEBreaker and 2 on the ULX3S, whose margins depend on the placement), with it the one given."""
     import boards.flow
     from golden.cli import main
 
