@@ -220,7 +220,7 @@ def test_icebreaker_bitstream(tmp_path):
     """The engine's own UP5K build (64-128-10 DRTP, 8 lanes, the board top with the host
     protocol) at the board's defaults: it must fit, with the 8 SB_MAC16 as its lanes and the
     weights in the 4 SPRAMs, and meet 48 MHz (at the board's placement seed, 4, with the pinned
-    tools: 49.52 MHz in session 23; other seeds give 44-46, docs/boards.md)."""
+    tools: 49.16 MHz in session 23; seeds 1, 3, 5: 48.14-50.63, docs/results.md)."""
     board = BOARDS["icebreaker"]
     config = board_config(board, (64, 128, 10))
     report = build("icebreaker", config, build_root=tmp_path, log=lambda *_: None)
