@@ -4,6 +4,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .fixed import select
 from .layer_geometry import LayerGeometry, OpKind, op_layout
 
 __all__ = ["Sequencer"]
@@ -95,13 +96,8 @@ class Sequencer(wiring.Component):
         m.d.comb += [self.busy.eq(busy), self.start.ready.eq(~busy)]
 
         def by_layer(name, value_of):
-            """A 1-bit ``value_of(k)`` for the current layer ``k`` (constants fold per layer)."""
-            s = Signal(name=name)
-            with m.Switch(layer):
-                for k in range(L):
-                    with m.Case(k):
-                        m.d.comb += s.eq(value_of(k))
-            return s
+            """``value_of(k)`` for the current layer ``k`` (constants fold per layer)."""
+            return select(m, [value_of(k) for k in range(L)], layer, name=name)
 
         if self.registered_can:
             issue = Signal()

@@ -4,6 +4,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .fixed import select
 from .layer_geometry import LayerGeometry
 from .lfsr import galois_advance
 from .skid_buffer import SkidBuffer
@@ -106,13 +107,8 @@ class WeightInitialiser(wiring.Component):
         final = layer_end & last_layer
 
         def by_layer(name, value_of):
-            """A 1-bit ``value_of(k)`` for the current layer ``k`` (constants fold per layer)."""
-            s = Signal(name=name)
-            with m.Switch(layer):
-                for k in range(L):
-                    with m.Case(k):
-                        m.d.comb += s.eq(value_of(k))
-            return s
+            """``value_of(k)`` for the current layer ``k`` (constants fold per layer)."""
+            return select(m, [value_of(k) for k in range(L)], layer, name=name)
 
         def before_last(counter, limit):
             # counter == limit - 2: the next count is the last (never, if the limit is 1).
